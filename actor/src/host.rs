@@ -1,0 +1,117 @@
+//! Runs an understudy [`Handler`] as a ractor actor.
+//!
+//! ractor separates an immutable behaviour (`self`) from a mutable `State`; understudy actors
+//! are one struct that owns its state. `Host<A>` is the zero-sized behaviour and the struct is
+//! the state, so each hook is a direct call — no boxing, no extra indirection per message.
+//! A Local name, when the actor has one, is taken in `pre_start` (so a taken name fails the
+//! spawn before the actor runs) and released when the state is dropped, which happens on
+//! every way out: stop, kill, panic.
+
+use std::marker::PhantomData;
+
+use ractor::{ActorProcessingErr, ActorRef, SupervisionEvent};
+
+use crate::actor::{Actor, Ctx, Handler};
+use crate::names::Registration;
+use crate::runtime::{NameTaken, Runtime};
+
+pub(crate) struct Host<A>(PhantomData<fn() -> A>);
+
+impl<A> Host<A> {
+    pub(crate) fn new() -> Self {
+        Host(PhantomData)
+    }
+}
+
+pub(crate) struct Start<A> {
+    pub(crate) actor: A,
+    pub(crate) runtime: Runtime,
+    pub(crate) name: Option<String>,
+}
+
+pub(crate) struct Hosted<A> {
+    actor: A,
+    ctx: Ctx<A>,
+    _name: Option<NameGuard>,
+}
+
+/// Releases a Local name when the actor's state goes away.
+pub(crate) struct NameGuard {
+    runtime: Runtime,
+    registration: Registration,
+}
+
+impl NameGuard {
+    pub(crate) fn new(runtime: Runtime, registration: Registration) -> Self {
+        NameGuard {
+            runtime,
+            registration,
+        }
+    }
+}
+
+impl Drop for NameGuard {
+    fn drop(&mut self) {
+        self.runtime.release(&self.registration);
+    }
+}
+
+impl<A: Handler> ractor::Actor for Host<A> {
+    type Msg = A::Msg;
+    type State = Hosted<A>;
+    type Arguments = Start<A>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<A::Msg>,
+        start: Start<A>,
+    ) -> Result<Hosted<A>, ActorProcessingErr> {
+        let Start {
+            mut actor,
+            runtime,
+            name,
+        } = start;
+        let cell = myself.get_cell();
+        let guard = match name {
+            Some(name) => match runtime.names().register(&name, cell.clone()) {
+                Ok(reg) => Some(NameGuard::new(runtime.clone(), reg)),
+                Err(owner) => return Err(Box::new(NameTaken { name, owner })),
+            },
+            None => None,
+        };
+        let ctx = Ctx::new(cell, runtime);
+        actor.on_start(&ctx).await?;
+        Ok(Hosted {
+            actor,
+            ctx,
+            _name: guard,
+        })
+    }
+
+    #[inline]
+    async fn handle(
+        &self,
+        _myself: ActorRef<A::Msg>,
+        message: A::Msg,
+        state: &mut Hosted<A>,
+    ) -> Result<(), ActorProcessingErr> {
+        state.actor.handle(&state.ctx, message).await
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<A::Msg>,
+        state: &mut Hosted<A>,
+    ) -> Result<(), ActorProcessingErr> {
+        state.actor.on_stop(&state.ctx).await
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<A::Msg>,
+        event: SupervisionEvent,
+        state: &mut Hosted<A>,
+    ) -> Result<(), ActorProcessingErr> {
+        state.actor.on_supervision(&state.ctx, event).await
+    }
+}

@@ -1,0 +1,96 @@
+//! Identities that can cross the network: [`NodeId`] and [`ActorAddr`].
+//!
+//! ractor identifies a remote actor by `ActorId::Remote { node_id, pid }`, where `node_id == 0`
+//! would print exactly like a local actor. understudy's node ids are therefore never zero, and
+//! stable for the life of a node, so an [`ActorAddr`] taken on one node still names the same
+//! actor when it is decoded on another.
+
+use std::fmt;
+use std::num::NonZeroU64;
+
+use ractor::{ActorCell, ActorId};
+use serde::{Deserialize, Serialize};
+
+/// The identity of a node, unique in its cluster and never zero.
+///
+/// ```
+/// use understudy_actor::NodeId;
+/// let id = NodeId::new(7).expect("non-zero");
+/// assert_eq!(id.get(), 7);
+/// assert!(NodeId::new(0).is_none());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeId(NonZeroU64);
+
+impl NodeId {
+    /// A node id from a raw value; `None` for zero, which ractor reserves for "local".
+    pub const fn new(raw: u64) -> Option<NodeId> {
+        match NonZeroU64::new(raw) {
+            Some(n) => Some(NodeId(n)),
+            None => None,
+        }
+    }
+
+    /// A fresh id for a node that was given none: different for every call in a process and,
+    /// with overwhelming probability, across processes (it mixes the process id, the clock and
+    /// std's per-process random hash keys).
+    pub fn random() -> NodeId {
+        use std::collections::hash_map::RandomState;
+        use std::hash::{BuildHasher, Hasher};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static SEQ: AtomicU64 = AtomicU64::new(1);
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
+        h.write_u32(std::process::id());
+        if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            h.write_u128(t.as_nanos());
+        }
+        NodeId(NonZeroU64::new(h.finish()).unwrap_or(NonZeroU64::MIN))
+    }
+
+    /// The raw, non-zero value.
+    pub const fn get(self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Where an actor lives: its node and its pid on that node. Serialisable, so actor references
+/// can travel inside messages.
+///
+/// ```
+/// use understudy_actor::{ActorAddr, NodeId};
+/// let node = NodeId::new(42).unwrap();
+/// let addr = ActorAddr { node, pid: 9 };
+/// assert_eq!(addr.to_string(), format!("<{node}.9>"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ActorAddr {
+    /// The node the actor runs on.
+    pub node: NodeId,
+    /// The actor's pid on that node (ractor's local id there).
+    pub pid: u64,
+}
+
+impl ActorAddr {
+    /// The address of `cell` as seen from the node `here`: a local cell lives on `here`,
+    /// a remote proxy cell on the node its id names. `None` for a remote id with node 0,
+    /// which understudy never creates.
+    pub fn of(cell: &ActorCell, here: NodeId) -> Option<ActorAddr> {
+        match cell.get_id() {
+            ActorId::Local(pid) => Some(ActorAddr { node: here, pid }),
+            ActorId::Remote { node_id, pid } => NodeId::new(node_id).map(|node| ActorAddr { node, pid }),
+        }
+    }
+}
+
+impl fmt::Display for ActorAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{}.{}>", self.node, self.pid)
+    }
+}

@@ -1,0 +1,296 @@
+//! Messages that can cross the network: [`RemoteMessage`], its stable [`Tag`], and the wire
+//! encoding of one message.
+//!
+//! A message is sent to a remote actor as ractor's `SerializedMessage` whose `args` are
+//! `tag (8 bytes, little endian) ++ postcard(payload)`. The tag names the Rust type (by
+//! default a hash of its path, or a name the application fixes), so a receiver decodes only
+//! what it was built to understand. Decoding is fallible everywhere: a wrong tag, truncated or
+//! trailing bytes, or a payload postcard rejects become a [`DecodeError`] and a count in the
+//! `understudy_decode_errors_total` metric, never a panic.
+//!
+//! Asks carry a reply port. Crossing the network, a typed `RpcReplyPort<R>` is bridged to a
+//! byte port (`RpcReplyPort<Vec<u8>>`) on the sending side and back on the receiving side;
+//! each bridge is one small task that lives until the reply arrives or the port is dropped.
+
+use std::fmt;
+
+use ractor::RpcReplyPort;
+use ractor::message::{BoxedDowncastErr, SerializedMessage};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Metric counting every rejected inbound message (bad tag, bad bytes).
+pub const DECODE_ERRORS_METRIC: &str = "understudy_decode_errors_total";
+
+/// The stable identity of a message type on the wire.
+///
+/// ```
+/// use understudy_actor::remote::Tag;
+/// // Tags are FNV-1a hashes of a name, computed at compile time.
+/// const PING: Tag = Tag::of("my_app::Ping");
+/// assert_eq!(PING, Tag::of("my_app::Ping"));
+/// assert_ne!(PING, Tag::of("my_app::Pong"));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct Tag(pub u64);
+
+impl Tag {
+    /// The FNV-1a 64-bit hash of `name`: stable across builds, platforms and compiler versions.
+    pub const fn of(name: &str) -> Tag {
+        let bytes = name.as_bytes();
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut i = 0;
+        while i < bytes.len() {
+            hash ^= bytes[i] as u64;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+            i += 1;
+        }
+        Tag(hash)
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Why an inbound message was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Fewer bytes than a tag.
+    #[error("message too short to hold a type tag ({len} bytes); the sender is not speaking understudy's wire format")]
+    Truncated {
+        /// How many bytes arrived.
+        len: usize,
+    },
+    /// The message is of another type than the receiver expects.
+    #[error("message tag {found} does not match {expected} ({type_name}); sender and receiver disagree on the message type (different versions, or a wrong ActorRef type)")]
+    WrongTag {
+        /// The tag the receiver expects.
+        expected: Tag,
+        /// The tag that arrived.
+        found: Tag,
+        /// The Rust type the receiver expected.
+        type_name: &'static str,
+    },
+    /// The payload did not decode as the expected type.
+    #[error("payload of {type_name} does not decode: {reason}; sender and receiver likely run incompatible versions of this type")]
+    Payload {
+        /// The Rust type the receiver expected.
+        type_name: &'static str,
+        /// postcard's reason.
+        reason: String,
+    },
+    /// Bytes were left after the payload.
+    #[error("{extra} trailing bytes after a {type_name}; the frame is corrupt or of a newer version")]
+    Trailing {
+        /// The Rust type decoded.
+        type_name: &'static str,
+        /// How many bytes were left.
+        extra: usize,
+    },
+    /// An ask arrived where a tell was expected, or the other way round.
+    #[error("a {found} arrived for {type_name}, which expects a {expected} here")]
+    WrongKind {
+        /// The Rust type decoded.
+        type_name: &'static str,
+        /// What the receiver expected (`tell` or `ask`).
+        expected: &'static str,
+        /// What arrived.
+        found: &'static str,
+    },
+    /// A variant index that the type does not have.
+    #[error("{type_name} has no message number {index}; sender and receiver run different versions")]
+    UnknownVariant {
+        /// The Rust type decoded.
+        type_name: &'static str,
+        /// The index that arrived.
+        index: u32,
+    },
+}
+
+/// Why a message could not be put on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// postcard rejected the value (e.g. a map with a non-serialisable key).
+    #[error("{type_name} does not serialise: {reason}")]
+    Payload {
+        /// The Rust type encoded.
+        type_name: &'static str,
+        /// postcard's reason.
+        reason: String,
+    },
+    /// Bridging a reply port needs a tokio runtime.
+    #[error("an ask to a remote actor must be made from inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// A message type that can be sent to actors on other nodes.
+///
+/// Derive it with `#[derive(RemoteMessage)]` (serde types) or let `#[messages(remote)]`
+/// generate it for an actor's message enum. The derive also implements `ractor::Message`
+/// so that a remote `ActorRef` serialises the message when it is sent.
+pub trait RemoteMessage: ractor::Message {
+    /// The type's stable wire identity.
+    const TAG: Tag;
+
+    /// Encodes the message for the wire (asks bridge their reply port here).
+    fn to_wire(self) -> Result<SerializedMessage, EncodeError>;
+
+    /// Decodes a message that arrived from the wire.
+    fn from_wire(message: SerializedMessage) -> Result<Self, DecodeError>;
+}
+
+/// Counts a rejected message and logs why. Returns the error for chaining.
+pub fn reject(error: DecodeError) -> DecodeError {
+    metrics::counter!(DECODE_ERRORS_METRIC).increment(1);
+    tracing::warn!(%error, "rejected inbound message");
+    error
+}
+
+/// Encodes `tag ++ postcard(payload)`.
+pub fn encode_args<T: Serialize + ?Sized>(tag: Tag, payload: &T) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::with_capacity(16);
+    out.extend_from_slice(&tag.0.to_le_bytes());
+    postcard::to_io(payload, &mut out).map_err(|e| EncodeError::Payload {
+        type_name: std::any::type_name::<T>(),
+        reason: e.to_string(),
+    })?;
+    Ok(out)
+}
+
+/// Splits `args` into its tag and payload, checking the tag.
+pub fn check_tag<T>(expected: Tag, args: &[u8]) -> Result<&[u8], DecodeError> {
+    let Some((tag, payload)) = args.split_first_chunk::<8>() else {
+        return Err(DecodeError::Truncated { len: args.len() });
+    };
+    let found = Tag(u64::from_le_bytes(*tag));
+    if found != expected {
+        return Err(DecodeError::WrongTag {
+            expected,
+            found,
+            type_name: std::any::type_name::<T>(),
+        });
+    }
+    Ok(payload)
+}
+
+/// Decodes exactly one postcard value from `bytes`, rejecting trailing bytes.
+pub fn decode_payload<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let type_name = std::any::type_name::<T>();
+    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| DecodeError::Payload {
+        type_name,
+        reason: e.to_string(),
+    })?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Trailing {
+            type_name,
+            extra: rest.len(),
+        });
+    }
+    Ok(value)
+}
+
+/// Decodes `tag ++ postcard(T)` for the message type `M`.
+pub fn decode_args<M, T: DeserializeOwned>(tag: Tag, args: &[u8]) -> Result<T, DecodeError> {
+    decode_payload(check_tag::<M>(tag, args)?)
+}
+
+/// A one-way message on the wire.
+pub fn cast(args: Vec<u8>) -> SerializedMessage {
+    SerializedMessage::Cast {
+        variant: String::new(),
+        args,
+        metadata: None,
+    }
+}
+
+/// An ask on the wire: the typed reply port is bridged to a byte port whose reply is decoded
+/// as `R` and handed on. If the reply does not decode, it is counted and the asker sees the
+/// actor as gone (its port is dropped), never a wrong value.
+pub fn call<R>(args: Vec<u8>, reply: RpcReplyPort<R>) -> Result<SerializedMessage, EncodeError>
+where
+    R: DeserializeOwned + Send + 'static,
+{
+    let handle = tokio::runtime::Handle::try_current().map_err(|_| EncodeError::NoRuntime)?;
+    let (tx, rx) = ractor::concurrency::oneshot::<Vec<u8>>();
+    let bytes_port = match reply.get_timeout() {
+        Some(t) => RpcReplyPort::from((tx, t)),
+        None => RpcReplyPort::from(tx),
+    };
+    handle.spawn(async move {
+        if let Ok(bytes) = rx.await {
+            match decode_payload::<R>(&bytes) {
+                Ok(value) => {
+                    let _ = reply.send(value);
+                }
+                Err(e) => {
+                    reject(e);
+                }
+            }
+        }
+    });
+    Ok(SerializedMessage::Call {
+        variant: String::new(),
+        args,
+        reply: bytes_port,
+        metadata: None,
+    })
+}
+
+/// The receiving side of [`call`]: a typed port whose reply is encoded and sent back on
+/// `bytes_port`. Must run inside a tokio runtime (inbound delivery always does).
+pub fn reply_port<R>(bytes_port: RpcReplyPort<Vec<u8>>) -> Result<RpcReplyPort<R>, DecodeError>
+where
+    R: Serialize + Send + 'static,
+{
+    let type_name = std::any::type_name::<R>();
+    let handle = tokio::runtime::Handle::try_current().map_err(|_| DecodeError::Payload {
+        type_name,
+        reason: "no tokio runtime to bridge the reply".into(),
+    })?;
+    let (tx, rx) = ractor::concurrency::oneshot::<R>();
+    let port = match bytes_port.get_timeout() {
+        Some(t) => RpcReplyPort::from((tx, t)),
+        None => RpcReplyPort::from(tx),
+    };
+    handle.spawn(async move {
+        if let Ok(value) = rx.await {
+            match postcard::to_allocvec(&value) {
+                Ok(bytes) => {
+                    let _ = bytes_port.send(bytes);
+                }
+                Err(e) => tracing::warn!(error = %e, type_name, "reply does not serialise; the asker will see the actor stopped"),
+            }
+        }
+    });
+    Ok(port)
+}
+
+/// Name of a serialised message's kind, for errors.
+pub fn kind(message: &SerializedMessage) -> &'static str {
+    match message {
+        SerializedMessage::Cast { .. } => "tell",
+        SerializedMessage::Call { .. } => "ask",
+        SerializedMessage::CallReply(..) => "reply",
+    }
+}
+
+/// Glue for ractor's `Message::serialize` hook.
+pub fn serialize_hook<M: RemoteMessage>(message: M) -> Result<SerializedMessage, BoxedDowncastErr> {
+    message.to_wire().map_err(|e| {
+        tracing::warn!(error = %e, "message not sent: it does not serialise");
+        BoxedDowncastErr
+    })
+}
+
+/// Glue for ractor's `Message::deserialize` hook: errors are counted and logged.
+pub fn deserialize_hook<M: RemoteMessage>(message: SerializedMessage) -> Result<M, BoxedDowncastErr> {
+    M::from_wire(message).map_err(|e| {
+        reject(e);
+        BoxedDowncastErr
+    })
+}

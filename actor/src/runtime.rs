@@ -1,0 +1,285 @@
+//! The per-node runtime: the value that owns everything ractor would otherwise keep in
+//! process statics.
+//!
+//! A [`Runtime`] is one node's actor system: its [`NodeId`], its Local name table and its
+//! exported-actor table. Two runtimes in one process share nothing, so a test can run a
+//! five-node cluster in one `cargo test`. Actors are never given a ractor name (ractor's
+//! named registry is process-global); names live here instead. The cluster's `Node` wraps
+//! a `Runtime`.
+
+use std::fmt;
+
+use ractor::message::SerializedMessage;
+use ractor::{ActorCell, ActorRef, SpawnErr};
+
+use crate::actor::Handler;
+use crate::exported::{DeliverError, ExportTable};
+use crate::host::{Host, Start};
+use crate::id::{ActorAddr, NodeId};
+use crate::names::{NameTable, Registration};
+use crate::remote::RemoteMessage;
+use crate::sync::Arc;
+
+/// One node's actor runtime. Cheap to clone (a shared handle).
+///
+/// ```
+/// use understudy_actor::Runtime;
+/// let a = Runtime::new();
+/// let b = Runtime::new();
+/// assert_ne!(a.node_id(), b.node_id());
+/// assert!(a.registered().is_empty());
+/// ```
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node_id: NodeId,
+    names: NameTable<ActorCell>,
+    exports: ExportTable,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("node_id", &self.inner.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A Local name is already held by a live actor.
+#[derive(Debug, thiserror::Error)]
+#[error("the name {name:?} is already registered on this node (to {owner:?}); pick another name or look the owner up with whereis")]
+pub struct NameTaken {
+    /// The name.
+    pub name: String,
+    /// Its current owner.
+    pub owner: ActorCell,
+}
+
+/// Why a spawn failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The requested Local name is held by a live actor.
+    #[error(transparent)]
+    NameTaken(#[from] NameTaken),
+    /// The actor's `on_start` (ractor's `pre_start`) returned an error or panicked.
+    #[error("the actor failed to start: {0}")]
+    StartFailed(String),
+}
+
+impl From<SpawnErr> for SpawnError {
+    fn from(e: SpawnErr) -> Self {
+        match e {
+            SpawnErr::StartupFailed(inner) => match inner.downcast::<NameTaken>() {
+                Ok(taken) => SpawnError::NameTaken(*taken),
+                Err(other) => SpawnError::StartFailed(other.to_string()),
+            },
+            other => SpawnError::StartFailed(other.to_string()),
+        }
+    }
+}
+
+/// How to spawn: an optional Local name and an optional supervisor to link to.
+///
+/// ```
+/// # use understudy_actor::Spawn;
+/// let opts = Spawn::new().name("cache");
+/// assert_eq!(opts.name_ref(), Some("cache"));
+/// ```
+#[derive(Default, Clone, Debug)]
+pub struct Spawn {
+    name: Option<String>,
+    supervisor: Option<ActorCell>,
+}
+
+impl Spawn {
+    /// No name, no supervisor.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers the actor under a Local name while it runs.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Links the actor to `supervisor`, which receives its supervision events.
+    pub fn supervisor(mut self, supervisor: ActorCell) -> Self {
+        self.supervisor = Some(supervisor);
+        self
+    }
+
+    /// The requested name.
+    pub fn name_ref(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+impl Runtime {
+    /// A runtime with a fresh random [`NodeId`].
+    pub fn new() -> Self {
+        Self::with_node_id(NodeId::random())
+    }
+
+    /// A runtime for the node `node_id` (the cluster assigns it).
+    pub fn with_node_id(node_id: NodeId) -> Self {
+        Runtime {
+            inner: Arc::new(Inner {
+                node_id,
+                names: NameTable::new(),
+                exports: ExportTable::default(),
+            }),
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.inner.node_id
+    }
+
+    /// Spawns an unnamed, unsupervised actor.
+    pub async fn spawn<A: Handler>(&self, actor: A) -> Result<ActorRef<A::Msg>, SpawnError> {
+        self.spawn_with(actor, Spawn::new()).await
+    }
+
+    /// Spawns an actor registered under a Local name (released when it stops).
+    pub async fn spawn_named<A: Handler>(
+        &self,
+        name: impl Into<String>,
+        actor: A,
+    ) -> Result<ActorRef<A::Msg>, SpawnError> {
+        self.spawn_with(actor, Spawn::new().name(name)).await
+    }
+
+    /// Spawns an actor linked to `supervisor`.
+    pub async fn spawn_linked<A: Handler>(
+        &self,
+        actor: A,
+        supervisor: ActorCell,
+    ) -> Result<ActorRef<A::Msg>, SpawnError> {
+        self.spawn_with(actor, Spawn::new().supervisor(supervisor)).await
+    }
+
+    /// Spawns an actor with the given options.
+    pub async fn spawn_with<A: Handler>(&self, actor: A, opts: Spawn) -> Result<ActorRef<A::Msg>, SpawnError> {
+        let start = Start {
+            actor,
+            runtime: self.clone(),
+            name: opts.name,
+        };
+        // Never a ractor name: ractor's registry is process-global (names live in `self`).
+        let spawned = match opts.supervisor {
+            Some(sup) => ractor::Actor::spawn_linked(None, Host::<A>::new(), start, sup).await,
+            None => ractor::Actor::spawn(None, Host::<A>::new(), start).await,
+        };
+        Ok(spawned?.0)
+    }
+
+    /// Spawns a plain ractor actor, optionally named in this node's table and linked to a
+    /// supervisor. If the name is taken, the actor is stopped again and the error returned.
+    pub async fn spawn_ractor<R: ractor::Actor>(
+        &self,
+        handler: R,
+        args: R::Arguments,
+        opts: Spawn,
+    ) -> Result<ActorRef<R::Msg>, SpawnError> {
+        let (actor, handle) = match opts.supervisor {
+            Some(sup) => ractor::Actor::spawn_linked(None, handler, args, sup).await?,
+            None => ractor::Actor::spawn(None, handler, args).await?,
+        };
+        if let Some(name) = opts.name {
+            match self.names().register(&name, actor.get_cell()) {
+                Ok(reg) => {
+                    let runtime = self.clone();
+                    tokio::spawn(async move {
+                        let _ = handle.await;
+                        runtime.release(&reg);
+                    });
+                }
+                Err(owner) => {
+                    actor.stop(Some("name taken".into()));
+                    return Err(NameTaken { name, owner }.into());
+                }
+            }
+        }
+        Ok(actor)
+    }
+
+    /// Registers a running actor under a Local name. The registration holds until
+    /// [`unregister`](Self::unregister) or until the actor stops.
+    pub fn register(&self, name: &str, actor: ActorCell) -> Result<Registration, NameTaken> {
+        self.names()
+            .register(name, actor)
+            .map_err(|owner| NameTaken {
+                name: name.to_owned(),
+                owner,
+            })
+    }
+
+    /// Removes a registration made by [`register`](Self::register) if it is still current.
+    pub fn unregister(&self, registration: &Registration) -> bool {
+        self.release(registration)
+    }
+
+    /// The live actor registered under `name`, as a typed ref if its message type is `M`.
+    pub fn whereis<M: ractor::Message>(&self, name: &str) -> Option<ActorRef<M>> {
+        let cell = self.whereis_cell(name)?;
+        match cell.is_message_type_of::<M>() {
+            Some(false) => None,
+            _ => Some(ActorRef::from(cell)),
+        }
+    }
+
+    /// The live actor registered under `name`, untyped.
+    pub fn whereis_cell(&self, name: &str) -> Option<ActorCell> {
+        self.inner.names.whereis(name)
+    }
+
+    /// All Local names with a live owner, sorted.
+    pub fn registered(&self) -> Vec<String> {
+        self.inner.names.registered()
+    }
+
+    /// Lets other nodes reach `actor`; returns its address.
+    pub fn export<M: RemoteMessage>(&self, actor: &ActorRef<M>) -> ActorAddr {
+        let pid = self.inner.exports.export(actor);
+        ActorAddr {
+            node: self.node_id(),
+            pid,
+        }
+    }
+
+    /// Stops exporting an actor.
+    pub fn unexport(&self, pid: u64) -> bool {
+        self.inner.exports.unexport(pid)
+    }
+
+    /// Delivers a message that arrived from the network to the exported actor `pid`,
+    /// decoding it against the actor's message type first.
+    pub fn deliver(&self, pid: u64, message: SerializedMessage) -> Result<(), DeliverError> {
+        self.inner.exports.deliver(pid, message)
+    }
+
+    /// The exported-actor table.
+    pub fn exports(&self) -> &ExportTable {
+        &self.inner.exports
+    }
+
+    pub(crate) fn names(&self) -> &NameTable<ActorCell> {
+        &self.inner.names
+    }
+
+    pub(crate) fn release(&self, registration: &Registration) -> bool {
+        self.inner.names.unregister(registration)
+    }
+}
