@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 
 use ractor::{ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::actor::{Actor, Ctx, Handler};
+use crate::actor::{Ctx, Handler};
 use crate::names::Registration;
 use crate::runtime::{NameTaken, Runtime};
 
