@@ -1,1 +1,65 @@
-//! placeholder
+//! # understudy
+//!
+//! Typed actors with OTP supervision trees, built on [`ractor`], and — when one process is
+//! not enough — a cluster extension (coming in the `cluster` feature).
+//!
+//! ```
+//! use understudy::prelude::*;
+//!
+//! #[derive(Actor)]
+//! struct Counter { n: u64 }
+//!
+//! #[messages]
+//! impl Counter {
+//!     /// Adds `by` to the count.
+//!     #[message]
+//!     fn add(&mut self, by: u64) { self.n += by }
+//!
+//!     /// The current count.
+//!     #[message]
+//!     fn get(&self) -> u64 { self.n }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let node = Runtime::new();
+//! let counter = node.spawn(Counter { n: 0 }).await?;
+//! counter.add(5)?;                        // tell
+//! assert_eq!(counter.get().await?, 5);    // ask, default 5 s timeout
+//! # Ok(()) }
+//! ```
+//!
+//! What is where:
+//! - [`prelude`]: everything an actor module needs.
+//! - [`Runtime`]: one node's actor system (names, exports); no process-wide state.
+//! - [`supervisor`]: OTP supervision trees (one_for_one, one_for_all, rest_for_one).
+//! - [`remote`]: what messages that cross the network are made of.
+
+#![forbid(unsafe_code)]
+
+// Lets the macros' `::understudy::...` paths resolve inside this crate's own doc tests.
+extern crate self as understudy;
+
+pub use understudy_actor::{
+    Actor, ActorAddr, ActorError, Ask, AskError, AskFuture, Ctx, DEFAULT_ASK_TIMEOUT, DecodeError,
+    DeliverError, EncodeError, Handler, NameTaken, NodeId, RemoteMessage, Runtime, Spawn,
+    SpawnError, Tag, TellError, ask, names, remote, tell,
+};
+pub use understudy_macros::{Actor, Message, RemoteMessage, messages};
+
+pub use ractor;
+pub use ractor::{ActorCell, ActorRef, RpcReplyPort, SupervisionEvent};
+
+/// Everything an actor module needs: `use understudy::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Actor, ActorCell, ActorError, ActorRef, AskError, Ctx, Handler, Message, RemoteMessage,
+        RpcReplyPort, Runtime, Spawn, SpawnError, TellError, messages,
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use ractor;
+    pub use understudy_actor as actor;
+}

@@ -294,3 +294,11 @@ pub fn deserialize_hook<M: RemoteMessage>(message: SerializedMessage) -> Result<
         BoxedDowncastErr
     })
 }
+
+/// Splits a multi-message payload into its variant index and the rest.
+pub fn take_variant<M>(payload: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
+    postcard::take_from_bytes::<u32>(payload).map_err(|e| DecodeError::Payload {
+        type_name: std::any::type_name::<M>(),
+        reason: format!("bad message number: {e}"),
+    })
+}

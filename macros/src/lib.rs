@@ -1,1 +1,94 @@
-//! placeholder
+//! # understudy-macros
+//!
+//! Derives and attributes for understudy actors and messages. Use them through the
+//! `understudy` facade (`use understudy::prelude::*;`), which the generated code refers to
+//! as `::understudy`; a crate that renames or re-exports it says where with
+//! `#[messages(crate = path)]` / `#[understudy(crate = path)]`.
+//!
+//! - `#[derive(Message)]`: a local-only message (ractor's `Message` with no serialisation).
+//! - `#[derive(RemoteMessage)]`: a serde type that can cross the network (postcard, stable
+//!   tag, fallible decode).
+//! - `#[derive(Actor)]`: an actor with the default lifecycle hooks.
+//! - `#[messages]` on an `impl` block: its `#[message]` methods become the actor's message
+//!   enum, its `Handler` impl, and typed tell/ask methods on `ActorRef`.
+
+use proc_macro::TokenStream;
+
+mod derive;
+mod messages;
+mod options;
+
+/// Implements ractor's `Message` for a local-only message type.
+///
+/// ```ignore
+/// #[derive(understudy::Message)]
+/// enum Cmd { Ping }
+/// ```
+#[proc_macro_derive(Message, attributes(understudy))]
+pub fn derive_message(input: TokenStream) -> TokenStream {
+    derive::message(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Makes a serde type a `RemoteMessage`: postcard on the wire, behind a stable tag.
+///
+/// The tag defaults to a hash of the type's path; fix it with `#[understudy(tag = "name")]`
+/// so that moving or renaming the type does not change the wire format.
+///
+/// ```ignore
+/// #[derive(serde::Serialize, serde::Deserialize, understudy::RemoteMessage)]
+/// #[understudy(tag = "shop.Order")]
+/// struct Order { id: u64 }
+/// ```
+#[proc_macro_derive(RemoteMessage, attributes(understudy))]
+pub fn derive_remote_message(input: TokenStream) -> TokenStream {
+    derive::remote_message(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Implements `Actor` with the default lifecycle hooks.
+///
+/// ```ignore
+/// #[derive(understudy::Actor)]
+/// struct Counter { n: u64 }
+/// ```
+#[proc_macro_derive(Actor, attributes(understudy))]
+pub fn derive_actor(input: TokenStream) -> TokenStream {
+    derive::actor(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Turns an `impl` block's `#[message]` methods into an actor's messages.
+///
+/// For `impl Counter` it generates `enum CounterMsg` (a variant per method), the `Handler`
+/// impl that dispatches to the methods, and a trait `CounterRef` implemented for
+/// `ActorRef<CounterMsg>` with one method per message: methods returning nothing are
+/// tells (`Result<(), TellError>`), others are asks (await them; `.timeout(d)` to change the
+/// default 5 s). A method may take `ctx: &Ctx<Self>` to reach its own ref and runtime, and
+/// may be `async`.
+///
+/// Options: `#[messages(remote)]` makes the messages `RemoteMessage` (arguments and replies
+/// must be serde types); `name = CounterMsg`, `ext = CounterRef`, `vis = pub(crate)`,
+/// `tag = "..."` and `crate = path` override the defaults.
+///
+/// ```ignore
+/// #[derive(Actor)]
+/// struct Counter { n: u64 }
+///
+/// #[messages]
+/// impl Counter {
+///     #[message]
+///     fn add(&mut self, by: u64) { self.n += by }
+///     #[message]
+///     fn get(&self) -> u64 { self.n }
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn messages(attr: TokenStream, item: TokenStream) -> TokenStream {
+    messages::expand(attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
