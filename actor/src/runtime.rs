@@ -18,7 +18,7 @@ use crate::host::{Host, Start};
 use crate::id::{ActorAddr, NodeId};
 use crate::names::{NameTable, Registration};
 use crate::remote::RemoteMessage;
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicU64, Ordering};
 
 /// One node's actor runtime. Cheap to clone (a shared handle).
 ///
@@ -38,6 +38,7 @@ struct Inner {
     node_id: NodeId,
     names: NameTable<ActorCell>,
     exports: ExportTable,
+    rejected: AtomicU64,
 }
 
 impl fmt::Debug for Runtime {
@@ -138,6 +139,7 @@ impl Runtime {
                 node_id,
                 names: NameTable::new(),
                 exports: ExportTable::default(),
+                rejected: AtomicU64::new(0),
             }),
         }
     }
@@ -266,8 +268,19 @@ impl Runtime {
 
     /// Delivers a message that arrived from the network to the exported actor `pid`,
     /// decoding it against the actor's message type first.
+    /// Undecodable messages are counted ([`rejected_messages`](Self::rejected_messages)
+    /// and the `understudy_decode_errors_total` metric) and returned as errors.
     pub fn deliver(&self, pid: u64, message: SerializedMessage) -> Result<(), DeliverError> {
-        self.inner.exports.deliver(pid, message)
+        let result = self.inner.exports.deliver(pid, message);
+        if let Err(DeliverError::Decode(_)) = &result {
+            self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// How many inbound messages this node rejected because they did not decode.
+    pub fn rejected_messages(&self) -> u64 {
+        self.inner.rejected.load(Ordering::Relaxed)
     }
 
     /// The exported-actor table.

@@ -21,7 +21,9 @@ impl DeriveOptions {
                 } else if meta.path.is_ident("tag") {
                     out.tag = Some(meta.value()?.parse()?);
                 } else {
-                    return Err(meta.error("unknown understudy option; expected `crate = path` or `tag = \"name\"`"));
+                    return Err(meta.error(
+                        "unknown understudy option; expected `crate = path` or `tag = \"name\"`",
+                    ));
                 }
                 Ok(())
             })?;

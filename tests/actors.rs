@@ -1,0 +1,208 @@
+//! The local programming model end to end: macro-generated actors, tell and ask, timeouts,
+//! typed errors, context access, async handlers, Local names, and runtime isolation.
+
+use std::time::Duration;
+
+use understudy::prelude::*;
+
+#[derive(Actor)]
+struct Counter {
+    n: u64,
+}
+
+#[messages]
+impl Counter {
+    /// Adds `by`.
+    #[message]
+    fn add(&mut self, by: u64) {
+        self.n += by;
+    }
+
+    /// The count.
+    #[message]
+    fn get(&self) -> u64 {
+        self.n
+    }
+
+    /// Adds and returns the new count, from an async handler.
+    #[message]
+    async fn add_slowly(&mut self, by: u64, pause_ms: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        self.n += by;
+        self.n
+    }
+
+    /// Never answers: drops its reply port by stopping the actor.
+    #[message]
+    fn quit(&mut self, ctx: &Ctx<Self>) -> u64 {
+        ctx.stop(None);
+        self.n
+    }
+
+    /// Panics (a crashing handler).
+    #[message]
+    fn crash(&mut self) {
+        panic!("boom");
+    }
+
+    /// Returns its own pid via the context.
+    #[message]
+    fn whoami(&self, ctx: &Ctx<Self>) -> u64 {
+        ctx.myself().get_id().pid()
+    }
+
+    /// Not a message: an ordinary helper stays callable.
+    fn double(&self) -> u64 {
+        self.n * 2
+    }
+}
+
+#[tokio::test]
+async fn tell_then_ask_sees_the_effect_in_order() {
+    let rt = Runtime::new();
+    let c = rt.spawn(Counter { n: 0 }).await.unwrap();
+    for _ in 0..100 {
+        c.add(1).unwrap();
+    }
+    assert_eq!(c.get().await.unwrap(), 100);
+    assert_eq!(Counter { n: 4 }.double(), 8);
+}
+
+#[tokio::test]
+async fn async_handlers_and_per_call_timeouts() {
+    let rt = Runtime::new();
+    let c = rt.spawn(Counter { n: 1 }).await.unwrap();
+    assert_eq!(c.add_slowly(2, 1).await.unwrap(), 3);
+    // The actor is busy for 10 s: a 20 ms ask times out, it does not wait the default 5 s.
+    let slow = c.add_slowly(1, 10_000);
+    let err = c.get().timeout(Duration::from_millis(20));
+    let handle = tokio::spawn(slow.timeout(Duration::from_secs(30)).into_future());
+    assert_eq!(err.await, Err(AskError::Timeout(Duration::from_millis(20))));
+    handle.abort();
+}
+
+#[tokio::test]
+async fn ask_to_a_stopped_actor_is_mailbox_closed() {
+    let rt = Runtime::new();
+    let c = rt.spawn(Counter { n: 0 }).await.unwrap();
+    c.stop_and_wait(None, None).await.unwrap();
+    assert_eq!(c.get().await, Err(AskError::MailboxClosed));
+    assert_eq!(c.add(1), Err(TellError::MailboxClosed));
+}
+
+#[tokio::test]
+async fn actor_that_stops_before_replying_is_actor_stopped() {
+    let rt = Runtime::new();
+    let c = rt.spawn(Counter { n: 0 }).await.unwrap();
+    // `quit` stops the actor, but it still answers that one message.
+    assert_eq!(c.quit().await, Ok(0));
+    c.wait(None).await.unwrap();
+    // A message left in the mailbox of a crashing actor sees its reply port dropped.
+    let c = rt.spawn(Counter { n: 0 }).await.unwrap();
+    c.crash().unwrap();
+    assert!(matches!(
+        c.get().await,
+        Err(AskError::ActorStopped | AskError::MailboxClosed)
+    ));
+}
+
+#[tokio::test]
+async fn context_gives_the_actor_its_own_ref() {
+    let rt = Runtime::new();
+    let c = rt.spawn(Counter { n: 0 }).await.unwrap();
+    assert_eq!(c.whoami().await.unwrap(), c.get_id().pid());
+}
+
+#[tokio::test]
+async fn local_names_are_per_runtime_and_released_on_stop() {
+    let a = Runtime::new();
+    let b = Runtime::new();
+    let x = a.spawn_named("counter", Counter { n: 1 }).await.unwrap();
+    // Another runtime in the same process does not see, and is not blocked by, a's name.
+    assert!(b.whereis::<CounterMsg>("counter").is_none());
+    let y = b.spawn_named("counter", Counter { n: 2 }).await.unwrap();
+    assert_eq!(
+        a.whereis::<CounterMsg>("counter").unwrap().get().await,
+        Ok(1)
+    );
+    assert_eq!(
+        b.whereis::<CounterMsg>("counter").unwrap().get().await,
+        Ok(2)
+    );
+
+    // A second owner on the same runtime is refused and told who holds the name.
+    match a.spawn_named("counter", Counter { n: 3 }).await {
+        Err(SpawnError::NameTaken(t)) => assert_eq!(t.owner.get_id(), x.get_id()),
+        other => panic!("expected NameTaken, got {other:?}"),
+    }
+    assert_eq!(a.registered(), vec!["counter".to_string()]);
+
+    x.stop_and_wait(None, None).await.unwrap();
+    assert!(a.whereis::<CounterMsg>("counter").is_none());
+    // The name is free again.
+    let z = a.spawn_named("counter", Counter { n: 4 }).await.unwrap();
+    assert_eq!(
+        a.whereis::<CounterMsg>("counter").unwrap().get_id(),
+        z.get_id()
+    );
+    drop(y);
+}
+
+#[tokio::test]
+async fn whereis_with_the_wrong_message_type_is_none() {
+    let rt = Runtime::new();
+    rt.spawn_named("c", Counter { n: 0 }).await.unwrap();
+    assert!(rt.whereis::<String>("c").is_none());
+    assert!(rt.whereis_cell("c").is_some());
+}
+
+#[derive(Actor)]
+struct Failing;
+
+#[messages]
+impl Failing {
+    #[message]
+    fn noop(&self) {}
+}
+
+struct FailsToStart;
+impl understudy::Actor for FailsToStart {
+    async fn on_start(&mut self, _ctx: &Ctx<Self>) -> Result<(), ActorError> {
+        Err("no database".into())
+    }
+}
+impl Handler for FailsToStart {
+    type Msg = FailingMsg;
+    async fn handle(&mut self, _: &Ctx<Self>, _: FailingMsg) -> Result<(), ActorError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_failing_on_start_fails_the_spawn_with_its_reason_and_frees_the_name() {
+    let rt = Runtime::new();
+    match rt.spawn_named("db", FailsToStart).await {
+        Err(SpawnError::StartFailed(reason)) => assert!(reason.contains("no database"), "{reason}"),
+        other => panic!("expected StartFailed, got {other:?}"),
+    }
+    assert!(rt.whereis_cell("db").is_none());
+    let ok = rt.spawn_named("db", Failing).await.unwrap();
+    ok.noop().unwrap();
+}
+
+#[tokio::test]
+async fn supervision_events_reach_a_linked_parent() {
+    // A parent with the default hook stops when its child fails, like an Erlang process
+    // linked to a crashing one.
+    let rt = Runtime::new();
+    let parent = rt.spawn(Counter { n: 0 }).await.unwrap();
+    let child = rt
+        .spawn_linked(Counter { n: 0 }, parent.get_cell())
+        .await
+        .unwrap();
+    child.crash().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), parent.wait(None))
+        .await
+        .expect("parent stops after its child crashed")
+        .unwrap();
+}
