@@ -1,0 +1,12 @@
+use understudy::prelude::*;
+
+#[derive(Actor)]
+struct A;
+
+#[messages(remot)]
+impl A {
+    #[message]
+    fn ping(&self) {}
+}
+
+fn main() {}
