@@ -6,6 +6,11 @@
 //! node A's actors just because they share an address space. Each entry remembers the
 //! actor's message type as a decode function, so bytes are checked against the type tag
 //! before anything is enqueued, and a failure is an error value to the caller.
+//!
+//! The concurrency lives in [`LiveTable`], a pid → entry map that forgets entries whose
+//! actor has stopped. It is generic over the entry (anything that is an [`Owner`]), so the
+//! same code is model-checked under loom with plain values (`tests/loom_exports.rs`) and used
+//! here with ractor cells.
 
 use std::collections::HashMap;
 
@@ -43,16 +48,103 @@ struct Export {
     deliver: DeliverFn,
 }
 
-fn deliver_as<M: RemoteMessage>(cell: &ActorCell, message: SerializedMessage) -> Result<(), DeliverError> {
+fn deliver_as<M: RemoteMessage>(
+    cell: &ActorCell,
+    message: SerializedMessage,
+) -> Result<(), DeliverError> {
     let message = M::from_wire(message).map_err(reject)?;
     cell.send_message(message)
         .map_err(|_| DeliverError::ActorStopped)
 }
 
+impl Owner for Export {
+    fn is_alive(&self) -> bool {
+        self.cell.is_alive()
+    }
+}
+
+/// A concurrent pid → entry map that never hands out a dead entry.
+///
+/// Every operation is one critical section, which is what makes these promises hold under
+/// any interleaving:
+/// - a [`live`](Self::live) lookup that starts after a [`remove`](Self::remove) returned
+///   never sees the removed entry;
+/// - pruning a dead entry on lookup happens under the same lock as the liveness check, so it
+///   can never remove an entry that was inserted in between;
+/// - one pid has at most one entry; inserting again replaces it.
+///
+/// ```
+/// use understudy_actor::exported::LiveTable;
+/// use understudy_actor::names::Owner;
+/// #[derive(Clone, Debug, PartialEq)]
+/// struct Entry { alive: bool }
+/// impl Owner for Entry { fn is_alive(&self) -> bool { self.alive } }
+///
+/// let table = LiveTable::new();
+/// table.insert(1, Entry { alive: true });
+/// table.insert(2, Entry { alive: false });
+/// assert_eq!(table.live(1), Some(Entry { alive: true }));
+/// assert_eq!(table.live(2), None); // dead: pruned on the way
+/// assert_eq!(table.len(), 1);
+/// assert!(table.remove(1));
+/// assert!(table.is_empty());
+/// ```
+pub struct LiveTable<E> {
+    entries: Mutex<HashMap<u64, E>>,
+}
+
+impl<E: Owner> Default for LiveTable<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E: Owner> LiveTable<E> {
+    /// An empty table.
+    pub fn new() -> Self {
+        LiveTable {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Inserts `entry` under `pid`, replacing any previous one. Returns whether one was there.
+    pub fn insert(&self, pid: u64, entry: E) -> bool {
+        lock(&self.entries).insert(pid, entry).is_some()
+    }
+
+    /// Removes `pid`'s entry. Returns whether there was one.
+    pub fn remove(&self, pid: u64) -> bool {
+        lock(&self.entries).remove(&pid).is_some()
+    }
+
+    /// The entry for `pid` if its owner is alive; a dead owner's entry is pruned on the way.
+    pub fn live(&self, pid: u64) -> Option<E> {
+        let mut entries = lock(&self.entries);
+        match entries.get(&pid) {
+            Some(e) if e.is_alive() => Some(e.clone()),
+            Some(_) => {
+                entries.remove(&pid);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// How many entries the table holds (live or not yet pruned).
+    pub fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+
+    /// Whether the table holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The per-node table of exported actors.
 #[derive(Default)]
 pub struct ExportTable {
-    entries: Mutex<HashMap<u64, Export>>,
+    entries: LiveTable<Export>,
 }
 
 impl ExportTable {
@@ -60,7 +152,7 @@ impl ExportTable {
     pub fn export<M: RemoteMessage>(&self, actor: &ActorRef<M>) -> u64 {
         let cell = actor.get_cell();
         let pid = cell.get_id().pid();
-        lock(&self.entries).insert(
+        self.entries.insert(
             pid,
             Export {
                 cell,
@@ -73,45 +165,35 @@ impl ExportTable {
 
     /// Stops exporting `pid`. Returns whether it was exported.
     pub fn unexport(&self, pid: u64) -> bool {
-        lock(&self.entries).remove(&pid).is_some()
+        self.entries.remove(pid)
     }
 
     /// The message tag an exported actor takes.
     pub fn tag_of(&self, pid: u64) -> Option<Tag> {
-        self.live(pid).map(|e| e.tag)
+        self.entries.live(pid).map(|e| e.tag)
     }
 
     /// The cell of an exported, live actor.
     pub fn cell_of(&self, pid: u64) -> Option<ActorCell> {
-        self.live(pid).map(|e| e.cell)
+        self.entries.live(pid).map(|e| e.cell)
     }
 
     /// Decodes `message` as the actor's type and enqueues it.
     pub fn deliver(&self, pid: u64, message: SerializedMessage) -> Result<(), DeliverError> {
-        let export = self.live(pid).ok_or(DeliverError::UnknownActor { pid })?;
+        let export = self
+            .entries
+            .live(pid)
+            .ok_or(DeliverError::UnknownActor { pid })?;
         (export.deliver)(&export.cell, message)
     }
 
     /// How many actors are exported (live or not yet pruned).
     pub fn len(&self) -> usize {
-        lock(&self.entries).len()
+        self.entries.len()
     }
 
     /// Whether nothing is exported.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The entry for a live actor; a stopped actor's entry is pruned on the way.
-    fn live(&self, pid: u64) -> Option<Export> {
-        let mut entries = lock(&self.entries);
-        match entries.get(&pid) {
-            Some(e) if e.cell.is_alive() => Some(e.clone()),
-            Some(_) => {
-                entries.remove(&pid);
-                None
-            }
-            None => None,
-        }
+        self.entries.is_empty()
     }
 }
