@@ -24,6 +24,7 @@ pub mod id;
 pub mod names;
 pub mod remote;
 pub mod runtime;
+pub mod supervisor;
 pub(crate) mod sync;
 
 pub use actor::{Actor, ActorError, Ctx, Handler};
@@ -32,3 +33,6 @@ pub use exported::DeliverError;
 pub use id::{ActorAddr, NodeId};
 pub use remote::{DecodeError, EncodeError, RemoteMessage, Tag};
 pub use runtime::{NameTaken, Runtime, Spawn, SpawnError};
+pub use supervisor::{
+    ChildSpec, Restart, Shutdown, Strategy, SupervisorError, SupervisorRef, SupervisorSpec,
+};

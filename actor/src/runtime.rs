@@ -124,6 +124,11 @@ impl Spawn {
     pub fn name_ref(&self) -> Option<&str> {
         self.name.as_deref()
     }
+
+    /// The name and the supervisor, for spawners outside this module (supervisors).
+    pub(crate) fn into_parts(self) -> (Option<String>, Option<ActorCell>) {
+        (self.name, self.supervisor)
+    }
 }
 
 impl Runtime {
