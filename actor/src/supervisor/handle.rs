@@ -77,7 +77,8 @@ impl SupervisorRef {
     /// removed. Stopping a child that is not running is not an error.
     pub async fn terminate_child(&self, id: &str) -> Result<(), SupervisorError> {
         let id = id.to_owned();
-        self.call(|reply| Command::TerminateChild(id, reply)).await?
+        self.call(|reply| Command::TerminateChild(id, reply))
+            .await?
     }
 
     /// Starts a terminated child again from its spec.
@@ -167,7 +168,10 @@ impl Runtime {
     /// sup.shutdown().await;
     /// # Ok(()) }
     /// ```
-    pub async fn start_supervisor(&self, spec: SupervisorSpec) -> Result<SupervisorRef, SpawnError> {
+    pub async fn start_supervisor(
+        &self,
+        spec: SupervisorSpec,
+    ) -> Result<SupervisorRef, SpawnError> {
         self.start_supervisor_with(spec, Spawn::new()).await
     }
 

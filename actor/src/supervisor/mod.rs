@@ -99,7 +99,7 @@ pub use handle::SupervisorRef;
 pub use protocol::{ChildCounts, ChildInfo, SupervisorMsg};
 pub use restart::{ChildExit, Restart};
 pub use restart_window::{RestartWindow, Verdict};
-pub use server::{ESCALATIONS_METRIC, ESCALATION_REASON, RESTARTS_METRIC};
+pub use server::{ESCALATION_REASON, ESCALATIONS_METRIC, RESTARTS_METRIC};
 pub use shutdown::{SHUTDOWN_REASON, Shutdown};
 pub use spec::{DEFAULT_INTENSITY, DEFAULT_PERIOD, SupervisorSpec};
 pub use strategy::Strategy;

@@ -65,5 +65,8 @@ pub(crate) enum Command {
     CountChildren(Reply<ChildCounts>),
     /// A restart that was delayed (backoff) or has to be tried again (failed start) is due.
     /// Stale when the child's pending token is no longer `token`.
-    Retry { id: String, token: u64 },
+    Retry {
+        id: String,
+        token: u64,
+    },
 }

@@ -119,7 +119,12 @@ mod tests {
             ChildExit::Shutdown("shutdown".into()),
             ChildExit::Abnormal("boom".into()),
         ];
-        let row = |r: Restart| exits.iter().map(|e| r.restarts_after(e)).collect::<Vec<_>>();
+        let row = |r: Restart| {
+            exits
+                .iter()
+                .map(|e| r.restarts_after(e))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(row(Restart::Permanent), [true, true, true]);
         assert_eq!(row(Restart::Transient), [false, false, true]);
         assert_eq!(row(Restart::Temporary), [false, false, false]);

@@ -156,7 +156,10 @@ mod tests {
         assert_eq!(w.record(t0 + secs(5)), Verdict::Exceeded);
         let mut w = RestartWindow::new(1, secs(5));
         w.record(t0);
-        assert_eq!(w.record(t0 + secs(5) + Duration::from_nanos(1)), Verdict::Allowed);
+        assert_eq!(
+            w.record(t0 + secs(5) + Duration::from_nanos(1)),
+            Verdict::Allowed
+        );
     }
 
     #[test]

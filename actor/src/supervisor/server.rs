@@ -130,7 +130,9 @@ impl ractor::Actor for SupervisorActor {
         if let Some(id) = duplicate_id(&spec.children) {
             return Err(Box::new(InitError::DuplicateId(id.to_owned())));
         }
-        let seed = spec.jitter_seed.unwrap_or_else(|| random_seed(cell.get_id()));
+        let seed = spec
+            .jitter_seed
+            .unwrap_or_else(|| random_seed(cell.get_id()));
         let mut sup = Supervisor {
             runtime,
             myself: cell,
@@ -205,7 +207,8 @@ impl ractor::Actor for SupervisorActor {
                     .await;
             }
             SupervisionEvent::ActorFailed(cell, error) => {
-                sup.child_exited(cell.get_id(), ChildExit::failed(error)).await;
+                sup.child_exited(cell.get_id(), ChildExit::failed(error))
+                    .await;
             }
             // Starts are seen when `start` returns; groups and lifecycle events are not ours.
             _ => {}
