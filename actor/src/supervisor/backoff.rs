@@ -20,7 +20,13 @@
 
 use std::time::Duration;
 
-/// Exponential backoff settings. See the [module docs](self).
+/// Exponential backoff before restarts, with jitter (not in OTP; off unless configured).
+///
+/// The `n`-th restart of the same child within its supervisor's period (n = 0 for the
+/// first) waits `min · factorⁿ`, capped at `max`. Jitter `j` draws the wait uniformly from
+/// `[(1 − j) · base, base]`, so it never exceeds `max`. Settings out of range are repaired,
+/// never rejected: a factor below 1 or not finite counts as 1, jitter is clamped to
+/// `[0, 1]`, and `max < min` means `min`.
 ///
 /// ```
 /// use std::time::Duration;

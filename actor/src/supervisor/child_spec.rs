@@ -43,7 +43,13 @@ pub enum ChildKind {
     Supervisor,
 }
 
-/// How to start and treat one child. See the [module docs](self).
+/// How to start and treat one child: OTP's child spec.
+///
+/// An id unique within its supervisor; a factory called for every (re)start, so each
+/// incarnation starts from fresh state; a [`Restart`] type (default `Permanent`); a
+/// [`Shutdown`] policy (default `Timeout(5 s)` for workers, `Infinity` for supervisors); its
+/// [`ChildKind`]; and optionally a Local name that every incarnation is registered under
+/// while it runs, so `Runtime::whereis` always finds the current one.
 ///
 /// ```
 /// use std::time::Duration;

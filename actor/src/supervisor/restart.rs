@@ -12,7 +12,11 @@
 //! `"shutdown:"` is normal; a stop with any other reason, a kill, a panic or an `Err` from a
 //! handler (ractor's `ActorFailed`) is abnormal.
 
-/// When a child is restarted. See the [module docs](self).
+/// When a child is restarted (OTP's restart types).
+///
+/// An exit is abnormal unless it is a graceful stop with no reason, `"normal"`,
+/// `"shutdown"` or `"shutdown:…"` (see [`ChildExit::classify`]); kills, panics and handler
+/// errors are abnormal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Restart {
     /// Always restarted. The default, as in OTP.

@@ -28,7 +28,11 @@ pub enum Verdict {
     Exceeded,
 }
 
-/// A sliding window of restart times. See the [module docs](self).
+/// OTP's maximum restart intensity as a pure value: at most `intensity` restarts within
+/// any `period`, with the current time passed in.
+///
+/// `intensity == 0` allows no restart at all. A restart exactly `period` old still counts.
+/// At most `intensity + 1` instants are kept.
 ///
 /// ```
 /// use std::time::{Duration, Instant};

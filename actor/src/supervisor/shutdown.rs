@@ -19,7 +19,8 @@ use ractor::ActorCell;
 /// The stop reason a supervisor gives a child it stops (Erlang's `shutdown`).
 pub const SHUTDOWN_REASON: &str = "shutdown";
 
-/// How to stop a child. See the [module docs](self).
+/// How a supervisor stops a child (OTP's `shutdown`). A kill ends the child at its current
+/// await point; only a child that blocks its thread can delay it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shutdown {
     /// Kill at once; `on_stop` does not run.

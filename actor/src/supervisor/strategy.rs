@@ -13,7 +13,10 @@
 
 use std::ops::Range;
 
-/// How a supervisor reacts when a child has to be restarted. See the [module docs](self).
+/// How a supervisor reacts when a child has to be restarted (OTP's restart strategies).
+///
+/// Children are kept in start order; a group is stopped in reverse order, then started
+/// again in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Strategy {
     /// Restart only the child that exited.
