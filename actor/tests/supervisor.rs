@@ -595,6 +595,8 @@ async fn a_transient_child_is_restarted_only_after_an_abnormal_exit() {
     send(&t, Cmd::Crash);
     let t = restarted(&sup, "t", t.get_id()).await;
     send(&t, Cmd::Stop(Some("lost the connection".into())));
+    let t = restarted(&sup, "t", t.get_id()).await;
+    t.kill(); // a kill is abnormal too
     restarted(&sup, "t", t.get_id()).await;
     sup.shutdown().await;
 }
@@ -868,10 +870,11 @@ async fn a_supervisor_can_be_named_and_found() {
 // ---- start failures --------------------------------------------------------------------------
 
 #[tokio::test]
-async fn a_child_failing_to_start_at_init_fails_the_supervisor_start() {
+async fn a_child_panicking_in_on_start_at_init_fails_the_supervisor_start() {
     let runtime = Runtime::new();
     let log = Log::default();
-    let c = Probe::new("c", &log);
+    let mut c = Probe::new("c", &log);
+    c.failure = StartFailure::Panic;
     c.fail_starts.store(1, Ordering::SeqCst);
     let spec = SupervisorSpec::one_for_one()
         .child(Probe::new("a", &log).spec().name("a"))
