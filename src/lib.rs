@@ -43,7 +43,7 @@ extern crate self as understudy;
 pub use understudy_actor::{
     Actor, ActorAddr, ActorError, Ask, AskError, AskFuture, Ctx, DEFAULT_ASK_TIMEOUT, DecodeError,
     DeliverError, EncodeError, Handler, NameTaken, NodeId, RemoteMessage, Runtime, Spawn,
-    SpawnError, Tag, TellError, ask, names, remote, tell,
+    SpawnError, Tag, TellError, ask, names, remote, supervisor, tell,
 };
 pub use understudy_macros::{Actor, Message, RemoteMessage, messages};
 
@@ -63,3 +63,8 @@ pub mod __private {
     pub use ractor;
     pub use understudy_actor as actor;
 }
+
+// The README's Rust snippets are compiled and run as doc tests, so the front door never lies.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -90,6 +90,7 @@ pub fn tell<M: Message>(to: &ActorRef<M>, message: M) -> Result<(), TellError> {
 /// # use understudy_actor::{ask, AskError};
 /// # use ractor::RpcReplyPort;
 /// # enum Msg { Get(RpcReplyPort<u64>) }
+/// # impl ractor::Message for Msg {}
 /// # async fn f(actor: ractor::ActorRef<Msg>) -> Result<(), AskError> {
 /// let n = ask(&actor, Msg::Get).timeout(std::time::Duration::from_millis(100)).await?;
 /// # let _: u64 = n; Ok(()) }

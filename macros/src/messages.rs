@@ -255,8 +255,12 @@ fn is_ctx(ty: &Type) -> bool {
 fn contains_reference(ty: &Type) -> bool {
     struct Finder(bool);
     impl<'ast> syn::visit::Visit<'ast> for Finder {
-        fn visit_type_reference(&mut self, _: &'ast syn::TypeReference) {
-            self.0 = true;
+        fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
+            // `&'static T` is fine (it outlives any message); any other borrow is not.
+            match &r.lifetime {
+                Some(l) if l.ident == "static" => syn::visit::visit_type(self, &r.elem),
+                _ => self.0 = true,
+            }
         }
         fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
             if l.ident != "static" {
