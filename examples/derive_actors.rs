@@ -19,7 +19,10 @@ impl Account {
     #[message]
     fn deposit(&mut self, amount: i64) {
         self.balance += amount;
-        println!("  [{}] deposit {amount:>4} -> balance {}", self.owner, self.balance);
+        println!(
+            "  [{}] deposit {amount:>4} -> balance {}",
+            self.owner, self.balance
+        );
     }
 
     /// Takes money out if there is enough (an ask: the caller awaits the answer).
@@ -61,7 +64,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("1. Spawn an account under the Local name \"alice\" and tell it to deposit:");
     let alice = node
-        .spawn_named("alice", Account { owner: "alice".into(), balance: 0 })
+        .spawn_named(
+            "alice",
+            Account {
+                owner: "alice".into(),
+                balance: 0,
+            },
+        )
         .await?;
     alice.deposit(100)?;
     alice.deposit(50)?;
@@ -73,25 +82,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\n3. Anyone on this node can find her by name:");
     let found = node.whereis::<AccountMsg>("alice").expect("registered");
-    println!("  whereis(\"alice\") = {:?}, balance {}", found.get_id(), found.balance().await?);
+    println!(
+        "  whereis(\"alice\") = {:?}, balance {}",
+        found.get_id(),
+        found.balance().await?
+    );
 
     println!("\n4. An ask waits 5 s by default; give a slow one a shorter timeout:");
     match alice.audit(2_000).timeout(Duration::from_millis(50)).await {
-        Err(AskError::Timeout(d)) => println!("  audit gave up after {d:?} (the actor is still busy)"),
+        Err(AskError::Timeout(d)) => {
+            println!("  audit gave up after {d:?} (the actor is still busy)")
+        }
         other => println!("  unexpected: {other:?}"),
     }
-    println!("  with enough time: {}", alice.audit(10).timeout(Duration::from_secs(5)).await?);
+    println!(
+        "  with enough time: {}",
+        alice.audit(10).timeout(Duration::from_secs(5)).await?
+    );
 
     println!("\n5. Close the account; then the typed errors say what happened:");
     println!("  close -> paid out {}", alice.close().await?);
     alice.wait(None).await?;
     println!("  deposit after close -> {:?}", alice.deposit(1));
     println!("  balance after close -> {:?}", alice.balance().await);
-    println!("  whereis(\"alice\")    -> {:?}", node.whereis::<AccountMsg>("alice").map(|a| a.get_id()));
+    println!(
+        "  whereis(\"alice\")    -> {:?}",
+        node.whereis::<AccountMsg>("alice").map(|a| a.get_id())
+    );
 
     println!("\n6. The name is free again for a new account:");
     let again = node
-        .spawn_named("alice", Account { owner: "alice (new)".into(), balance: 0 })
+        .spawn_named(
+            "alice",
+            Account {
+                owner: "alice (new)".into(),
+                balance: 0,
+            },
+        )
         .await?;
     again.deposit(1)?;
     println!("  new alice balance = {}", again.balance().await?);

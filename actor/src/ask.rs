@@ -25,11 +25,15 @@ pub const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(5);
 #[non_exhaustive]
 pub enum TellError {
     /// The actor has stopped (or is stopping) and its mailbox no longer takes messages.
-    #[error("the actor's mailbox is closed: it has stopped; look it up again (by name) or restart it")]
+    #[error(
+        "the actor's mailbox is closed: it has stopped; look it up again (by name) or restart it"
+    )]
     MailboxClosed,
     /// The ref's message type does not match the actor, or the message could not be
     /// serialised for a remote actor.
-    #[error("the message does not fit this actor (wrong ActorRef type, or not serialisable for a remote actor)")]
+    #[error(
+        "the message does not fit this actor (wrong ActorRef type, or not serialisable for a remote actor)"
+    )]
     WrongActorType,
 }
 
@@ -38,10 +42,14 @@ pub enum TellError {
 #[non_exhaustive]
 pub enum AskError {
     /// No reply within the timeout. The actor may still process the message later.
-    #[error("no reply within {0:?}; the actor is busy or slow: raise the timeout with `.timeout(..)` or check the actor")]
+    #[error(
+        "no reply within {0:?}; the actor is busy or slow: raise the timeout with `.timeout(..)` or check the actor"
+    )]
     Timeout(Duration),
     /// The message could not be enqueued: the actor has stopped.
-    #[error("the actor's mailbox is closed: it has stopped; look it up again (by name) or restart it")]
+    #[error(
+        "the actor's mailbox is closed: it has stopped; look it up again (by name) or restart it"
+    )]
     MailboxClosed,
     /// The message was enqueued, but the actor stopped (or dropped the reply port) before
     /// it answered.
@@ -49,7 +57,9 @@ pub enum AskError {
     ActorStopped,
     /// The ref's message type does not match the actor, or the message could not be
     /// serialised for a remote actor.
-    #[error("the message does not fit this actor (wrong ActorRef type, or not serialisable for a remote actor)")]
+    #[error(
+        "the message does not fit this actor (wrong ActorRef type, or not serialisable for a remote actor)"
+    )]
     WrongActorType,
 }
 

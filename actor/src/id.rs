@@ -84,7 +84,9 @@ impl ActorAddr {
     pub fn of(cell: &ActorCell, here: NodeId) -> Option<ActorAddr> {
         match cell.get_id() {
             ActorId::Local(pid) => Some(ActorAddr { node: here, pid }),
-            ActorId::Remote { node_id, pid } => NodeId::new(node_id).map(|node| ActorAddr { node, pid }),
+            ActorId::Remote { node_id, pid } => {
+                NodeId::new(node_id).map(|node| ActorAddr { node, pid })
+            }
         }
     }
 }

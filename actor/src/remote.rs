@@ -60,13 +60,17 @@ impl fmt::Display for Tag {
 #[non_exhaustive]
 pub enum DecodeError {
     /// Fewer bytes than a tag.
-    #[error("message too short to hold a type tag ({len} bytes); the sender is not speaking understudy's wire format")]
+    #[error(
+        "message too short to hold a type tag ({len} bytes); the sender is not speaking understudy's wire format"
+    )]
     Truncated {
         /// How many bytes arrived.
         len: usize,
     },
     /// The message is of another type than the receiver expects.
-    #[error("message tag {found} does not match {expected} ({type_name}); sender and receiver disagree on the message type (different versions, or a wrong ActorRef type)")]
+    #[error(
+        "message tag {found} does not match {expected} ({type_name}); sender and receiver disagree on the message type (different versions, or a wrong ActorRef type)"
+    )]
     WrongTag {
         /// The tag the receiver expects.
         expected: Tag,
@@ -76,7 +80,9 @@ pub enum DecodeError {
         type_name: &'static str,
     },
     /// The payload did not decode as the expected type.
-    #[error("payload of {type_name} does not decode: {reason}; sender and receiver likely run incompatible versions of this type")]
+    #[error(
+        "payload of {type_name} does not decode: {reason}; sender and receiver likely run incompatible versions of this type"
+    )]
     Payload {
         /// The Rust type the receiver expected.
         type_name: &'static str,
@@ -84,7 +90,9 @@ pub enum DecodeError {
         reason: String,
     },
     /// Bytes were left after the payload.
-    #[error("{extra} trailing bytes after a {type_name}; the frame is corrupt or of a newer version")]
+    #[error(
+        "{extra} trailing bytes after a {type_name}; the frame is corrupt or of a newer version"
+    )]
     Trailing {
         /// The Rust type decoded.
         type_name: &'static str,
@@ -102,7 +110,9 @@ pub enum DecodeError {
         found: &'static str,
     },
     /// A variant index that the type does not have.
-    #[error("{type_name} has no message number {index}; sender and receiver run different versions")]
+    #[error(
+        "{type_name} has no message number {index}; sender and receiver run different versions"
+    )]
     UnknownVariant {
         /// The Rust type decoded.
         type_name: &'static str,
@@ -181,10 +191,11 @@ pub fn check_tag<T>(expected: Tag, args: &[u8]) -> Result<&[u8], DecodeError> {
 /// Decodes exactly one postcard value from `bytes`, rejecting trailing bytes.
 pub fn decode_payload<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let type_name = std::any::type_name::<T>();
-    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| DecodeError::Payload {
-        type_name,
-        reason: e.to_string(),
-    })?;
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(bytes).map_err(|e| DecodeError::Payload {
+            type_name,
+            reason: e.to_string(),
+        })?;
     if !rest.is_empty() {
         return Err(DecodeError::Trailing {
             type_name,
@@ -288,7 +299,9 @@ pub fn serialize_hook<M: RemoteMessage>(message: M) -> Result<SerializedMessage,
 }
 
 /// Glue for ractor's `Message::deserialize` hook: errors are counted and logged.
-pub fn deserialize_hook<M: RemoteMessage>(message: SerializedMessage) -> Result<M, BoxedDowncastErr> {
+pub fn deserialize_hook<M: RemoteMessage>(
+    message: SerializedMessage,
+) -> Result<M, BoxedDowncastErr> {
     M::from_wire(message).map_err(|e| {
         reject(e);
         BoxedDowncastErr

@@ -57,7 +57,9 @@ impl Default for Runtime {
 
 /// A Local name is already held by a live actor.
 #[derive(Debug, thiserror::Error)]
-#[error("the name {name:?} is already registered on this node (to {owner:?}); pick another name or look the owner up with whereis")]
+#[error(
+    "the name {name:?} is already registered on this node (to {owner:?}); pick another name or look the owner up with whereis"
+)]
 pub struct NameTaken {
     /// The name.
     pub name: String,
@@ -174,11 +176,16 @@ impl Runtime {
         actor: A,
         supervisor: ActorCell,
     ) -> Result<ActorRef<A::Msg>, SpawnError> {
-        self.spawn_with(actor, Spawn::new().supervisor(supervisor)).await
+        self.spawn_with(actor, Spawn::new().supervisor(supervisor))
+            .await
     }
 
     /// Spawns an actor with the given options.
-    pub async fn spawn_with<A: Handler>(&self, actor: A, opts: Spawn) -> Result<ActorRef<A::Msg>, SpawnError> {
+    pub async fn spawn_with<A: Handler>(
+        &self,
+        actor: A,
+        opts: Spawn,
+    ) -> Result<ActorRef<A::Msg>, SpawnError> {
         let start = Start {
             actor,
             runtime: self.clone(),
