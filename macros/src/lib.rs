@@ -20,7 +20,7 @@ mod options;
 
 /// Implements ractor's `Message` for a local-only message type.
 ///
-/// ```ignore
+/// ```text
 /// #[derive(understudy::Message)]
 /// enum Cmd { Ping }
 /// ```
@@ -36,7 +36,7 @@ pub fn derive_message(input: TokenStream) -> TokenStream {
 /// The tag defaults to a hash of the type's path; fix it with `#[understudy(tag = "name")]`
 /// so that moving or renaming the type does not change the wire format.
 ///
-/// ```ignore
+/// ```text
 /// #[derive(serde::Serialize, serde::Deserialize, understudy::RemoteMessage)]
 /// #[understudy(tag = "shop.Order")]
 /// struct Order { id: u64 }
@@ -50,7 +50,7 @@ pub fn derive_remote_message(input: TokenStream) -> TokenStream {
 
 /// Implements `Actor` with the default lifecycle hooks.
 ///
-/// ```ignore
+/// ```text
 /// #[derive(understudy::Actor)]
 /// struct Counter { n: u64 }
 /// ```
@@ -74,7 +74,7 @@ pub fn derive_actor(input: TokenStream) -> TokenStream {
 /// must be serde types); `name = CounterMsg`, `ext = CounterRef`, `vis = pub(crate)`,
 /// `tag = "..."` and `crate = path` override the defaults.
 ///
-/// ```ignore
+/// ```text
 /// #[derive(Actor)]
 /// struct Counter { n: u64 }
 ///
