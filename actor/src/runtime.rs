@@ -18,7 +18,8 @@ use crate::host::{Host, Start};
 use crate::id::{ActorAddr, NodeId};
 use crate::names::{NameTable, Registration};
 use crate::remote::RemoteMessage;
-use crate::sync::{Arc, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One node's actor runtime. Cheap to clone (a shared handle).
 ///
