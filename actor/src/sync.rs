@@ -7,13 +7,13 @@
 
 #[cfg(understudy_loom)]
 pub(crate) use loom::sync::{
-    Arc, Mutex, MutexGuard,
+    Mutex, MutexGuard,
     atomic::{AtomicU64, Ordering},
 };
 
 #[cfg(not(understudy_loom))]
 pub(crate) use std::sync::{
-    Arc, Mutex, MutexGuard,
+    Mutex, MutexGuard,
     atomic::{AtomicU64, Ordering},
 };
 
