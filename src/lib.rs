@@ -1,7 +1,8 @@
 //! # understudy
 //!
 //! Typed actors with OTP supervision trees, built on [`ractor`], and — when one process is
-//! not enough — a cluster extension (coming in the `cluster` feature).
+//! not enough — a cluster extension (the `cluster` feature, growing: node identity and
+//! certificates are here, the mesh comes next).
 //!
 //! ```
 //! use understudy::prelude::*;
@@ -34,6 +35,12 @@
 //! - [`Runtime`]: one node's actor system (names, exports); no process-wide state.
 //! - [`supervisor`]: OTP supervision trees (one_for_one, one_for_all, rest_for_one).
 //! - [`remote`]: what messages that cross the network are made of.
+//! - `cluster` (feature `cluster`, on by default): node identity and the cluster's
+//!   certificates; see also the `understudy certs` command (feature `cli`, on by default).
+//!
+//! Features: `default = ["cluster", "cli"]`. For the local runtime alone (no TLS crates to
+//! build), depend with `default-features = false`; for the cluster without the command-line
+//! tool's dependencies, add `features = ["cluster"]`.
 
 #![forbid(unsafe_code)]
 
@@ -49,6 +56,11 @@ pub use understudy_macros::{Actor, Message, RemoteMessage, messages};
 
 pub use ractor;
 pub use ractor::{ActorCell, ActorRef, RpcReplyPort, SupervisionEvent};
+
+/// The cluster extension: node identity and certificates (the mesh, membership and remote actors
+/// follow). See [`understudy_cluster`].
+#[cfg(feature = "cluster")]
+pub use understudy_cluster as cluster;
 
 /// Everything an actor module needs: `use understudy::prelude::*;`.
 pub mod prelude {
