@@ -66,7 +66,7 @@ mod ca;
 mod error;
 mod files;
 mod node;
-mod tls;
+pub(crate) mod tls;
 mod trust;
 
 use rustls_pki_types::CertificateDer;

@@ -33,6 +33,7 @@
 
 pub mod certs;
 pub mod identity;
+pub mod mesh;
 pub mod wire;
 
 pub use certs::{CertError, ClusterCa, ClusterTrust, IdentityMismatch, NodeCert};

@@ -9,14 +9,6 @@
 //! Kept crate-private so that no rustls type is in the public API; the mesh sets ALPN and wraps
 //! these for quinn.
 
-#![cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "used by the mesh; tested here with an in-memory handshake"
-    )
-)]
-
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;

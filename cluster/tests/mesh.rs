@@ -1,0 +1,438 @@
+//! The QUIC mesh on loopback: handshakes, one connection per pair, lanes, datagrams, and
+//! everything a hostile or confused peer can do.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use understudy_cluster::certs::ClusterCa;
+use understudy_cluster::identity::NodeName;
+use understudy_cluster::mesh::{
+    DialError, FaultPlan, FrameStream, Mesh, MeshConfig, MeshHandler, PeerLink,
+};
+use understudy_cluster::wire::{Control, Signal};
+
+#[derive(Debug)]
+enum Event {
+    Up(String),
+    Down(String),
+    Signal(String, Signal),
+    Control(String, Control),
+    Datagram(String, Bytes),
+}
+
+struct Recorder(mpsc::UnboundedSender<Event>);
+
+impl MeshHandler for Recorder {
+    fn peer_up(&self, link: &Arc<PeerLink>) {
+        let _ = self.0.send(Event::Up(link.info().name.to_string()));
+    }
+    fn peer_down(&self, link: &Arc<PeerLink>, _reason: &str) {
+        let _ = self.0.send(Event::Down(link.info().name.to_string()));
+    }
+    fn signal(&self, link: &Arc<PeerLink>, signal: Signal) {
+        let _ = self
+            .0
+            .send(Event::Signal(link.info().name.to_string(), signal));
+    }
+    fn control(&self, link: &Arc<PeerLink>, control: Control) {
+        let _ = self
+            .0
+            .send(Event::Control(link.info().name.to_string(), control));
+    }
+    fn datagram(&self, link: &Arc<PeerLink>, data: Bytes) {
+        let _ = self
+            .0
+            .send(Event::Datagram(link.info().name.to_string(), data));
+    }
+    fn stream(&self, _: Arc<PeerLink>, _: u8, _: FrameStream) {}
+}
+
+struct TestNode {
+    mesh: Mesh,
+    events: mpsc::UnboundedReceiver<Event>,
+}
+
+fn name(s: &str) -> NodeName {
+    NodeName::new(s).expect("valid name")
+}
+
+fn node_with(ca: &ClusterCa, cert_name: &str, faults: Option<FaultPlan>) -> TestNode {
+    let cert = ca.issue(&name(cert_name)).expect("cert");
+    let mesh = Mesh::bind(
+        "127.0.0.1:0".parse().expect("addr"),
+        &cert,
+        &ca.trust(),
+        1,
+        MeshConfig::default(),
+        faults,
+    )
+    .expect("bind");
+    let (tx, rx) = mpsc::unbounded_channel();
+    mesh.start(Arc::new(Recorder(tx)));
+    TestNode { mesh, events: rx }
+}
+
+fn node(ca: &ClusterCa, n: &str) -> TestNode {
+    node_with(ca, n, None)
+}
+
+/// Waits for the first event matching `pred`, with a deadline.
+async fn expect(
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    what: &str,
+    mut pred: impl FnMut(&Event) -> bool,
+) -> Event {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(e)) if pred(&e) => return e,
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("event stream ended waiting for {what}"),
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_connect_and_exchange_signals_in_order() {
+    let ca = ClusterCa::ephemeral("test");
+    let mut a = node(&ca, "a");
+    let mut b = node(&ca, "b");
+    let link = a
+        .mesh
+        .dial(b.mesh.local_addr(), Some(name("b")))
+        .await
+        .expect("dial");
+    expect(
+        &mut b.events,
+        "b sees a",
+        |e| matches!(e, Event::Up(n) if n == "a"),
+    )
+    .await;
+    assert_eq!(link.info().name, name("b"));
+
+    for i in 0..1000u64 {
+        link.send_signal(
+            7,
+            &Signal::Monitor {
+                watcher: i,
+                target: 7,
+            },
+        )
+        .expect("send");
+    }
+    for i in 0..1000u64 {
+        match expect(&mut b.events, "signal", |e| matches!(e, Event::Signal(..))).await {
+            Event::Signal(from, Signal::Monitor { watcher, .. }) => {
+                assert_eq!(from, "a");
+                assert_eq!(watcher, i, "signals on one lane arrive in order");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // And back, over b's side of the same connection.
+    let back = b.mesh.link(&name("a")).expect("b has a link to a");
+    back.send_control(&Control::Leaving).expect("control");
+    expect(
+        &mut a.events,
+        "control from b",
+        |e| matches!(e, Event::Control(n, Control::Leaving) if n == "b"),
+    )
+    .await;
+    back.send_datagram(Bytes::from_static(b"swim"))
+        .expect("datagram");
+    expect(
+        &mut a.events,
+        "datagram from b",
+        |e| matches!(e, Event::Datagram(n, d) if n == "b" && &d[..] == b"swim"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_known_only_by_address_is_identified_by_its_certificate() {
+    let ca = ClusterCa::ephemeral("test");
+    let a = node(&ca, "a");
+    let b = node(&ca, "b");
+    let link = a
+        .mesh
+        .dial(b.mesh.local_addr(), None)
+        .await
+        .expect("dial by address");
+    assert_eq!(link.info().name, name("b"));
+    // A second dial finds the connection already up.
+    assert!(matches!(
+        a.mesh.dial(b.mesh.local_addr(), None).await,
+        Err(DialError::Duplicate)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_dials_leave_exactly_one_connection() {
+    let ca = ClusterCa::ephemeral("test");
+    let mut a = node(&ca, "a");
+    let mut b = node(&ca, "b");
+    let (ra, rb) = tokio::join!(
+        a.mesh.dial(b.mesh.local_addr(), Some(name("b"))),
+        b.mesh.dial(a.mesh.local_addr(), Some(name("a")))
+    );
+    assert!(
+        ra.is_ok() || rb.is_ok(),
+        "at least one dial succeeds: {ra:?} {rb:?}"
+    );
+    eventually("both sides connected", || {
+        a.mesh.link(&name("b")).is_some() && b.mesh.link(&name("a")).is_some()
+    })
+    .await;
+    let (la, lb) = (
+        a.mesh.link(&name("b")).expect("a"),
+        b.mesh.link(&name("a")).expect("b"),
+    );
+    // Traffic both ways over what each side kept proves they kept the same connection.
+    la.send_signal(
+        1,
+        &Signal::Monitor {
+            watcher: 1,
+            target: 1,
+        },
+    )
+    .expect("a->b");
+    expect(
+        &mut b.events,
+        "a->b",
+        |e| matches!(e, Event::Signal(n, _) if n == "a"),
+    )
+    .await;
+    lb.send_signal(
+        1,
+        &Signal::Monitor {
+            watcher: 2,
+            target: 2,
+        },
+    )
+    .expect("b->a");
+    expect(
+        &mut a.events,
+        "b->a",
+        |e| matches!(e, Event::Signal(n, _) if n == "b"),
+    )
+    .await;
+    assert!(
+        !la.is_closed() && !lb.is_closed(),
+        "the surviving connection stays open"
+    );
+    assert_eq!(a.mesh.links().len(), 1);
+    assert_eq!(b.mesh.links().len(), 1);
+    assert_eq!(
+        a.mesh.link(&name("b")).expect("still").serial(),
+        la.serial()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wanted_peers_are_redialed_after_the_connection_drops() {
+    let ca = ClusterCa::ephemeral("test");
+    let mut a = node(&ca, "a");
+    let b = node(&ca, "b");
+    a.mesh.want(name("b"), b.mesh.local_addr());
+    expect(
+        &mut a.events,
+        "up",
+        |e| matches!(e, Event::Up(n) if n == "b"),
+    )
+    .await;
+    b.mesh.disconnect(&name("a"), "test");
+    expect(
+        &mut a.events,
+        "down",
+        |e| matches!(e, Event::Down(n) if n == "b"),
+    )
+    .await;
+    expect(
+        &mut a.events,
+        "up again",
+        |e| matches!(e, Event::Up(n) if n == "b"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_ca_is_refused() {
+    let ca = ClusterCa::ephemeral("test");
+    let rogue_ca = ClusterCa::ephemeral("test"); // same cluster name, different key
+    let a = node(&ca, "a");
+    let mut rogue = node(&rogue_ca, "b");
+    let err = rogue.mesh.dial(a.mesh.local_addr(), Some(name("a"))).await;
+    assert!(
+        matches!(err, Err(DialError::Connect(_) | DialError::Refused(_))),
+        "{err:?}"
+    );
+    assert!(a.mesh.links().is_empty());
+    // And the other way round.
+    let err = a.mesh.dial(rogue.mesh.local_addr(), Some(name("b"))).await;
+    assert!(err.is_err());
+    assert!(
+        rogue.events.try_recv().is_err(),
+        "the rogue never gets a connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_certificate_for_another_name_is_refused() {
+    let ca = ClusterCa::ephemeral("test");
+    let a = node(&ca, "a");
+    let c = node(&ca, "c");
+    // Dialing "b" but reaching c's endpoint: TLS name check fails.
+    assert!(
+        a.mesh
+            .dial(c.mesh.local_addr(), Some(name("b")))
+            .await
+            .is_err()
+    );
+    assert!(a.mesh.links().is_empty() && c.mesh.links().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_a_lane_closes_that_connection_only() {
+    let ca = ClusterCa::ephemeral("test");
+    let mut a = node(&ca, "a");
+    let b = node(&ca, "b");
+    let c = node(&ca, "c");
+    a.mesh
+        .dial(b.mesh.local_addr(), Some(name("b")))
+        .await
+        .expect("a-b");
+    let ac = a
+        .mesh
+        .dial(c.mesh.local_addr(), Some(name("c")))
+        .await
+        .expect("a-c");
+    expect(
+        &mut a.events,
+        "b up",
+        |e| matches!(e, Event::Up(n) if n == "b"),
+    )
+    .await;
+    // b writes raw garbage on a fresh uni stream: a claimed length of 4 GiB.
+    let b_to_a = b.mesh.link(&name("a")).expect("b-a");
+    b_to_a
+        .write_raw_uni_for_tests(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3])
+        .await
+        .expect("write");
+    expect(
+        &mut a.events,
+        "b dropped",
+        |e| matches!(e, Event::Down(n) if n == "b"),
+    )
+    .await;
+    // c is untouched.
+    ac.send_signal(
+        1,
+        &Signal::Monitor {
+            watcher: 1,
+            target: 1,
+        },
+    )
+    .expect("a-c still works");
+    assert!(!ac.is_closed());
+    assert!(a.mesh.link(&name("c")).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_drops_the_connection_and_healing_restores_it() {
+    let plan = FaultPlan::new(7);
+    let ca = ClusterCa::ephemeral("test");
+    let cfg_idle = MeshConfig {
+        idle_timeout: Duration::from_secs(2),
+        keep_alive: Duration::from_millis(500),
+        ..MeshConfig::default()
+    };
+    let mk = |n: &str| {
+        let cert = ca.issue(&name(n)).expect("cert");
+        let mesh = Mesh::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            &cert,
+            &ca.trust(),
+            1,
+            cfg_idle.clone(),
+            Some(plan.clone()),
+        )
+        .expect("bind");
+        let (tx, rx) = mpsc::unbounded_channel();
+        mesh.start(Arc::new(Recorder(tx)));
+        TestNode { mesh, events: rx }
+    };
+    let mut a = mk("a");
+    let b = mk("b");
+    a.mesh.want(name("b"), b.mesh.local_addr());
+    expect(
+        &mut a.events,
+        "up",
+        |e| matches!(e, Event::Up(n) if n == "b"),
+    )
+    .await;
+    plan.partition(a.mesh.local_addr(), b.mesh.local_addr());
+    expect(
+        &mut a.events,
+        "down after idle timeout",
+        |e| matches!(e, Event::Down(n) if n == "b"),
+    )
+    .await;
+    plan.heal_all();
+    expect(
+        &mut a.events,
+        "up after heal",
+        |e| matches!(e, Event::Up(n) if n == "b"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_percent_loss_delivers_every_acknowledged_signal() {
+    let plan = FaultPlan::new(11);
+    plan.set_loss(200);
+    let ca = ClusterCa::ephemeral("test");
+    let a = node_with(&ca, "a", Some(plan.clone()));
+    let mut b = node_with(&ca, "b", Some(plan.clone()));
+    let link = loop {
+        if let Ok(l) = a.mesh.dial(b.mesh.local_addr(), Some(name("b"))).await {
+            break l;
+        }
+    };
+    let n = 2000u64;
+    for i in 0..n {
+        link.send_signal(
+            i,
+            &Signal::Tell {
+                to: i,
+                variant: String::new(),
+                args: vec![0; 64],
+            },
+        )
+        .expect("send");
+    }
+    let mut seen = vec![false; n as usize];
+    for _ in 0..n {
+        if let Event::Signal(_, Signal::Tell { to, .. }) =
+            expect(&mut b.events, "tell", |e| matches!(e, Event::Signal(..))).await
+        {
+            assert!(!seen[to as usize], "no duplicates");
+            seen[to as usize] = true;
+        }
+    }
+    assert!(seen.iter().all(|s| *s));
+    assert!(plan.dropped() > 0, "the plan did drop packets");
+}
