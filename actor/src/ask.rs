@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ractor::concurrency::OneshotReceiver;
-use ractor::{ActorRef, Message, MessagingErr, RpcReplyPort};
+use ractor::{ActorId, ActorRef, ActorStatus, Message, MessagingErr, RpcReplyPort};
 use tokio::time::Timeout;
 
 /// How long an ask waits for its answer unless told otherwise.
@@ -35,6 +35,10 @@ pub enum TellError {
         "the message does not fit this actor (wrong ActorRef type, or not serialisable for a remote actor)"
     )]
     WrongActorType,
+    /// The actor is remote and the connection to its node is not keeping up (its send buffer
+    /// is full). Nothing was sent; retry later or slow down.
+    #[error("the remote node is not keeping up (send buffer full); retry later")]
+    Overloaded,
 }
 
 /// Why an ask failed.
@@ -61,6 +65,9 @@ pub enum AskError {
         "the message does not fit this actor (wrong ActorRef type, or not serialisable for a remote actor)"
     )]
     WrongActorType,
+    /// The actor is remote and the connection to its node is not keeping up. Nothing was sent.
+    #[error("the remote node is not keeping up (send buffer full); retry later")]
+    Overloaded,
 }
 
 impl<T> From<MessagingErr<T>> for TellError {
@@ -77,6 +84,7 @@ impl From<TellError> for AskError {
         match e {
             TellError::MailboxClosed => AskError::MailboxClosed,
             TellError::WrongActorType => AskError::WrongActorType,
+            TellError::Overloaded => AskError::Overloaded,
         }
     }
 }
@@ -91,7 +99,35 @@ impl From<TellError> for AskError {
 /// ```
 #[inline]
 pub fn tell<M: Message>(to: &ActorRef<M>, message: M) -> Result<(), TellError> {
-    to.send_message(message).map_err(TellError::from)
+    match to.get_id() {
+        ActorId::Local(_) => to.send_message(message).map_err(TellError::from),
+        ActorId::Remote { node_id, pid } => tell_remote(to, node_id, pid, message),
+    }
+}
+
+/// The remote half of [`tell`]: hand the serialised message to the route now, in the sender's
+/// task (see [`crate::route`] for why).
+fn tell_remote<M: Message>(
+    to: &ActorRef<M>,
+    route: u64,
+    pid: u64,
+    message: M,
+) -> Result<(), TellError> {
+    if matches!(
+        to.get_status(),
+        ActorStatus::Stopping | ActorStatus::Stopped
+    ) {
+        return Err(TellError::MailboxClosed);
+    }
+    let Some(route) = crate::route::lookup(route) else {
+        // Not one of ours (e.g. a ractor_cluster proxy): ractor's own path.
+        return to.send_message(message).map_err(TellError::from);
+    };
+    if !M::serializable() {
+        return Err(TellError::WrongActorType);
+    }
+    let wire = message.serialize().map_err(|_| TellError::WrongActorType)?;
+    route.send(pid, wire)
 }
 
 /// Builds an ask: `make` wraps the reply port into the message. Await the result.

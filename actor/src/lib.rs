@@ -23,6 +23,7 @@ mod host;
 pub mod id;
 pub mod names;
 pub mod remote;
+pub mod route;
 pub mod runtime;
 pub mod supervisor;
 pub(crate) mod sync;

@@ -49,6 +49,9 @@ pub enum Refusal {
     /// The peer is this node (dialed our own address).
     #[error("connected to itself")]
     Myself,
+    /// A lane count outside 1–64.
+    #[error("invalid lane count {0}")]
+    Lanes(u16),
     /// An older incarnation than one already connected.
     #[error("stale incarnation {theirs} (connected: {current})")]
     Stale {
@@ -95,6 +98,9 @@ pub(crate) fn check_hello(
     }
     if certified == me {
         return Err(Refusal::Myself);
+    }
+    if hello.lanes == 0 || hello.lanes > 64 {
+        return Err(Refusal::Lanes(hello.lanes));
     }
     Ok(certified.clone())
 }
@@ -195,6 +201,7 @@ mod tests {
             node_id: id,
             incarnation: 1,
             mesh_addr: "127.0.0.1:1".parse().expect("addr"),
+            lanes: 4,
         }
     }
 

@@ -36,6 +36,8 @@ pub struct PeerInfo {
     pub incarnation: u64,
     /// Where the peer's mesh endpoint listens.
     pub mesh_addr: SocketAddr,
+    /// How many lanes the peer writes to us.
+    pub lanes: u16,
 }
 
 /// The sending side of one connection to a peer.

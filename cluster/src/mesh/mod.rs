@@ -152,6 +152,7 @@ impl Mesh {
             node_id: my_id.get(),
             incarnation,
             mesh_addr: local,
+            lanes: cfg.lanes as u16,
         };
         Ok(Mesh {
             inner: Arc::new(Inner {
@@ -518,6 +519,7 @@ impl Mesh {
             id: node_id(&self.inner.cluster, name),
             incarnation: hello.incarnation,
             mesh_addr: hello.mesh_addr,
+            lanes: hello.lanes,
         };
         let cfg = &self.inner.cfg;
         let serial = self.inner.serials.fetch_add(1, Ordering::Relaxed);

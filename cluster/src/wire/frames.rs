@@ -25,6 +25,9 @@ pub struct Hello {
     pub incarnation: u64,
     /// Where the sender's mesh endpoint listens.
     pub mesh_addr: SocketAddr,
+    /// How many actor lanes the sender writes (a DOWN is sent on every lane and acted on when
+    /// all copies arrived, so it follows everything sent before it on any lane).
+    pub lanes: u16,
 }
 
 /// Node-level traffic on the control stream.

@@ -75,6 +75,7 @@ fn hello() -> impl Strategy<Value = Hello> {
                 node_id,
                 incarnation,
                 mesh_addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                lanes: port % 8 + 1,
             },
         )
 }
