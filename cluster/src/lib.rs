@@ -33,6 +33,7 @@
 
 pub mod certs;
 pub mod identity;
+pub mod membership;
 pub mod mesh;
 pub mod wire;
 

@@ -1,0 +1,1022 @@
+//! [`Swim`]: the membership state machine, free of I/O, clocks and ambient randomness.
+//!
+//! It owns foca, foca's accumulating runtime, a timer heap and the event view. Every input
+//! takes `now` ([`handle_packet`](Swim::handle_packet), [`handle_timeout`](Swim::handle_timeout),
+//! [`handle_sync_request`](Swim::handle_sync_request), [`leave`](Swim::leave), …); outputs are
+//! polled ([`poll_transmit`](Swim::poll_transmit), [`poll_sync`](Swim::poll_sync),
+//! [`poll_event`](Swim::poll_event), [`poll_timeout`](Swim::poll_timeout)). The only
+//! randomness is a seeded RNG. Given the same seed and the same inputs at the same instants,
+//! it produces the same outputs — which is what the simulation and property tests rely on.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use foca::{AccumulatingRuntime, Codec, Foca, Header, OwnedNotification, PostcardCodec, State};
+use rand::rngs::SmallRng;
+use rand::seq::IteratorRandom;
+use rand::{RngExt, SeedableRng};
+use understudy_actor::NodeId;
+
+use super::config::{InvalidMembershipConfig, MembershipConfig};
+use super::member::{LeaveReason, Member, MembershipEvent, NodeLoad, NodeMeta};
+use super::transport::{Peer, SyncError, SyncRequest, Transmit};
+use super::wire::{
+    BroadcastItem, LoadHandler, LoadUpdate, NodeRecord, SYNC_VERSION, SharedBook, SwimCodec,
+    SwimId, SyncPayload, peek_header,
+};
+use crate::identity::{ClusterName, NodeIdentity, node_id};
+
+/// Metric: SWIM packets refused, labelled by `reason` (`identity`, `malformed`, `protocol`).
+pub const REJECTED_PACKETS_METRIC: &str = "understudy_membership_packets_rejected_total";
+/// Metric: push-pull syncs that failed or were refused, labelled by `side`.
+pub const FAILED_SYNCS_METRIC: &str = "understudy_membership_syncs_failed_total";
+
+/// This node, as membership announces it.
+///
+/// ```
+/// use understudy_cluster::identity::{ClusterName, Incarnation, NodeIdentity, NodeName};
+/// use understudy_cluster::membership::LocalNode;
+///
+/// let identity = NodeIdentity::new(
+///     ClusterName::new("prod")?, NodeName::new("web-1")?, Incarnation::new(1));
+/// let mut local = LocalNode::new(identity, "127.0.0.1:7000".parse()?);
+/// local.meta.role = Some("web".into());
+/// local.meta.raft_eligible = true;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalNode {
+    /// Cluster, name, id and incarnation.
+    pub identity: NodeIdentity,
+    /// The mesh address peers dial.
+    pub addr: SocketAddr,
+    /// Static metadata; `meta.name` is the identity's name.
+    pub meta: NodeMeta,
+}
+
+impl LocalNode {
+    /// A node with default metadata (no role, no failure domain, not Raft-eligible).
+    pub fn new(identity: NodeIdentity, addr: SocketAddr) -> LocalNode {
+        let meta = NodeMeta::new(identity.name().clone());
+        LocalNode {
+            identity,
+            addr,
+            meta,
+        }
+    }
+}
+
+/// Counters of one node's membership. Monotonic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MembershipStats {
+    /// SWIM packets handed to [`Swim::handle_packet`].
+    pub packets_received: u64,
+    /// SWIM packets produced for the transport.
+    pub packets_sent: u64,
+    /// Packets whose header identity did not match the transport's verified peer.
+    pub rejected_identity: u64,
+    /// Packets that were oversize or did not decode.
+    pub rejected_malformed: u64,
+    /// Packets foca refused for protocol reasons (e.g. claiming to come from ourselves).
+    pub protocol_errors: u64,
+    /// Custom broadcast items that did not decode (ignored).
+    pub broadcasts_rejected: u64,
+    /// Announces sent while joining or isolated.
+    pub announces: u64,
+    /// Times this node was declared down and rejoined with a renewed identity.
+    pub rejoins: u64,
+    /// Push-pull syncs started by this node.
+    pub syncs_started: u64,
+    /// … that completed and were applied.
+    pub syncs_completed: u64,
+    /// … that failed (unreachable, timeout, bad response).
+    pub syncs_failed: u64,
+    /// Peers' syncs answered.
+    pub syncs_served: u64,
+    /// Peers' syncs refused (malformed).
+    pub syncs_refused: u64,
+    /// Inbound packets dropped before reaching the state machine (queue full).
+    pub inbound_dropped: u64,
+}
+
+/// Why [`Swim::handle_packet`] refused a packet. Each is counted in [`MembershipStats`] and
+/// the [`REJECTED_PACKETS_METRIC`]; none disturbs the state machine.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PacketError {
+    /// Larger than `max_packet_size`.
+    #[error("packet of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// The packet's size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not a SWIM packet of this protocol.
+    #[error("malformed packet: {0}")]
+    Malformed(String),
+    /// The packet's sender identity is not the peer the transport verified.
+    #[error("packet from verified peer {verified} claims to come from {claimed}")]
+    IdentityMismatch {
+        /// Who the transport says sent it.
+        verified: NodeId,
+        /// Who the header says sent it.
+        claimed: String,
+    },
+    /// A well-formed packet SWIM refused (e.g. one that claims to come from this node).
+    #[error("refused by SWIM: {0}")]
+    Protocol(String),
+}
+
+/// What a timer entry does.
+#[derive(Debug)]
+enum Tick {
+    Foca(foca::Timer<SwimId>),
+    Announce(u64),
+    Sync(u64),
+    LoadRefresh,
+}
+
+impl Tick {
+    fn rank(&self) -> u8 {
+        match self {
+            Tick::Foca(_) => 0,
+            Tick::Announce(_) => 1,
+            Tick::Sync(_) => 2,
+            Tick::LoadRefresh => 3,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at: Instant,
+    seq: u64,
+    tick: Tick,
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.at
+            .cmp(&other.at)
+            .then_with(|| match (&self.tick, &other.tick) {
+                // foca orders simultaneous timers (indirect probe before the next probe).
+                (Tick::Foca(a), Tick::Foca(b)) => a.cmp(b),
+                (a, b) => a.rank().cmp(&b.rank()),
+            })
+            .then(self.seq.cmp(&other.seq))
+    }
+}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Scheduled {}
+
+/// A member we reported as joined, with the load we last reported.
+#[derive(Debug)]
+struct Known {
+    record: NodeRecord,
+    load: Option<NodeLoad>,
+}
+
+type SwimFoca = Foca<SwimId, SwimCodec, SmallRng, LoadHandler>;
+
+/// The SWIM membership state machine of one node.
+///
+/// It owns foca, foca's accumulating runtime, a timer heap and the event view, and does no
+/// I/O: every input takes `now`, outputs are polled, and the only randomness is the seeded RNG
+/// given to [`new`](Swim::new). The same seed and the same inputs at the same instants give
+/// the same outputs. A driver loops: feed inputs ([`handle_packet`](Swim::handle_packet),
+/// [`handle_sync_request`](Swim::handle_sync_request), [`handle_timeout`](Swim::handle_timeout)
+/// when [`poll_timeout`](Swim::poll_timeout) is due…), then hand on
+/// [`poll_transmit`](Swim::poll_transmit) packets, run [`poll_sync`](Swim::poll_sync)
+/// requests, and publish [`poll_event`](Swim::poll_event) events. [`Membership`](super::Membership)
+/// is that driver on tokio.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use understudy_cluster::identity::{ClusterName, Incarnation, NodeIdentity, NodeName};
+/// use understudy_cluster::membership::{LocalNode, MembershipConfig, MembershipEvent, Swim};
+///
+/// let cluster = ClusterName::new("demo")?;
+/// let node = |name: &str, port: u16| -> Result<LocalNode, Box<dyn std::error::Error>> {
+///     let id = NodeIdentity::new(cluster.clone(), NodeName::new(name)?, Incarnation::new(1));
+///     Ok(LocalNode::new(id, format!("127.0.0.1:{port}").parse()?))
+/// };
+/// let config = MembershipConfig::default();
+/// let start = Instant::now();
+/// let a_local = node("a", 7001)?;
+/// let mut a = Swim::new(a_local.clone(), &config, vec![], 1, start)?;
+/// let mut b = Swim::new(node("b", 7002)?, &config, vec![a_local.addr], 2, start)?;
+///
+/// // Drive both by hand: deliver every packet at once, fire timers as they come due.
+/// fn pump(from: &mut Swim, to: &mut Swim, now: Instant) {
+///     while let Some(t) = from.poll_transmit() {
+///         let _ = to.handle_packet(now, from.local().node_id(), &t.packet);
+///     }
+/// }
+/// let mut now = start;
+/// while a.members().count() == 0 || b.members().count() == 0 {
+///     pump(&mut a, &mut b, now);
+///     pump(&mut b, &mut a, now);
+///     now += Duration::from_millis(10);
+///     a.handle_timeout(now);
+///     b.handle_timeout(now);
+/// }
+/// assert!(matches!(b.poll_event(), Some(MembershipEvent::NodeJoined(m)) if m.name().as_str() == "a"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Swim {
+    foca: SwimFoca,
+    rt: AccumulatingRuntime<SwimId>,
+    rng: SmallRng,
+    config: MembershipConfig,
+    cluster: ClusterName,
+    own_id: NodeId,
+    initial: NodeRecord,
+    seeds: Vec<SocketAddr>,
+    timers: BinaryHeap<Reverse<Scheduled>>,
+    timer_seq: u64,
+    announce_token: u64,
+    seed_backoff: Duration,
+    sync_token: u64,
+    next_sync_id: u64,
+    pending_syncs: BTreeMap<u64, Peer>,
+    connected: bool,
+    left: bool,
+    /// The peer whose packet is being handled (a first contact syncs with it).
+    contact: Option<Peer>,
+    known: BTreeMap<NodeId, Known>,
+    book: SharedBook,
+    own_load: Option<NodeLoad>,
+    load_version: u64,
+    max_transmissions: u8,
+    transmits: VecDeque<Transmit>,
+    syncs: VecDeque<SyncRequest>,
+    events: VecDeque<MembershipEvent>,
+    stats: MembershipStats,
+}
+
+impl std::fmt::Debug for Swim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Swim")
+            .field("local", &self.local_record())
+            .field("connected", &self.connected)
+            .field("left", &self.left)
+            .field("members", &self.known.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Swim {
+    /// A node that will join through `seeds` (addresses of other nodes' meshes; its own
+    /// address is skipped, so every node can share one seed list). `rng_seed` makes it
+    /// deterministic; use a different seed per node.
+    pub fn new(
+        local: LocalNode,
+        config: &MembershipConfig,
+        seeds: Vec<SocketAddr>,
+        rng_seed: u64,
+        now: Instant,
+    ) -> Result<Swim, InvalidMembershipConfig> {
+        config.validate()?;
+        local
+            .meta
+            .validate()
+            .map_err(|e| InvalidMembershipConfig(e.to_string()))?;
+        if &local.meta.name != local.identity.name() {
+            return Err(InvalidMembershipConfig(format!(
+                "meta.name {} is not the node's name {}",
+                local.meta.name,
+                local.identity.name()
+            )));
+        }
+        let record = NodeRecord {
+            node_id: local.identity.node_id(),
+            addr: local.addr,
+            incarnation: local.identity.incarnation(),
+            generation: 0,
+            leaving: false,
+            meta: local.meta.clone(),
+        };
+        check_identity_size(&record, config.max_packet_size)?;
+        let book = SharedBook::default();
+        let foca = Foca::with_custom_broadcast(
+            SwimId::Node(record.clone()),
+            config.foca(1),
+            SmallRng::seed_from_u64(rng_seed),
+            SwimCodec,
+            LoadHandler(book.clone()),
+        );
+        let mut seeds: Vec<SocketAddr> = seeds.into_iter().filter(|s| *s != local.addr).collect();
+        seeds.sort();
+        seeds.dedup();
+        let mut swim = Swim {
+            foca,
+            rt: AccumulatingRuntime::new(),
+            rng: SmallRng::seed_from_u64(rng_seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15),
+            config: config.clone(),
+            cluster: local.identity.cluster().clone(),
+            own_id: record.node_id,
+            initial: record,
+            seeds,
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            announce_token: 0,
+            seed_backoff: config.seed_retry_initial,
+            sync_token: 0,
+            next_sync_id: 0,
+            pending_syncs: BTreeMap::new(),
+            connected: false,
+            left: false,
+            contact: None,
+            known: BTreeMap::new(),
+            book,
+            own_load: None,
+            load_version: 0,
+            max_transmissions: config.max_transmissions(1).get(),
+            transmits: VecDeque::new(),
+            syncs: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: MembershipStats::default(),
+        };
+        swim.schedule(now, Tick::Announce(0));
+        swim.schedule(now + config.sync_interval, Tick::Sync(0));
+        swim.schedule(now + config.load_refresh, Tick::LoadRefresh);
+        Ok(swim)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Inputs
+
+    /// Handles a SWIM packet that the transport received from the verified peer `from`.
+    ///
+    /// The packet's header must name `from` as its sender (and that identity's name must
+    /// derive to `from`), or it is refused: a member cannot speak for another. Refusals are
+    /// counted and logged; nothing else changes.
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        packet: &[u8],
+    ) -> Result<(), PacketError> {
+        if self.left {
+            return Ok(());
+        }
+        self.stats.packets_received += 1;
+        let result = self.check_and_handle(now, from, packet);
+        if let Err(error) = &result {
+            self.count_rejection(from, error);
+        }
+        result
+    }
+
+    fn check_and_handle(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        packet: &[u8],
+    ) -> Result<(), PacketError> {
+        let max = self.config.max_packet_size;
+        if packet.len() > max {
+            return Err(PacketError::TooLarge {
+                len: packet.len(),
+                max,
+            });
+        }
+        let (header, used) =
+            peek_header(packet).map_err(|e| PacketError::Malformed(e.to_string()))?;
+        let src = header
+            .src
+            .node()
+            .ok_or_else(|| PacketError::Malformed("placeholder sender".into()))?;
+        if src.node_id != from || node_id(&self.cluster, &src.meta.name) != from {
+            return Err(PacketError::IdentityMismatch {
+                verified: from,
+                claimed: format!("{} (id {})", src.meta.name, src.node_id),
+            });
+        }
+        let contact = peer_of(&header.src);
+        // An Announce to a seed placeholder is for whoever the transport delivered it to:
+        // address it to our identity so foca accepts it (foca alone would only match a
+        // placeholder by `Identity::addr`, and ours is the node id).
+        let rewritten;
+        let data = if matches!(header.dst, SwimId::Seed(_)) {
+            let header = Header {
+                dst: self.foca.identity().clone(),
+                ..header
+            };
+            let mut buf = Vec::with_capacity(packet.len() + 128);
+            PostcardCodec
+                .encode_header(&header, &mut buf)
+                .map_err(|e| PacketError::Malformed(e.to_string()))?;
+            buf.extend_from_slice(&packet[used..]);
+            rewritten = buf;
+            &rewritten[..]
+        } else {
+            packet
+        };
+        self.contact = Some(contact);
+        let result = self.foca.handle_data(data, &mut self.rt);
+        self.drain(now);
+        self.contact = None;
+        result.map_err(classify)
+    }
+
+    fn count_rejection(&mut self, from: NodeId, error: &PacketError) {
+        let reason = match error {
+            PacketError::IdentityMismatch { .. } => {
+                self.stats.rejected_identity += 1;
+                tracing::warn!(peer = %from, %error, "refused SWIM packet");
+                "identity"
+            }
+            PacketError::TooLarge { .. } | PacketError::Malformed(_) => {
+                self.stats.rejected_malformed += 1;
+                tracing::debug!(peer = %from, %error, "refused SWIM packet");
+                "malformed"
+            }
+            PacketError::Protocol(_) => {
+                self.stats.protocol_errors += 1;
+                tracing::debug!(peer = %from, %error, "SWIM protocol error");
+                "protocol"
+            }
+        };
+        metrics::counter!(REJECTED_PACKETS_METRIC, "reason" => reason).increment(1);
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse(top)) = self.timers.peek() {
+            if top.at > now {
+                break;
+            }
+            let Some(Reverse(entry)) = self.timers.pop() else {
+                break;
+            };
+            match entry.tick {
+                Tick::Foca(timer) => {
+                    if let Err(error) = self.foca.handle_timer(timer, &mut self.rt) {
+                        tracing::debug!(%error, "SWIM timer");
+                    }
+                    self.drain(now);
+                }
+                Tick::Announce(token) => self.on_announce(now, token),
+                Tick::Sync(token) => self.on_sync_tick(now, token),
+                Tick::LoadRefresh => {
+                    if self.connected && self.own_load.is_some() {
+                        self.publish_load(now);
+                    }
+                    self.schedule(now + self.config.load_refresh, Tick::LoadRefresh);
+                }
+            }
+        }
+    }
+
+    /// Answers the verified peer `from`'s push-pull sync: applies its state, returns ours.
+    pub fn handle_sync_request(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        request: &[u8],
+    ) -> Result<Bytes, SyncError> {
+        if self.left {
+            return Err(SyncError::Refused("this node has left".into()));
+        }
+        match SyncPayload::decode(request) {
+            Ok(payload) => {
+                self.apply_state(now, payload);
+                self.stats.syncs_served += 1;
+                Ok(self.encode_state())
+            }
+            Err(error) => {
+                self.stats.syncs_refused += 1;
+                metrics::counter!(FAILED_SYNCS_METRIC, "side" => "served").increment(1);
+                tracing::debug!(peer = %from, %error, "refused membership sync");
+                Err(SyncError::Refused(error.to_string()))
+            }
+        }
+    }
+
+    /// Gives back the outcome of the [`SyncRequest`] `id` (see [`poll_sync`](Self::poll_sync)).
+    pub fn handle_sync_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        response: Result<&[u8], SyncError>,
+    ) {
+        let Some(peer) = self.pending_syncs.remove(&id) else {
+            return;
+        };
+        if self.left {
+            return;
+        }
+        let outcome = response.and_then(|bytes| {
+            SyncPayload::decode(bytes).map_err(|e| SyncError::Refused(e.to_string()))
+        });
+        match outcome {
+            Ok(payload) => {
+                self.apply_state(now, payload);
+                self.stats.syncs_completed += 1;
+            }
+            Err(error) => {
+                self.stats.syncs_failed += 1;
+                metrics::counter!(FAILED_SYNCS_METRIC, "side" => "started").increment(1);
+                tracing::debug!(%peer, %error, "membership sync failed; retrying soon");
+                // Try another member soon instead of waiting a whole sync interval.
+                self.sync_token += 1;
+                let retry = (self.config.seed_retry_initial * 4).min(self.config.sync_interval);
+                self.schedule(now + retry, Tick::Sync(self.sync_token));
+            }
+        }
+    }
+
+    /// Announces this node to more seeds (e.g. seeds resolved later).
+    pub fn announce(&mut self, now: Instant, seeds: &[SocketAddr]) {
+        if self.left {
+            return;
+        }
+        let own = self.local_record().addr;
+        for seed in seeds.iter().filter(|s| **s != own) {
+            if !self.seeds.contains(seed) {
+                self.seeds.push(*seed);
+            }
+            self.stats.announces += 1;
+            if let Err(error) = self.foca.announce(SwimId::Seed(*seed), &mut self.rt) {
+                tracing::debug!(%error, "announce");
+            }
+        }
+        self.drain(now);
+    }
+
+    /// Publishes this node's load: gossiped at once and re-sent every `load_refresh`.
+    pub fn set_load(&mut self, now: Instant, load: NodeLoad) {
+        if self.left {
+            return;
+        }
+        self.own_load = Some(load);
+        self.publish_load(now);
+    }
+
+    /// Leaves the cluster gracefully: peers report this node [`LeaveReason::Left`].
+    ///
+    /// The node switches to an identity marked *leaving* and declares that identity down,
+    /// then gossips it to a few members. Every peer that learns of the Down learns it from
+    /// that identity, so "left" and "failed" cannot be confused, whatever order packets
+    /// arrive in (a peer that only hears of the leaving identity and then loses the node still
+    /// reports Left). After this the state machine ignores every input.
+    pub fn leave(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        self.left = true;
+        let leaving = NodeRecord {
+            leaving: true,
+            ..self.local_record()
+        };
+        if let Err(error) = self
+            .foca
+            .change_identity(SwimId::Node(leaving), &mut self.rt)
+        {
+            tracing::debug!(%error, "leave: change identity");
+        }
+        if let Err(error) = self.foca.leave_cluster(&mut self.rt) {
+            tracing::debug!(%error, "leave");
+        }
+        // Two more rounds to more members, so the news survives some loss.
+        for _ in 0..2 {
+            if let Err(error) = self.foca.gossip(&mut self.rt) {
+                tracing::debug!(%error, "leave: gossip");
+            }
+        }
+        self.drain(now);
+        self.timers.clear();
+        self.pending_syncs.clear();
+        self.syncs.clear();
+        self.connected = false;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Outputs and queries
+
+    /// The next SWIM packet to hand to the transport.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next push-pull sync to run (see [`handle_sync_response`](Self::handle_sync_response)).
+    pub fn poll_sync(&mut self) -> Option<SyncRequest> {
+        self.syncs.pop_front()
+    }
+
+    /// The next membership event.
+    pub fn poll_event(&mut self) -> Option<MembershipEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse(entry)| entry.at)
+    }
+
+    /// The live members (never this node), consistent with the events polled so far plus the
+    /// ones still queued.
+    pub fn members(&self) -> impl Iterator<Item = Member> + '_ {
+        self.known.values().map(|k| k.record.to_member(k.load))
+    }
+
+    /// One live member.
+    pub fn member(&self, node_id: NodeId) -> Option<Member> {
+        self.known.get(&node_id).map(|k| k.record.to_member(k.load))
+    }
+
+    /// This node as it announces itself.
+    pub fn local(&self) -> Member {
+        self.local_record().to_member(self.own_load)
+    }
+
+    /// Whether some live member knows this node (foca is active).
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Whether [`leave`](Self::leave) was called.
+    pub fn has_left(&self) -> bool {
+        self.left
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> MembershipStats {
+        let mut stats = self.stats;
+        stats.broadcasts_rejected = self.book.lock().rejected;
+        stats
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Internals
+
+    fn local_record(&self) -> NodeRecord {
+        // Our identity is always a node; `initial` only makes this total.
+        self.foca.identity().node().unwrap_or(&self.initial).clone()
+    }
+
+    fn schedule(&mut self, at: Instant, tick: Tick) {
+        self.timer_seq += 1;
+        self.timers.push(Reverse(Scheduled {
+            at,
+            seq: self.timer_seq,
+            tick,
+        }));
+    }
+
+    /// Moves everything foca produced into our queues, reacting to its notifications (which
+    /// may call foca again), until foca's runtime is empty.
+    fn drain(&mut self, now: Instant) {
+        loop {
+            while let Some((to, packet)) = self.rt.to_send() {
+                self.stats.packets_sent += 1;
+                self.transmits.push_back(Transmit {
+                    to: peer_of(&to),
+                    packet,
+                });
+            }
+            while let Some((after, timer)) = self.rt.to_schedule() {
+                self.schedule(now + after, Tick::Foca(timer));
+            }
+            let mut touched = Vec::new();
+            while let Some(notification) = self.rt.to_notify() {
+                match notification {
+                    OwnedNotification::MemberUp(id) | OwnedNotification::MemberDown(id) => {
+                        touched.extend(id.node_id());
+                    }
+                    OwnedNotification::Rename(old, new) => {
+                        touched.extend(old.node_id());
+                        touched.extend(new.node_id());
+                    }
+                    OwnedNotification::Active => self.on_active(),
+                    OwnedNotification::Idle => {
+                        tracing::info!("no live members left; announcing to seeds");
+                        self.connected = false;
+                        self.restart_announces(now);
+                    }
+                    OwnedNotification::Rejoin(_) => {
+                        tracing::info!("declared down by the cluster; rejoined as a new identity");
+                        self.stats.rejoins += 1;
+                        self.connected = false;
+                        self.restart_announces(now);
+                    }
+                    OwnedNotification::Defunct => {
+                        self.connected = false;
+                        self.on_defunct(now);
+                    }
+                }
+            }
+            touched.sort();
+            touched.dedup();
+            for node in touched {
+                self.reconcile(node);
+            }
+            self.surface_loads();
+            self.adjust_transmissions();
+            if self.rt.backlog() == 0 {
+                break;
+            }
+        }
+    }
+
+    fn on_active(&mut self) {
+        self.connected = true;
+        // Stop announcing; the next isolation starts over from the first delay.
+        self.announce_token += 1;
+        self.seed_backoff = self.config.seed_retry_initial;
+        // First contact: pull the whole view from whoever let us in.
+        if let Some(peer) = self.contact.clone() {
+            self.start_sync(peer);
+        }
+    }
+
+    fn on_defunct(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        // foca renews by itself (Rejoin) unless the identity cannot be renewed; try once more.
+        let renewed = <SwimId as foca::Identity>::renew(self.foca.identity());
+        if let Some(renewed) = renewed {
+            if let Err(error) = self.foca.change_identity(renewed, &mut self.rt) {
+                tracing::warn!(%error, "could not renew a defunct identity");
+            }
+            self.stats.rejoins += 1;
+            self.restart_announces(now);
+        }
+    }
+
+    fn restart_announces(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        self.announce_token += 1;
+        self.seed_backoff = self.config.seed_retry_initial;
+        self.schedule(now, Tick::Announce(self.announce_token));
+    }
+
+    /// While not connected: announce to every seed and to a few members we know of (the
+    /// other side of a healed partition), then back off.
+    fn on_announce(&mut self, now: Instant, token: u64) {
+        if token != self.announce_token || self.connected || self.left {
+            return;
+        }
+        let mut targets: Vec<SwimId> = self.seeds.iter().map(|s| SwimId::Seed(*s)).collect();
+        let own = self.own_id;
+        let known = self
+            .foca
+            .iter_membership_state()
+            .filter(|m| m.id().node_id().is_some_and(|id| id != own))
+            .map(|m| m.id().clone())
+            .sample(&mut self.rng, 3);
+        targets.extend(known);
+        for target in targets {
+            self.stats.announces += 1;
+            if let Err(error) = self.foca.announce(target, &mut self.rt) {
+                tracing::debug!(%error, "announce");
+            }
+        }
+        self.drain(now);
+        let delay = jitter(&mut self.rng, self.seed_backoff);
+        self.seed_backoff = (self.seed_backoff * 2).min(self.config.seed_retry_max);
+        self.schedule(now + delay, Tick::Announce(token));
+    }
+
+    fn on_sync_tick(&mut self, now: Instant, token: u64) {
+        if token != self.sync_token || self.left {
+            return;
+        }
+        if self.connected {
+            let peer = self
+                .foca
+                .iter_members()
+                .filter(|m| m.id().node_id().is_some_and(|id| id != self.own_id))
+                .map(|m| peer_of(m.id()))
+                .choose(&mut self.rng);
+            if let Some(peer) = peer {
+                self.start_sync(peer);
+            }
+        }
+        self.schedule(now + self.config.sync_interval, Tick::Sync(token));
+    }
+
+    fn start_sync(&mut self, to: Peer) {
+        self.next_sync_id += 1;
+        let id = self.next_sync_id;
+        self.stats.syncs_started += 1;
+        self.pending_syncs.insert(id, to.clone());
+        let payload = self.encode_state();
+        self.syncs.push_back(SyncRequest { id, to, payload });
+    }
+
+    fn encode_state(&self) -> Bytes {
+        let mut members: Vec<foca::Member<SwimId>> =
+            self.foca.iter_membership_state().cloned().collect();
+        members.push(foca::Member::alive(self.foca.identity().clone()));
+        let loads = self.book.lock().latest.values().cloned().collect();
+        Bytes::from(
+            SyncPayload {
+                version: SYNC_VERSION,
+                members,
+                loads,
+            }
+            .encode(),
+        )
+    }
+
+    fn apply_state(&mut self, now: Instant, payload: SyncPayload) {
+        {
+            let mut book = self.book.lock();
+            for load in payload.loads {
+                book.offer(load);
+            }
+        }
+        if let Err(error) = self
+            .foca
+            .apply_many(payload.members.into_iter(), true, &mut self.rt)
+        {
+            tracing::debug!(%error, "applying a membership sync");
+        }
+        self.drain(now);
+    }
+
+    fn publish_load(&mut self, now: Instant) {
+        let Some(load) = self.own_load else {
+            return;
+        };
+        let me = self.local_record();
+        self.load_version += 1;
+        let item = BroadcastItem::Load(LoadUpdate {
+            node_id: me.node_id,
+            incarnation: me.incarnation,
+            version: self.load_version,
+            load,
+        });
+        let Ok(bytes) = postcard::to_stdvec(&item) else {
+            return;
+        };
+        if let Err(error) = self.foca.add_broadcast(&bytes) {
+            tracing::debug!(%error, "publishing load");
+        }
+        if let Err(error) = self.foca.broadcast(&mut self.rt) {
+            tracing::debug!(%error, "broadcasting load");
+        }
+        self.drain(now);
+    }
+
+    /// Brings our event view of `node` in line with foca's state, emitting the events that
+    /// explain the difference (see [`MembershipEvent`] for the grammar).
+    fn reconcile(&mut self, node: NodeId) {
+        if node == self.own_id {
+            return;
+        }
+        let entry = self
+            .foca
+            .iter_membership_state()
+            .find(|m| m.id().node_id() == Some(node))
+            .and_then(|m| m.id().node().map(|r| (r.clone(), m.state())));
+        let (alive, down) = match entry {
+            Some((record, State::Down)) => (None, Some(record)),
+            Some((record, _)) => (Some(record), None),
+            None => (None, None),
+        };
+        match (self.known.remove(&node), alive) {
+            (None, None) => {}
+            (None, Some(record)) => self.join(record),
+            (Some(known), None) => {
+                let was = &known.record;
+                let reason = match down {
+                    Some(d) if d.incarnation > was.incarnation => LeaveReason::Restarted,
+                    Some(d) if d.leaving && d.incarnation == was.incarnation => LeaveReason::Left,
+                    _ => LeaveReason::Failed,
+                };
+                self.events.push_back(MembershipEvent::NodeLeft {
+                    member: was.to_member(known.load),
+                    reason,
+                });
+            }
+            (Some(known), Some(record)) => {
+                if record.incarnation > known.record.incarnation {
+                    self.events.push_back(MembershipEvent::NodeLeft {
+                        member: known.record.to_member(known.load),
+                        reason: LeaveReason::Restarted,
+                    });
+                    self.join(record);
+                } else {
+                    // Same run under a renewed (rejoin) or leaving identity: not news.
+                    self.known.insert(
+                        node,
+                        Known {
+                            record,
+                            load: known.load,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn join(&mut self, record: NodeRecord) {
+        let load = self
+            .book
+            .lock()
+            .latest
+            .get(&record.node_id)
+            .filter(|u| u.incarnation == record.incarnation)
+            .map(|u| u.load);
+        self.events
+            .push_back(MembershipEvent::NodeJoined(record.to_member(load)));
+        self.known.insert(record.node_id, Known { record, load });
+    }
+
+    fn surface_loads(&mut self) {
+        let fresh = std::mem::take(&mut self.book.lock().fresh);
+        for update in fresh {
+            if let Some(known) = self.known.get_mut(&update.node_id)
+                && known.record.incarnation == update.incarnation
+                && known.load != Some(update.load)
+            {
+                known.load = Some(update.load);
+                self.events.push_back(MembershipEvent::NodeUpdated(
+                    known.record.to_member(known.load),
+                ));
+            }
+        }
+    }
+
+    fn adjust_transmissions(&mut self) {
+        let size = self.foca.num_members() + 1;
+        let wanted = self.config.max_transmissions(size).get();
+        if wanted != self.max_transmissions {
+            self.max_transmissions = wanted;
+            // Only max_transmissions differs, which foca allows changing live.
+            if let Err(error) = self.foca.set_config(self.config.foca(size)) {
+                tracing::debug!(%error, "adjusting SWIM transmissions");
+            }
+        }
+    }
+}
+
+fn peer_of(id: &SwimId) -> Peer {
+    match id {
+        SwimId::Seed(addr) => Peer::Seed(*addr),
+        SwimId::Node(r) => Peer::Node {
+            node_id: r.node_id,
+            name: r.meta.name.clone(),
+            addr: r.addr,
+            incarnation: r.incarnation,
+        },
+    }
+}
+
+fn classify(error: foca::Error) -> PacketError {
+    match error {
+        foca::Error::DataTooBig => PacketError::Malformed("too big for SWIM".into()),
+        foca::Error::MalformedPacket | foca::Error::Decode(_) | foca::Error::CustomBroadcast(_) => {
+            PacketError::Malformed(error.to_string())
+        }
+        other => PacketError::Protocol(other.to_string()),
+    }
+}
+
+/// `delay` ± 25 %.
+fn jitter(rng: &mut SmallRng, delay: Duration) -> Duration {
+    let factor = rng.random_range(0.75..1.25);
+    delay.mul_f64(factor)
+}
+
+/// Refuses identities so large that a header (two of them, three in a `PingReq`) would leave
+/// no room for updates.
+fn check_identity_size(
+    record: &NodeRecord,
+    max_packet: usize,
+) -> Result<(), InvalidMembershipConfig> {
+    let len = postcard::to_stdvec(&SwimId::Node(record.clone()))
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if len.saturating_mul(3) > max_packet / 2 {
+        return Err(InvalidMembershipConfig(format!(
+            "this node's SWIM identity is {len} bytes; with max_packet_size {max_packet} it must \
+             be at most {} (shorten role/failure_domain)",
+            max_packet / 6
+        )));
+    }
+    Ok(())
+}
