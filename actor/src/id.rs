@@ -78,15 +78,16 @@ pub struct ActorAddr {
 }
 
 impl ActorAddr {
-    /// The address of `cell` as seen from the node `here`: a local cell lives on `here`,
-    /// a remote proxy cell on the node its id names. `None` for a remote id with node 0,
-    /// which understudy never creates.
+    /// The address of `cell` as seen from the node `here`: a local cell lives on `here`, a
+    /// remote proxy cell on the node its route leads to. `None` for a proxy whose connection
+    /// is gone (or that understudy did not create).
     pub fn of(cell: &ActorCell, here: NodeId) -> Option<ActorAddr> {
         match cell.get_id() {
             ActorId::Local(pid) => Some(ActorAddr { node: here, pid }),
-            ActorId::Remote { node_id, pid } => {
-                NodeId::new(node_id).map(|node| ActorAddr { node, pid })
-            }
+            ActorId::Remote { node_id, pid } => crate::route::lookup(node_id).map(|r| ActorAddr {
+                node: r.node(),
+                pid,
+            }),
         }
     }
 }

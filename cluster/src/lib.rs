@@ -35,6 +35,8 @@ pub mod certs;
 pub mod identity;
 pub mod membership;
 pub mod mesh;
+pub mod node;
+pub mod remote;
 pub mod wire;
 
 pub use certs::{CertError, ClusterCa, ClusterTrust, IdentityMismatch, NodeCert};

@@ -1,0 +1,69 @@
+//! A node's configuration: serde-typed (TOML file, environment, code), with LAN defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::mesh::MeshConfig;
+
+/// Everything a node needs to start, apart from its certificates' contents.
+///
+/// ```
+/// use understudy_cluster::node::NodeConfig;
+/// let cfg: NodeConfig = toml::from_str(r#"
+///     name = "alpha"
+///     cluster = "prod"
+///     bind = "0.0.0.0:7400"
+///     seeds = ["10.0.0.2:7400", "10.0.0.3:7400"]
+///     certs_dir = "/etc/understudy/certs"
+///     [mesh]
+///     lanes = 8
+/// "#)?;
+/// assert_eq!(cfg.mesh.lanes, 8);
+/// assert_eq!(cfg.seeds.len(), 2);
+/// # Ok::<(), toml::de::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's name (unique in the cluster; must match its certificate).
+    pub name: String,
+    /// The cluster's name (must match the CA).
+    pub cluster: String,
+    /// Where the mesh listens (UDP). Port 0 picks a free one.
+    #[serde(default = "default_bind")]
+    pub bind: SocketAddr,
+    /// Addresses of nodes to join through. Empty: start a new cluster.
+    #[serde(default)]
+    pub seeds: Vec<SocketAddr>,
+    /// Directory with `ca.pem`, `<name>.pem` and `<name>.key` (see `understudy certs`).
+    #[serde(default)]
+    pub certs_dir: Option<PathBuf>,
+    /// Mesh tuning.
+    #[serde(default)]
+    pub mesh: MeshConfig,
+}
+
+fn default_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+impl NodeConfig {
+    /// A config with defaults for everything but the names.
+    pub fn new(cluster: impl Into<String>, name: impl Into<String>) -> Self {
+        NodeConfig {
+            name: name.into(),
+            cluster: cluster.into(),
+            bind: default_bind(),
+            seeds: Vec::new(),
+            certs_dir: None,
+            mesh: MeshConfig::default(),
+        }
+    }
+
+    /// Parses a TOML document.
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
