@@ -127,22 +127,11 @@ async fn cluster(n: usize) -> (ClusterCa, Vec<Node>) {
             .expect("node");
         nodes.push(node);
     }
-    // Without membership yet, connect everyone to everyone explicitly.
-    for i in 0..n {
-        for j in (i + 1)..n {
-            let (a, b) = (&nodes[i], &nodes[j]);
-            a.mesh().want(b.name().clone(), b.local_addr());
-        }
-    }
-    for i in 0..n {
-        for j in 0..n {
-            if i != j {
-                nodes[i]
-                    .wait_for_peer(nodes[j].node_id(), WAIT)
-                    .await
-                    .expect("connected");
-            }
-        }
+    // Seeds + SWIM + push-pull sync: everyone learns of everyone and connects.
+    for node in &nodes {
+        node.wait_for_members(n - 1, WAIT)
+            .await
+            .expect("full membership");
     }
     (ca, nodes)
 }

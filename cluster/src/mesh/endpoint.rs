@@ -60,6 +60,7 @@ pub(crate) fn bind(
     trust: &ClusterTrust,
     cfg: &MeshConfig,
     faults: Option<FaultPlan>,
+    silenced: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<quinn::Endpoint, EndpointError> {
     let transport = transport(cfg)?;
 
@@ -87,12 +88,10 @@ pub(crate) fn bind(
     let udp = runtime
         .wrap_udp_socket(socket)
         .map_err(|source| EndpointError::Bind { addr, source })?;
-    let udp: Arc<dyn quinn::AsyncUdpSocket> = match faults {
-        Some(plan) => Arc::new(
-            FaultySocket::new(udp, plan).map_err(|source| EndpointError::Bind { addr, source })?,
-        ),
-        None => udp,
-    };
+    let udp: Arc<dyn quinn::AsyncUdpSocket> = Arc::new(
+        FaultySocket::new(udp, faults, silenced)
+            .map_err(|source| EndpointError::Bind { addr, source })?,
+    );
     let mut endpoint = quinn::Endpoint::new_with_abstract_socket(
         EndpointConfig::default(),
         Some(server),

@@ -133,18 +133,36 @@ impl FaultPlan {
     }
 }
 
-/// quinn's socket wrapped with a [`FaultPlan`].
+/// quinn's socket with an optional [`FaultPlan`] and a kill switch.
+///
+/// The kill switch makes a node fall silent at once, as a crashed process does: nothing goes
+/// out and nothing comes in, so peers learn of the death only from SWIM (a clean `close`
+/// would tell them at once, which no real crash does).
 #[derive(Debug)]
 pub(crate) struct FaultySocket {
     inner: Arc<dyn AsyncUdpSocket>,
     local: SocketAddr,
-    plan: FaultPlan,
+    plan: Option<FaultPlan>,
+    silenced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FaultySocket {
-    pub(crate) fn new(inner: Arc<dyn AsyncUdpSocket>, plan: FaultPlan) -> io::Result<Self> {
+    pub(crate) fn new(
+        inner: Arc<dyn AsyncUdpSocket>,
+        plan: Option<FaultPlan>,
+        silenced: Arc<std::sync::atomic::AtomicBool>,
+    ) -> io::Result<Self> {
         let local = inner.local_addr()?;
-        Ok(FaultySocket { inner, local, plan })
+        Ok(FaultySocket {
+            inner,
+            local,
+            plan,
+            silenced,
+        })
+    }
+
+    fn is_silenced(&self) -> bool {
+        self.silenced.load(Ordering::Relaxed)
     }
 }
 
@@ -154,7 +172,12 @@ impl AsyncUdpSocket for FaultySocket {
     }
 
     fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
-        if self.plan.should_drop(self.local, transmit.destination) {
+        if self.is_silenced()
+            || self
+                .plan
+                .as_ref()
+                .is_some_and(|p| p.should_drop(self.local, transmit.destination))
+        {
             return Ok(());
         }
         self.inner.try_send(transmit)
@@ -166,7 +189,13 @@ impl AsyncUdpSocket for FaultySocket {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> Poll<io::Result<usize>> {
-        self.inner.poll_recv(cx, bufs, meta)
+        // A silenced node swallows what arrives (and keeps polling so quinn stays quiet).
+        loop {
+            match self.inner.poll_recv(cx, bufs, meta) {
+                Poll::Ready(Ok(_)) if self.is_silenced() => continue,
+                other => return other,
+            }
+        }
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -174,7 +203,12 @@ impl AsyncUdpSocket for FaultySocket {
     }
 
     fn max_transmit_segments(&self) -> usize {
-        1
+        // Per-packet loss needs one datagram per transmit; without a plan, keep GSO.
+        if self.plan.is_some() {
+            1
+        } else {
+            self.inner.max_transmit_segments()
+        }
     }
 
     fn max_receive_segments(&self) -> usize {

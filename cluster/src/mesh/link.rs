@@ -181,10 +181,6 @@ impl PeerLink {
             .map_err(|_| SendError::Disconnected)?;
         s.finish().map_err(|_| SendError::Disconnected)
     }
-
-    pub(crate) fn connection(&self) -> &quinn::Connection {
-        &self.conn
-    }
 }
 
 /// Starts the tasks of a link that just came up: lane writers, readers, datagrams, streams,

@@ -106,6 +106,7 @@ struct Inner {
     handler: OnceLock<Arc<dyn MeshHandler>>,
     serials: AtomicU64,
     closing: std::sync::atomic::AtomicBool,
+    silenced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A node's mesh. Cheap to clone.
@@ -138,7 +139,8 @@ impl Mesh {
     ) -> Result<Mesh, EndpointError> {
         cfg.validate()
             .map_err(|e| EndpointError::Quic(e.to_string()))?;
-        let endpoint = endpoint::bind(addr, cert, trust, &cfg, faults)?;
+        let silenced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let endpoint = endpoint::bind(addr, cert, trust, &cfg, faults, silenced.clone())?;
         let local = endpoint
             .local_addr()
             .map_err(|source| EndpointError::Bind { addr, source })?;
@@ -168,6 +170,7 @@ impl Mesh {
                 handler: OnceLock::new(),
                 serials: AtomicU64::new(1),
                 closing: std::sync::atomic::AtomicBool::new(false),
+                silenced,
             }),
         })
     }
@@ -590,16 +593,24 @@ impl Mesh {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.inner.endpoint.wait_idle()).await;
     }
 
-    /// Drops everything at once, as a crash would (no close frames, no leave).
+    /// Falls silent at once, as a crashed process does: nothing more goes out or comes in,
+    /// so peers learn of it only by silence (SWIM, idle timeout). The links are closed
+    /// locally (their close frames never leave).
     pub fn crash(&self) {
+        self.inner.silenced.store(true, Ordering::Relaxed);
         self.inner.closing.store(true, Ordering::Relaxed);
         lock(&self.inner.wanted).clear();
-        // Aborting the endpoint's driver: peers only notice by silence (idle timeout / SWIM).
         self.inner.endpoint.set_server_config(None);
         for link in self.links() {
-            link.connection()
-                .close(quinn::VarInt::from_u32(close_code::NORMAL), b"");
+            link.close(close_code::NORMAL, "crashed");
         }
+    }
+
+    /// The live link to the node listening at `addr`, if any.
+    pub fn link_at(&self, addr: SocketAddr) -> Option<Arc<PeerLink>> {
+        self.links()
+            .into_iter()
+            .find(|l| l.info().mesh_addr == addr)
     }
 }
 

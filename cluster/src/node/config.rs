@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::membership::MembershipConfig;
 use crate::mesh::MeshConfig;
 
 /// Everything a node needs to start, apart from its certificates' contents.
@@ -40,9 +41,24 @@ pub struct NodeConfig {
     /// Directory with `ca.pem`, `<name>.pem` and `<name>.key` (see `understudy certs`).
     #[serde(default)]
     pub certs_dir: Option<PathBuf>,
+    /// What the node is for (`"web"`, `"worker"`…), gossiped to every member.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Where the node fails together with others (rack, zone); placement spreads over these.
+    #[serde(default)]
+    pub failure_domain: Option<String>,
+    /// Whether the node may hold a Raft vote (the registry picks voters among these).
+    #[serde(default)]
+    pub raft_eligible: bool,
+    /// Among eligible nodes, higher is preferred as a voter.
+    #[serde(default)]
+    pub raft_priority: u8,
     /// Mesh tuning.
     #[serde(default)]
     pub mesh: MeshConfig,
+    /// Membership (SWIM) tuning.
+    #[serde(default)]
+    pub membership: MembershipConfig,
 }
 
 fn default_bind() -> SocketAddr {
@@ -58,7 +74,12 @@ impl NodeConfig {
             bind: default_bind(),
             seeds: Vec::new(),
             certs_dir: None,
+            role: None,
+            failure_domain: None,
+            raft_eligible: false,
+            raft_priority: 0,
             mesh: MeshConfig::default(),
+            membership: MembershipConfig::default(),
         }
     }
 

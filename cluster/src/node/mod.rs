@@ -13,6 +13,7 @@
 //! ```
 
 mod config;
+mod transport;
 
 use std::net::SocketAddr;
 use std::ops::Deref;
@@ -28,7 +29,13 @@ pub use config::NodeConfig;
 
 use crate::certs::{CertError, ClusterCa, ClusterTrust, NodeCert};
 use crate::identity::{ClusterName, Incarnation, InvalidName, NodeName};
-use crate::mesh::{EndpointError, FaultPlan, FrameStream, Mesh, MeshHandler, PeerLink};
+use crate::membership::{
+    Inbound, InvalidMembershipConfig, LocalNode, Member, Membership, MembershipEvent, NodeMeta,
+    inbound,
+};
+use crate::mesh::{
+    EndpointError, FaultPlan, FrameStream, Mesh, MeshHandler, PeerLink, stream_kind,
+};
 use crate::remote::{RemoteCore, ResolveError};
 use crate::wire::{Control, Signal};
 
@@ -63,6 +70,9 @@ pub enum NodeError {
     /// The remote-actor machinery could not start.
     #[error(transparent)]
     Remote(#[from] ResolveError),
+    /// The membership configuration or metadata is invalid.
+    #[error(transparent)]
+    Membership(#[from] InvalidMembershipConfig),
     /// Waited too long for something.
     #[error("timed out: {0}")]
     Timeout(String),
@@ -168,40 +178,40 @@ impl NodeBuilder {
         )?;
         let remote = RemoteCore::start(runtime.clone()).await?;
         let (peers_tx, _) = watch::channel(0u64);
+        let (inbound, inbox) = inbound(self.config.membership.inbound_queue);
+        let local = LocalNode {
+            identity,
+            addr: mesh.local_addr(),
+            meta: NodeMeta {
+                name: name.clone(),
+                role: self.config.role.clone(),
+                failure_domain: self.config.failure_domain.clone(),
+                raft_eligible: self.config.raft_eligible,
+                raft_priority: self.config.raft_priority,
+            },
+        };
+        let transport = Arc::new(transport::MeshTransport::new(mesh.clone()));
+        let membership = Membership::start(
+            local,
+            self.config.membership.clone(),
+            self.config.seeds.clone(),
+            transport,
+            inbox,
+        )?;
         let inner = Arc::new(Inner {
             runtime,
             mesh: mesh.clone(),
             remote,
+            membership,
             name,
             cluster,
             peers_changed: peers_tx,
         });
         mesh.start(Arc::new(Handler {
             node: Arc::downgrade(&inner),
+            inbound,
         }));
-        for seed in &self.config.seeds {
-            let mesh = mesh.clone();
-            let seed = *seed;
-            tokio::spawn(async move {
-                let mut delay = mesh.config().redial_min;
-                // A seed known only by address: once reached, the mesh keeps that connection.
-                loop {
-                    match mesh.dial(seed, None).await {
-                        Ok(link) => {
-                            mesh.want(link.info().name.clone(), link.info().mesh_addr);
-                            return;
-                        }
-                        Err(crate::mesh::DialError::Duplicate)
-                        | Err(crate::mesh::DialError::Shutdown) => return,
-                        Err(e) => {
-                            tracing::debug!(%seed, error = %e, "seed not reachable yet");
-                            tokio::time::sleep(delay).await;
-                            delay = (delay * 2).min(mesh.config().redial_max);
-                        }
-                    }
-                }
-            });
-        }
+        follow_membership(&inner);
         Ok(Node { inner })
     }
 }
@@ -210,6 +220,7 @@ struct Inner {
     runtime: Runtime,
     mesh: Mesh,
     remote: Arc<RemoteCore>,
+    membership: Membership,
     name: NodeName,
     cluster: ClusterName,
     peers_changed: watch::Sender<u64>,
@@ -314,16 +325,66 @@ impl Node {
         self.inner.remote.link(local, other).await
     }
 
-    /// Leaves gracefully: closes every connection and the endpoint.
-    pub async fn shutdown(&self) {
+    /// The live members of the cluster (never this node).
+    pub fn members(&self) -> Vec<Member> {
+        self.inner.membership.members()
+    }
+
+    /// Membership events from now on: `NodeJoined`, `NodeLeft { reason }`, `NodeUpdated`.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<MembershipEvent> {
+        self.inner.membership.subscribe()
+    }
+
+    /// The current members and the events after them, atomically (no gap, no duplicate).
+    pub fn subscribe_with_snapshot(
+        &self,
+    ) -> (
+        Vec<Member>,
+        tokio::sync::broadcast::Receiver<MembershipEvent>,
+    ) {
+        self.inner.membership.subscribe_with_snapshot()
+    }
+
+    /// Waits until `count` other nodes are members and connected.
+    pub async fn wait_for_members(&self, count: usize, timeout: Duration) -> Result<(), NodeError> {
+        let mut events = self.subscribe();
+        let mut changed = self.inner.peers_changed.subscribe();
+        let ready = |n: &Node| {
+            let members = n.members();
+            members.len() >= count && members.iter().all(|m| n.is_connected(m.node_id()))
+        };
+        tokio::time::timeout(timeout, async {
+            while !ready(self) {
+                tokio::select! {
+                    _ = events.recv() => {}
+                    _ = changed.changed() => {}
+                }
+            }
+        })
+        .await
+        .map_err(|_| {
+            NodeError::Timeout(format!(
+                "{count} members not reached within {timeout:?} (have {})",
+                self.members().len()
+            ))
+        })
+    }
+
+    /// Leaves the cluster gracefully: peers report this node `Left` (not `Failed`), then
+    /// every connection and the endpoint close.
+    pub async fn leave(&self) {
+        self.inner.membership.leave().await;
         self.inner.mesh.shutdown("leaving").await;
         self.inner.remote.stop();
     }
 
-    /// Stops abruptly, as a crash would: no goodbye to anyone (tests).
+    /// Stops abruptly and silently, as a crash would: no goodbye, nothing more on the
+    /// network; peers find out by failure detection (tests and benchmarks).
     pub fn crash(&self) {
         self.inner.mesh.crash();
         self.inner.remote.stop();
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.membership.stop().await });
     }
 
     #[doc(hidden)]
@@ -334,6 +395,45 @@ impl Node {
 
 struct Handler {
     node: std::sync::Weak<Inner>,
+    inbound: Inbound,
+}
+
+/// Keeps the mesh in step with membership: connect to members, drop the connections of nodes
+/// that left or failed (which fires `noconnection` for their actors).
+fn follow_membership(inner: &Arc<Inner>) {
+    let (members, mut events) = inner.membership.subscribe_with_snapshot();
+    for m in &members {
+        inner.mesh.want(m.name().clone(), m.addr());
+    }
+    let weak = Arc::downgrade(inner);
+    tokio::spawn(async move {
+        loop {
+            let event = match events.recv().await {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let Some(inner) = weak.upgrade() else { return };
+            match event {
+                MembershipEvent::NodeJoined(m) => inner.mesh.want(m.name().clone(), m.addr()),
+                MembershipEvent::NodeUpdated(_) => {}
+                MembershipEvent::NodeLeft { member, reason } => {
+                    tracing::debug!(me = %inner.name, peer = %member.name(), %reason, "member left");
+                    // A restart is followed by the new run's NodeJoined; keep wanting it.
+                    if !matches!(reason, crate::membership::LeaveReason::Restarted) {
+                        inner.mesh.unwant(member.name());
+                    }
+                    if let Some(link) = inner.mesh.link(member.name())
+                        && link.info().incarnation <= member.incarnation().get()
+                    {
+                        inner
+                            .mesh
+                            .disconnect(member.name(), "member left the cluster");
+                    }
+                }
+            }
+        }
+    });
 }
 
 impl MeshHandler for Handler {
@@ -360,7 +460,13 @@ impl MeshHandler for Handler {
 
     fn control(&self, _link: &Arc<PeerLink>, _control: Control) {}
 
-    fn datagram(&self, _link: &Arc<PeerLink>, _data: Bytes) {}
+    fn datagram(&self, link: &Arc<PeerLink>, data: Bytes) {
+        self.inbound.deliver(link.info().id, data);
+    }
 
-    fn stream(&self, _link: Arc<PeerLink>, _kind: u8, _stream: FrameStream) {}
+    fn stream(&self, link: Arc<PeerLink>, kind: u8, stream: FrameStream) {
+        if kind == stream_kind::MEMBERSHIP_SYNC {
+            tokio::spawn(transport::answer_sync(self.inbound.clone(), link, stream));
+        }
+    }
 }
