@@ -86,6 +86,9 @@ pub enum DialError {
     /// The mesh is shutting down.
     #[error("the mesh is shut down")]
     Shutdown,
+    /// The mesh has not been started ([`Mesh::start`]) yet.
+    #[error("the mesh is not started yet")]
+    NotStarted,
 }
 
 enum Slot {
@@ -273,9 +276,11 @@ impl Mesh {
                     break;
                 }
                 match mesh.dial(addr, Some(name.clone())).await {
-                    Ok(_) | Err(DialError::Duplicate) | Err(DialError::Shutdown) => break,
+                    Ok(_) | Err(DialError::Shutdown) => break,
+                    // Another dial to this peer is in flight (ours or theirs): look again
+                    // shortly; if that one fails, this loop is what retries.
                     Err(e) => {
-                        tracing::debug!(peer = %name, error = %e, ?delay, "dial failed; retrying");
+                        tracing::debug!(peer = %name, error = %e, ?delay, "not connected yet; retrying");
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(mesh.inner.cfg.redial_max);
                     }
@@ -294,6 +299,9 @@ impl Mesh {
     ) -> Result<Arc<PeerLink>, DialError> {
         if self.inner.closing.load(Ordering::Relaxed) {
             return Err(DialError::Shutdown);
+        }
+        if self.inner.handler.get().is_none() {
+            return Err(DialError::NotStarted);
         }
         let server_name = match &expected {
             Some(n) => node_san(&self.inner.cluster, n),
@@ -390,6 +398,14 @@ impl Mesh {
             .map_err(|_| DialError::Connect("handshake timed out".into()))?
             .map_err(|e| DialError::Connect(e.to_string()))?;
         let certified = self.certified_name(&conn).map_err(DialError::Identity)?;
+        // Released if this accept reserved the peer and then failed, timed out or was dropped
+        // before installing the connection — otherwise a stale reservation would block the
+        // pair for good.
+        let mut reservation = Reservation {
+            mesh: self,
+            name: certified.clone(),
+            armed: false,
+        };
         let step = async {
             let (mut send, mut recv) = conn
                 .accept_bi()
@@ -434,6 +450,7 @@ impl Mesh {
                     && !matches!(existing, Existing::Up { .. })
                 {
                     peers.insert(certified.clone(), Slot::Dialing);
+                    reservation.armed = true;
                 }
                 d
             };
@@ -463,8 +480,10 @@ impl Mesh {
                 }
             }
         };
-        match tokio::time::timeout(timeout, step).await {
+        let outcome = tokio::time::timeout(timeout, step).await;
+        match outcome {
             Ok(Ok((hello, control))) => {
+                reservation.armed = false;
                 self.install(conn, &certified, &hello, control, true);
                 Ok(())
             }
@@ -534,16 +553,18 @@ impl Mesh {
             cfg.max_frame,
             serial,
         ));
+        let Some(handler) = self.inner.handler.get().cloned() else {
+            // Not started: never table a link nobody reads (it would look up forever).
+            self.release_dialing(name);
+            link.close(close_code::NORMAL, "node not started");
+            return link;
+        };
         let replaced = {
             let mut peers = lock(&self.inner.peers);
             match peers.insert(name.clone(), Slot::Up(link.clone())) {
                 Some(Slot::Up(old)) => Some(old),
                 _ => None,
             }
-        };
-        let Some(handler) = self.inner.handler.get().cloned() else {
-            link.close(close_code::NORMAL, "node not started");
-            return link;
         };
         if let Some(old) = replaced {
             old.close(close_code::NORMAL, "replaced by a newer connection");
@@ -611,6 +632,21 @@ impl Mesh {
         self.links()
             .into_iter()
             .find(|l| l.info().mesh_addr == addr)
+    }
+}
+
+/// A peer slot reserved by an accept in progress (see [`Mesh::accept`]).
+struct Reservation<'a> {
+    mesh: &'a Mesh,
+    name: NodeName,
+    armed: bool,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.mesh.release_dialing(&self.name);
+        }
     }
 }
 

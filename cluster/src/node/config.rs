@@ -53,12 +53,21 @@ pub struct NodeConfig {
     /// Among eligible nodes, higher is preferred as a voter.
     #[serde(default)]
     pub raft_priority: u8,
+    /// How long `leave()` keeps the connections open after announcing the departure, so the
+    /// news (unreliable SWIM datagrams) reaches the cluster before the connections close;
+    /// otherwise peers may report the node `Failed` instead of `Left`.
+    #[serde(default = "default_leave_linger", with = "humantime_serde")]
+    pub leave_linger: std::time::Duration,
     /// Mesh tuning.
     #[serde(default)]
     pub mesh: MeshConfig,
     /// Membership (SWIM) tuning.
     #[serde(default)]
     pub membership: MembershipConfig,
+}
+
+fn default_leave_linger() -> std::time::Duration {
+    std::time::Duration::from_millis(500)
 }
 
 fn default_bind() -> SocketAddr {
@@ -78,6 +87,7 @@ impl NodeConfig {
             failure_domain: None,
             raft_eligible: false,
             raft_priority: 0,
+            leave_linger: default_leave_linger(),
             mesh: MeshConfig::default(),
             membership: MembershipConfig::default(),
         }

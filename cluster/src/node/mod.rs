@@ -84,6 +84,7 @@ pub struct NodeBuilder {
     config: NodeConfig,
     certs: Option<Result<(NodeCert, ClusterTrust), NodeError>>,
     faults: Option<FaultPlan>,
+    incarnation: Option<Incarnation>,
 }
 
 impl NodeBuilder {
@@ -93,6 +94,7 @@ impl NodeBuilder {
             config,
             certs: None,
             faults: None,
+            incarnation: None,
         }
     }
 
@@ -126,6 +128,13 @@ impl NodeBuilder {
     /// Routes the mesh's datagrams through a fault plan (tests: partitions, loss).
     pub fn fault_plan(mut self, plan: FaultPlan) -> Self {
         self.faults = Some(plan);
+        self
+    }
+
+    /// Runs as this incarnation instead of one from the clock (a restart must use a larger
+    /// one than the run before; tests use this to be exact).
+    pub fn incarnation(mut self, incarnation: Incarnation) -> Self {
+        self.incarnation = Some(incarnation);
         self
     }
 
@@ -166,7 +175,7 @@ impl NodeBuilder {
         let cluster = ClusterName::new(self.config.cluster.clone())?;
         let name = NodeName::new(self.config.name.clone())?;
         let (cert, trust) = self.load_certs(&cluster, &name)?;
-        let identity = cert.identity(Incarnation::fresh(None));
+        let identity = cert.identity(self.incarnation.unwrap_or_else(|| Incarnation::fresh(None)));
         let runtime = Runtime::with_node_id(identity.node_id());
         let mesh = Mesh::bind(
             self.config.bind,
@@ -190,6 +199,21 @@ impl NodeBuilder {
                 raft_priority: self.config.raft_priority,
             },
         };
+        let inner = Arc::new(Inner {
+            runtime,
+            mesh: mesh.clone(),
+            remote,
+            membership: std::sync::OnceLock::new(),
+            leave_linger: self.config.leave_linger,
+            name,
+            cluster,
+            peers_changed: peers_tx,
+        });
+        // The mesh must accept (and be able to dial) before membership starts announcing.
+        mesh.start(Arc::new(Handler {
+            node: Arc::downgrade(&inner),
+            inbound,
+        }));
         let transport = Arc::new(transport::MeshTransport::new(mesh.clone()));
         let membership = Membership::start(
             local,
@@ -198,19 +222,7 @@ impl NodeBuilder {
             transport,
             inbox,
         )?;
-        let inner = Arc::new(Inner {
-            runtime,
-            mesh: mesh.clone(),
-            remote,
-            membership,
-            name,
-            cluster,
-            peers_changed: peers_tx,
-        });
-        mesh.start(Arc::new(Handler {
-            node: Arc::downgrade(&inner),
-            inbound,
-        }));
+        let _ = inner.membership.set(membership);
         follow_membership(&inner);
         Ok(Node { inner })
     }
@@ -220,7 +232,8 @@ struct Inner {
     runtime: Runtime,
     mesh: Mesh,
     remote: Arc<RemoteCore>,
-    membership: Membership,
+    membership: std::sync::OnceLock<Membership>,
+    leave_linger: Duration,
     name: NodeName,
     cluster: ClusterName,
     peers_changed: watch::Sender<u64>,
@@ -327,12 +340,12 @@ impl Node {
 
     /// The live members of the cluster (never this node).
     pub fn members(&self) -> Vec<Member> {
-        self.inner.membership.members()
+        self.inner.membership().members()
     }
 
     /// Membership events from now on: `NodeJoined`, `NodeLeft { reason }`, `NodeUpdated`.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<MembershipEvent> {
-        self.inner.membership.subscribe()
+        self.inner.membership().subscribe()
     }
 
     /// The current members and the events after them, atomically (no gap, no duplicate).
@@ -342,7 +355,7 @@ impl Node {
         Vec<Member>,
         tokio::sync::broadcast::Receiver<MembershipEvent>,
     ) {
-        self.inner.membership.subscribe_with_snapshot()
+        self.inner.membership().subscribe_with_snapshot()
     }
 
     /// Waits until `count` other nodes are members and connected.
@@ -373,7 +386,9 @@ impl Node {
     /// Leaves the cluster gracefully: peers report this node `Left` (not `Failed`), then
     /// every connection and the endpoint close.
     pub async fn leave(&self) {
-        self.inner.membership.leave().await;
+        self.inner.membership().leave().await;
+        // SWIM's goodbye is datagrams; closing at once could drop them with the connections.
+        tokio::time::sleep(self.inner.leave_linger).await;
         self.inner.mesh.shutdown("leaving").await;
         self.inner.remote.stop();
     }
@@ -384,12 +399,21 @@ impl Node {
         self.inner.mesh.crash();
         self.inner.remote.stop();
         let inner = self.inner.clone();
-        tokio::spawn(async move { inner.membership.stop().await });
+        tokio::spawn(async move { inner.membership().stop().await });
     }
 
     #[doc(hidden)]
     pub fn mesh(&self) -> &Mesh {
         &self.inner.mesh
+    }
+}
+
+impl Inner {
+    fn membership(&self) -> &Membership {
+        // Set in `start` right after the mesh starts, before the node is handed out.
+        self.membership
+            .get()
+            .expect("membership is set before the node is used")
     }
 }
 
@@ -401,7 +425,7 @@ struct Handler {
 /// Keeps the mesh in step with membership: connect to members, drop the connections of nodes
 /// that left or failed (which fires `noconnection` for their actors).
 fn follow_membership(inner: &Arc<Inner>) {
-    let (members, mut events) = inner.membership.subscribe_with_snapshot();
+    let (members, mut events) = inner.membership().subscribe_with_snapshot();
     for m in &members {
         inner.mesh.want(m.name().clone(), m.addr());
     }
