@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod certs;
+pub mod extension;
 pub mod identity;
 pub mod membership;
 pub mod mesh;

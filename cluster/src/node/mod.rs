@@ -28,6 +28,7 @@ use understudy_actor::{ActorAddr, NodeId, RemoteMessage, Runtime};
 pub use config::NodeConfig;
 
 use crate::certs::{CertError, ClusterCa, ClusterTrust, NodeCert};
+use crate::extension::{Extension, Extensions};
 use crate::identity::{ClusterName, Incarnation, InvalidName, NodeName};
 use crate::membership::{
     Inbound, InvalidMembershipConfig, LocalNode, Member, Membership, MembershipEvent, NodeMeta,
@@ -73,6 +74,9 @@ pub enum NodeError {
     /// The membership configuration or metadata is invalid.
     #[error(transparent)]
     Membership(#[from] InvalidMembershipConfig),
+    /// Two extensions share a name.
+    #[error("two extensions are named {0:?}; extension names must be unique on a node")]
+    DuplicateExtension(&'static str),
     /// Waited too long for something.
     #[error("timed out: {0}")]
     Timeout(String),
@@ -85,6 +89,7 @@ pub struct NodeBuilder {
     certs: Option<Result<(NodeCert, ClusterTrust), NodeError>>,
     faults: Option<FaultPlan>,
     incarnation: Option<Incarnation>,
+    extensions: Vec<Box<dyn Extension>>,
 }
 
 impl NodeBuilder {
@@ -95,6 +100,7 @@ impl NodeBuilder {
             certs: None,
             faults: None,
             incarnation: None,
+            extensions: Vec::new(),
         }
     }
 
@@ -135,6 +141,12 @@ impl NodeBuilder {
     /// one than the run before; tests use this to be exact).
     pub fn incarnation(mut self, incarnation: Incarnation) -> Self {
         self.incarnation = Some(incarnation);
+        self
+    }
+
+    /// Runs an extension (a cluster service) on this node; see [`crate::extension`].
+    pub fn extension(mut self, extension: impl Extension) -> Self {
+        self.extensions.push(Box::new(extension));
         self
     }
 
@@ -203,6 +215,7 @@ impl NodeBuilder {
             runtime,
             mesh: mesh.clone(),
             remote,
+            extensions: Extensions::default(),
             membership: std::sync::OnceLock::new(),
             leave_linger: self.config.leave_linger,
             name,
@@ -224,13 +237,27 @@ impl NodeBuilder {
         )?;
         let _ = inner.membership.set(membership);
         follow_membership(&inner);
+        // Contexts first (so every inbox exists before any extension sends), then start.
+        let mut seen = std::collections::HashSet::new();
+        let mut started = Vec::new();
+        for ext in self.extensions {
+            if !seen.insert(ext.name()) {
+                return Err(NodeError::DuplicateExtension(ext.name()));
+            }
+            let ctx = inner.extensions.context(Arc::downgrade(&inner), ext.name());
+            started.push((ext, ctx));
+        }
+        for (ext, ctx) in started {
+            ext.start(ctx);
+        }
         Ok(Node { inner })
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     runtime: Runtime,
-    mesh: Mesh,
+    pub(crate) mesh: Mesh,
+    pub(crate) extensions: Extensions,
     remote: Arc<RemoteCore>,
     membership: std::sync::OnceLock<Membership>,
     leave_linger: Duration,
@@ -262,6 +289,10 @@ impl Deref for Node {
 }
 
 impl Node {
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Node {
+        Node { inner }
+    }
+
     /// A builder for a node `name` of cluster `cluster`.
     pub fn builder(cluster: impl Into<String>, name: impl Into<String>) -> NodeBuilder {
         NodeBuilder::from_config(NodeConfig::new(cluster, name))
@@ -472,6 +503,7 @@ impl MeshHandler for Handler {
         if let Some(n) = self.node.upgrade() {
             tracing::debug!(me = %n.name, peer = %link.info().name, reason, "peer down");
             n.remote.peer_down(link);
+            n.extensions.peer_down(link);
             n.peers_changed.send_modify(|v| *v += 1);
         }
     }
@@ -482,7 +514,14 @@ impl MeshHandler for Handler {
         }
     }
 
-    fn control(&self, _link: &Arc<PeerLink>, _control: Control) {}
+    fn control(&self, link: &Arc<PeerLink>, control: Control) {
+        let Some(n) = self.node.upgrade() else { return };
+        match control {
+            Control::Extension { service, body } => n.extensions.inbound(link, service, body),
+            // Handshake frames after the handshake, or notices membership already carries.
+            other => tracing::debug!(peer = %link.info().name, ?other, "control frame ignored"),
+        }
+    }
 
     fn datagram(&self, link: &Arc<PeerLink>, data: Bytes) {
         self.inbound.deliver(link.info().id, data);
