@@ -81,10 +81,12 @@ fn show(event: &MembershipEvent) -> String {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Actors crash by panicking ("let it crash"); keep the story readable: one line each.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!(
-            "   (panic in an actor: {})",
-            info.payload_as_str().unwrap_or("?")
-        )
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .unwrap_or("?");
+        eprintln!("   (panic in an actor: {what})");
     }));
     let wait = Duration::from_secs(15);
     let ca = ClusterCa::ephemeral("demo"); // production: `understudy certs init|issue`
