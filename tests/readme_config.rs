@@ -1,0 +1,22 @@
+//! The configuration shown in the README parses as a node configuration.
+#![cfg(feature = "cluster")]
+
+use understudy::cluster::node::NodeConfig;
+
+#[test]
+fn the_readme_toml_example_is_a_valid_node_config() {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("```toml\nname = ")
+        .expect("a node config example in the README")
+        + "```toml\n".len();
+    let end = start + readme[start..].find("```").expect("closing fence");
+    let config = NodeConfig::from_toml(&readme[start..end]).expect("the README's config parses");
+    assert_eq!(config.name, "alpha");
+    assert_eq!(config.seeds.len(), 1);
+    assert_eq!(config.mesh.lanes, 4);
+    assert_eq!(
+        config.membership.probe_period,
+        std::time::Duration::from_millis(500)
+    );
+}
