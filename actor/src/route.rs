@@ -2,7 +2,7 @@
 //!
 //! A remote actor is a ractor proxy cell whose id is `ActorId::Remote { node_id, pid }`; here
 //! `node_id` is a *route id*, naming one connection to one peer node. Sending with
-//! [`tell`](crate::tell) / [`ask`](crate::ask) (and so every macro-generated method) looks the
+//! [`tell`](crate::tell) / [`ask`](fn@crate::ask) (and so every macro-generated method) looks the
 //! route up and hands it the serialised message **synchronously, in the sender's own task**.
 //! That is what keeps Erlang's pairwise order: everything a sender sent is on the wire, in
 //! order, before anything that happens after the send — including the sender's own exit,
