@@ -204,9 +204,8 @@ impl RemoteCore {
 
     /// Makes `actor` reachable from other nodes; returns its address.
     pub fn export<M: RemoteMessage>(&self, actor: &ActorRef<M>) -> ActorAddr {
-        let addr = self.runtime.export(actor);
-        self.state().linkable.insert(addr.pid, actor.get_cell());
-        addr
+        // The export table prunes stopped actors itself; `watch` looks there too.
+        self.runtime.export(actor)
     }
 
     /// The ref for an address: the local actor itself, or a proxy of the remote one.
