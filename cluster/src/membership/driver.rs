@@ -262,7 +262,12 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
+            // Biased, in this order: a due timer first (a flood of packets must not delay a
+            // probe), then commands, finished syncs and inbound traffic. Also deterministic,
+            // which paused-time tests rely on.
             tokio::select! {
+                biased;
+                () = sleep => self.swim.handle_timeout(now()),
                 command = self.commands.recv() => match command {
                     Some(Command::Leave(done)) => {
                         self.swim.leave(now());
@@ -276,6 +281,10 @@ impl Driver {
                     // The handle is gone: stop without leaving.
                     None => return,
                 },
+                Some((id, outcome)) = sync_rx.recv() => {
+                    self.swim
+                        .handle_sync_response(now(), id, outcome.as_deref().map_err(Clone::clone));
+                }
                 message = self.inbox.rx.recv(), if inbox_open => match message {
                     Some(message) => {
                         self.handle(message);
@@ -289,11 +298,6 @@ impl Driver {
                     }
                     None => inbox_open = false,
                 },
-                Some((id, outcome)) = sync_rx.recv() => {
-                    self.swim
-                        .handle_sync_response(now(), id, outcome.as_deref().map_err(Clone::clone));
-                }
-                () = sleep => self.swim.handle_timeout(now()),
             }
         }
     }

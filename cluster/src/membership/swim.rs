@@ -139,6 +139,7 @@ enum Tick {
     Announce(u64),
     Sync(u64),
     LoadRefresh,
+    Rejoin(u64),
 }
 
 impl Tick {
@@ -148,6 +149,7 @@ impl Tick {
             Tick::Announce(_) => 1,
             Tick::Sync(_) => 2,
             Tick::LoadRefresh => 3,
+            Tick::Rejoin(_) => 4,
         }
     }
 }
@@ -256,8 +258,15 @@ pub struct Swim {
     sync_token: u64,
     next_sync_id: u64,
     pending_syncs: BTreeMap<u64, Peer>,
+    /// The sync that follows our first contact.
+    join_sync: Option<u64>,
     connected: bool,
     left: bool,
+    /// Declared down (foca is undead) and not rejoined yet.
+    defunct: bool,
+    rejoin_token: u64,
+    rejoin_backoff: Duration,
+    last_defunct: Option<Instant>,
     /// The peer whose packet is being handled (a first contact syncs with it).
     contact: Option<Peer>,
     known: BTreeMap<NodeId, Known>,
@@ -341,8 +350,13 @@ impl Swim {
             sync_token: 0,
             next_sync_id: 0,
             pending_syncs: BTreeMap::new(),
+            join_sync: None,
             connected: false,
             left: false,
+            defunct: false,
+            rejoin_token: 0,
+            rejoin_backoff: Duration::ZERO,
+            last_defunct: None,
             contact: None,
             known: BTreeMap::new(),
             book,
@@ -476,6 +490,7 @@ impl Swim {
                 }
                 Tick::Announce(token) => self.on_announce(now, token),
                 Tick::Sync(token) => self.on_sync_tick(now, token),
+                Tick::Rejoin(token) => self.rejoin(now, token),
                 Tick::LoadRefresh => {
                     if self.connected && self.own_load.is_some() {
                         self.publish_load(now);
@@ -498,7 +513,9 @@ impl Swim {
         }
         match SyncPayload::decode(request) {
             Ok(payload) => {
-                self.apply_state(now, payload);
+                // What the requester knows may be news to the cluster (it is, at least, news
+                // that the requester exists): gossip it.
+                self.apply_state(now, payload, true);
                 self.stats.syncs_served += 1;
                 Ok(self.encode_state())
             }
@@ -529,8 +546,19 @@ impl Swim {
         });
         match outcome {
             Ok(payload) => {
-                self.apply_state(now, payload);
+                // The responder gossips what it knows itself; repeating its whole view would
+                // only crowd real news out of our packets.
+                self.apply_state(now, payload, false);
                 self.stats.syncs_completed += 1;
+                if self.join_sync == Some(id) {
+                    // Tell a few members we exist, beside the seed that let us in, so the
+                    // news spreads from several points at once.
+                    self.join_sync = None;
+                    if let Err(error) = self.foca.gossip(&mut self.rt) {
+                        tracing::debug!(%error, "gossip after join");
+                    }
+                    self.drain(now);
+                }
             }
             Err(error) => {
                 self.stats.syncs_failed += 1;
@@ -712,12 +740,8 @@ impl Swim {
                         self.connected = false;
                         self.restart_announces(now);
                     }
-                    OwnedNotification::Rejoin(_) => {
-                        tracing::info!("declared down by the cluster; rejoined as a new identity");
-                        self.stats.rejoins += 1;
-                        self.connected = false;
-                        self.restart_announces(now);
-                    }
+                    // Our identities never renew themselves inside foca, so no Rejoin.
+                    OwnedNotification::Rejoin(_) => {}
                     OwnedNotification::Defunct => {
                         self.connected = false;
                         self.on_defunct(now);
@@ -744,23 +768,66 @@ impl Swim {
         self.seed_backoff = self.config.seed_retry_initial;
         // First contact: pull the whole view from whoever let us in.
         if let Some(peer) = self.contact.clone() {
-            self.start_sync(peer);
+            self.join_sync = Some(self.start_sync(peer));
         }
     }
 
+    /// The cluster declared this run down. Rejoin under a renewed identity: at once the first
+    /// time, then with exponential backoff while the renewed identities keep being refused
+    /// (so two nodes can never bounce "you are down" at each other at network speed).
     fn on_defunct(&mut self, now: Instant) {
-        if self.left {
+        if self.left || self.defunct {
             return;
         }
-        // foca renews by itself (Rejoin) unless the identity cannot be renewed; try once more.
-        let renewed = <SwimId as foca::Identity>::renew(self.foca.identity());
-        if let Some(renewed) = renewed {
-            if let Err(error) = self.foca.change_identity(renewed, &mut self.rt) {
-                tracing::warn!(%error, "could not renew a defunct identity");
-            }
-            self.stats.rejoins += 1;
-            self.restart_announces(now);
+        self.defunct = true;
+        self.rejoin_token += 1;
+        // Back off only while defunct keeps recurring; a node declared down once in a while
+        // (a partition healing) rejoins at once.
+        let recurring = self
+            .last_defunct
+            .is_some_and(|at| now.saturating_duration_since(at) < self.config.seed_retry_max * 2);
+        if !recurring {
+            self.rejoin_backoff = Duration::ZERO;
         }
+        self.last_defunct = Some(now);
+        let delay = self.rejoin_backoff;
+        self.rejoin_backoff = (self.rejoin_backoff * 2)
+            .max(self.config.seed_retry_initial)
+            .min(self.config.seed_retry_max);
+        self.schedule(now + delay, Tick::Rejoin(self.rejoin_token));
+    }
+
+    /// Switches to a new identity of the same run: the next generation, past any generation
+    /// of this run that the cluster has been told about.
+    fn rejoin(&mut self, now: Instant, token: u64) {
+        if token != self.rejoin_token || !self.defunct || self.left {
+            return;
+        }
+        let me = self.local_record();
+        let seen = self
+            .foca
+            .iter_membership_state()
+            .filter_map(|m| m.id().node())
+            .filter(|r| r.node_id == me.node_id && r.incarnation == me.incarnation)
+            .map(|r| r.generation)
+            .max()
+            .unwrap_or(0);
+        let Some(generation) = seen.max(me.generation).checked_add(1) else {
+            tracing::error!("out of SWIM generations for this run; restart the node to rejoin");
+            return;
+        };
+        let renewed = NodeRecord { generation, ..me };
+        if let Err(error) = self
+            .foca
+            .change_identity(SwimId::Node(renewed), &mut self.rt)
+        {
+            tracing::warn!(%error, "could not rejoin under a renewed identity");
+        }
+        tracing::info!(generation, "declared down by the cluster; rejoining");
+        self.defunct = false;
+        self.stats.rejoins += 1;
+        self.drain(now);
+        self.restart_announces(now);
     }
 
     fn restart_announces(&mut self, now: Instant) {
@@ -775,7 +842,7 @@ impl Swim {
     /// While not connected: announce to every seed and to a few members we know of (the
     /// other side of a healed partition), then back off.
     fn on_announce(&mut self, now: Instant, token: u64) {
-        if token != self.announce_token || self.connected || self.left {
+        if token != self.announce_token || self.connected || self.left || self.defunct {
             return;
         }
         let mut targets: Vec<SwimId> = self.seeds.iter().map(|s| SwimId::Seed(*s)).collect();
@@ -817,13 +884,14 @@ impl Swim {
         self.schedule(now + self.config.sync_interval, Tick::Sync(token));
     }
 
-    fn start_sync(&mut self, to: Peer) {
+    fn start_sync(&mut self, to: Peer) -> u64 {
         self.next_sync_id += 1;
         let id = self.next_sync_id;
         self.stats.syncs_started += 1;
         self.pending_syncs.insert(id, to.clone());
         let payload = self.encode_state();
         self.syncs.push_back(SyncRequest { id, to, payload });
+        id
     }
 
     fn encode_state(&self) -> Bytes {
@@ -841,16 +909,16 @@ impl Swim {
         )
     }
 
-    fn apply_state(&mut self, now: Instant, payload: SyncPayload) {
+    fn apply_state(&mut self, now: Instant, payload: SyncPayload, do_broadcast: bool) {
         {
             let mut book = self.book.lock();
             for load in payload.loads {
                 book.offer(load);
             }
         }
-        if let Err(error) = self
-            .foca
-            .apply_many(payload.members.into_iter(), true, &mut self.rt)
+        if let Err(error) =
+            self.foca
+                .apply_many(payload.members.into_iter(), do_broadcast, &mut self.rt)
         {
             tracing::debug!(%error, "applying a membership sync");
         }

@@ -32,8 +32,8 @@ pub(crate) struct NodeRecord {
     pub(crate) addr: SocketAddr,
     /// The process run: grows on restart.
     pub(crate) incarnation: Incarnation,
-    /// Bumped by `renew()` when the cluster declared this run down and it rejoins: same
-    /// process, new SWIM identity (SWIM's Down is terminal per identity).
+    /// Bumped when the cluster declared this run down and it rejoins: same process, new SWIM
+    /// identity (SWIM's Down is terminal per identity). See `Swim::rejoin`.
     pub(crate) generation: u32,
     /// Set in the identity a node declares down when it leaves on purpose, so every peer that
     /// learns the Down learns it was a graceful leave (see `Swim::leave`).
@@ -75,14 +75,11 @@ impl foca::Identity for SwimId {
     /// enter foca's member list: the codec refuses them).
     type Addr = Option<NodeId>;
 
+    /// No automatic rejoin inside foca: `Swim` rejoins on `Defunct` itself, with backoff and
+    /// a generation past any it has seen (foca's auto-rejoin answers every "you are down" at
+    /// once, which turns into a packet storm if the renewed identity still loses).
     fn renew(&self) -> Option<Self> {
-        match self {
-            SwimId::Node(r) if !r.leaving => Some(SwimId::Node(NodeRecord {
-                generation: r.generation.checked_add(1)?,
-                ..r.clone()
-            })),
-            _ => None,
-        }
+        None
     }
 
     fn addr(&self) -> Option<NodeId> {
