@@ -104,7 +104,11 @@ pub struct MembershipStats {
 }
 
 /// Why [`Swim::handle_packet`] refused a packet. Each is counted in [`MembershipStats`] and
-/// the [`REJECTED_PACKETS_METRIC`]; none disturbs the state machine.
+/// the [`REJECTED_PACKETS_METRIC`]. Refusals decided before foca parses the body (too large,
+/// identity mismatch, bad header) leave the state machine untouched; a body foca rejects
+/// partway may already have applied the valid updates before the bad part (found by the
+/// `swim_packets` fuzzer) — they come from the verified sender, so no one can speak for
+/// another node this way.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PacketError {
@@ -381,7 +385,8 @@ impl Swim {
     ///
     /// The packet's header must name `from` as its sender (and that identity's name must
     /// derive to `from`), or it is refused: a member cannot speak for another. Refusals are
-    /// counted and logged; nothing else changes.
+    /// counted and logged; see [`PacketError`] for what a refused packet may already have
+    /// changed.
     pub fn handle_packet(
         &mut self,
         now: Instant,
