@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p understudy-cluster --example membership_bench -- [--sizes 10,30,50] [--runs 3] [--join-gap-ms 20]
+//!     [--probe-ms N] [--rtt-ms N] [--suspect-ms N] [--gossip-ms N]   (override the defaults)
 //! ```
 //!
 //! For each cluster size n, `runs` times:
@@ -39,6 +40,10 @@ trait Harness {
 /// The in-memory transport.
 struct InMemory {
     net: MemNetwork,
+    config: MembershipConfig,
+    /// Different per run, so each run draws different SWIM randomness (it seeds the nodes'
+    /// RNGs through their incarnation).
+    incarnation: u64,
 }
 
 impl Harness for InMemory {
@@ -51,9 +56,10 @@ impl Harness for InMemory {
     }
 
     fn start(&mut self, i: usize, seeds: Vec<SocketAddr>) -> Membership {
-        let local = local_node("bench", &format!("node-{i}"), port(i), 1).expect("valid name");
+        let local = local_node("bench", &format!("node-{i}"), port(i), self.incarnation)
+            .expect("valid name");
         self.net
-            .start(local, MembershipConfig::default(), seeds)
+            .start(local, self.config.clone(), seeds)
             .expect("valid config")
     }
 
@@ -192,9 +198,19 @@ async fn main() {
         .collect();
     let runs: usize = arg(&args, "--runs").unwrap_or(3).max(1);
     let join_gap = Duration::from_millis(arg(&args, "--join-gap-ms").unwrap_or(20));
-    let config = MembershipConfig::default();
+    // Overrides, to explore other settings; the recorded numbers use the defaults.
+    let mut config = MembershipConfig::default();
+    let millis = |flag| arg::<u64>(&args, flag).map(Duration::from_millis);
+    config.probe_period = millis("--probe-ms").unwrap_or(config.probe_period);
+    config.probe_rtt = millis("--rtt-ms").unwrap_or(config.probe_rtt);
+    config.suspect_to_down = millis("--suspect-ms").unwrap_or(config.suspect_to_down);
+    config.gossip_interval = millis("--gossip-ms").unwrap_or(config.gossip_interval);
+    if let Err(error) = config.validate() {
+        eprintln!("{error}");
+        std::process::exit(2);
+    }
     println!(
-        "membership bench: defaults (probe {:?}, rtt {:?}, suspect→down {:?}, gossip {:?}), \
+        "membership bench: config (probe {:?}, rtt {:?}, suspect→down {:?}, gossip {:?}), \
          joins {join_gap:?} apart, {runs} runs per size",
         config.probe_period, config.probe_rtt, config.suspect_to_down, config.gossip_interval
     );
@@ -211,6 +227,8 @@ async fn main() {
         for r in 0..runs {
             let mut harness = InMemory {
                 net: MemNetwork::new((k * 100 + r) as u64),
+                config: config.clone(),
+                incarnation: 1_000_000 * (k as u64 + 1) + r as u64,
             };
             name = harness.name();
             match run_once(&mut harness, n, join_gap).await {
