@@ -113,10 +113,10 @@ fn sched_ns() -> (u64, u64) {
 
 /// Wall clock plus the CPU time of all threads of the process, over a measured section.
 #[derive(Clone, Copy, Default)]
-struct Span {
-    wall: Duration,
-    cpu_ns: u64,
-    wait_ns: u64,
+pub(crate) struct Span {
+    pub(crate) wall: Duration,
+    pub(crate) cpu_ns: u64,
+    pub(crate) wait_ns: u64,
 }
 
 impl std::ops::AddAssign for Span {
@@ -127,13 +127,13 @@ impl std::ops::AddAssign for Span {
     }
 }
 
-struct Stopwatch {
+pub(crate) struct Stopwatch {
     t0: Instant,
     sched0: (u64, u64),
 }
 
 impl Stopwatch {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let sched0 = sched_ns();
         Stopwatch {
             t0: Instant::now(),
@@ -141,7 +141,7 @@ impl Stopwatch {
         }
     }
 
-    fn stop(self) -> Span {
+    pub(crate) fn stop(self) -> Span {
         let wall = self.t0.elapsed();
         let (cpu, wait) = sched_ns();
         Span {
@@ -155,7 +155,7 @@ impl Stopwatch {
 impl Span {
     /// `rate` (ops/s), CPU ns per op, and the share of the wall time this process's threads
     /// spent runnable but off-CPU (other load), for `n` ops.
-    fn metrics(self, rate: &'static str, cpu: &'static str, n: u64) -> Metrics {
+    pub(crate) fn metrics(self, rate: &'static str, cpu: &'static str, n: u64) -> Metrics {
         vec![
             (rate, n as f64 / self.wall.as_secs_f64()),
             (cpu, self.cpu_ns as f64 / n as f64),

@@ -14,6 +14,7 @@
 //! shows the best and the median over the runs.
 
 mod bench;
+mod cluster;
 mod fw;
 
 use std::collections::BTreeMap;
@@ -49,6 +50,10 @@ OPTIONS:
   --current-thread      diagnostic: tokio frameworks on a current-thread runtime (no
                         cross-thread wake-ups; for instruction counts under valgrind)
   -h, --help            this text
+
+  understudy-benches --cluster [--help]                cluster benchmarks: remote tell/ask vs
+                                                       ractor_cluster, membership convergence,
+                                                       failure detection (docs/BENCHMARKS.md)
 ";
 
 struct Opts {
@@ -139,6 +144,11 @@ fn parse_args() -> Result<Opts, String> {
 }
 
 fn main() -> ExitCode {
+    // The cluster benchmarks (remote actors, membership) have their own driver and options.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a.starts_with("--cluster")) {
+        return cluster::main(&args);
+    }
     let opts = match parse_args() {
         Ok(o) => o,
         Err(e) => {
