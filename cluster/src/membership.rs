@@ -73,6 +73,7 @@
 mod config;
 mod driver;
 mod member;
+mod stats;
 mod swim;
 pub mod testing;
 mod transport;
@@ -81,11 +82,10 @@ mod wire;
 pub use config::{InvalidMembershipConfig, MAX_DATAGRAM_PACKET, MembershipConfig};
 pub use driver::Membership;
 pub use member::{
-    InvalidMeta, LeaveReason, MAX_LABEL_LEN, Member, MembershipEvent, NodeLoad, NodeMeta,
+    InvalidMeta, LeaveReason, LocalNode, MAX_LABEL_LEN, Member, MembershipEvent, NodeLoad, NodeMeta,
 };
-pub use swim::{
-    FAILED_SYNCS_METRIC, LocalNode, MembershipStats, PacketError, REJECTED_PACKETS_METRIC, Swim,
-};
+pub use stats::{FAILED_SYNCS_METRIC, MembershipStats, PacketError, REJECTED_PACKETS_METRIC};
+pub use swim::Swim;
 pub use transport::{
     Inbound, InboundReceiver, Peer, SyncError, SyncFuture, SyncRequest, Transmit, Transport,
     inbound,

@@ -17,8 +17,10 @@ use tokio::task::JoinHandle;
 use understudy_actor::NodeId;
 
 use super::config::{InvalidMembershipConfig, MembershipConfig};
+use super::member::LocalNode;
 use super::member::{Member, MembershipEvent, NodeLoad};
-use super::swim::{LocalNode, MembershipStats, Swim};
+use super::stats::MembershipStats;
+use super::swim::Swim;
 use super::transport::{InboundMessage, InboundReceiver, SyncError, Transport};
 
 /// What the handle asks of the task.

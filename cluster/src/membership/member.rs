@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 use understudy_actor::NodeId;
 
-use crate::identity::{Incarnation, NodeName};
+use crate::identity::{Incarnation, NodeIdentity, NodeName};
 
 /// The longest `role` or `failure_domain` label, in bytes.
 ///
@@ -15,6 +15,41 @@ use crate::identity::{Incarnation, NodeName};
 /// in every membership update; keeping it short keeps about twenty updates per 1140-byte
 /// packet.
 pub const MAX_LABEL_LEN: usize = 32;
+
+/// This node, as membership announces it.
+///
+/// ```
+/// use understudy_cluster::identity::{ClusterName, Incarnation, NodeIdentity, NodeName};
+/// use understudy_cluster::membership::LocalNode;
+///
+/// let identity = NodeIdentity::new(
+///     ClusterName::new("prod")?, NodeName::new("web-1")?, Incarnation::new(1));
+/// let mut local = LocalNode::new(identity, "127.0.0.1:7000".parse()?);
+/// local.meta.role = Some("web".into());
+/// local.meta.raft_eligible = true;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalNode {
+    /// Cluster, name, id and incarnation.
+    pub identity: NodeIdentity,
+    /// The mesh address peers dial.
+    pub addr: SocketAddr,
+    /// Static metadata; `meta.name` is the identity's name.
+    pub meta: NodeMeta,
+}
+
+impl LocalNode {
+    /// A node with default metadata (no role, no failure domain, not Raft-eligible).
+    pub fn new(identity: NodeIdentity, addr: SocketAddr) -> LocalNode {
+        let meta = NodeMeta::new(identity.name().clone());
+        LocalNode {
+            identity,
+            addr,
+            meta,
+        }
+    }
+}
 
 /// A node's static metadata: fixed for one run (incarnation) of the node, gossiped inside its
 /// SWIM identity so every peer has it the moment it learns of the node.

@@ -8,196 +8,33 @@
 //! randomness is a seeded RNG. Given the same seed and the same inputs at the same instants,
 //! it produces the same outputs — which is what the simulation and property tests rely on.
 
-use std::cmp::{Ordering, Reverse};
+mod lifecycle;
+mod timer;
+mod view;
+
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use foca::{AccumulatingRuntime, Codec, Foca, Header, OwnedNotification, PostcardCodec, State};
+use foca::{AccumulatingRuntime, Codec, Foca, Header, OwnedNotification, PostcardCodec};
 use rand::rngs::SmallRng;
-use rand::seq::IteratorRandom;
 use rand::{RngExt, SeedableRng};
 use understudy_actor::NodeId;
 
 use super::config::{InvalidMembershipConfig, MembershipConfig};
-use super::member::{LeaveReason, Member, MembershipEvent, NodeLoad, NodeMeta};
+use super::member::{LocalNode, Member, MembershipEvent, NodeLoad};
+use super::stats::{
+    FAILED_SYNCS_METRIC, MembershipStats, PacketError, REJECTED_PACKETS_METRIC, classify,
+};
 use super::transport::{Peer, SyncError, SyncRequest, Transmit};
 use super::wire::{
-    BroadcastItem, LoadHandler, LoadUpdate, NodeRecord, SYNC_VERSION, SharedBook, SwimCodec,
-    SwimId, SyncPayload, peek_header,
+    LoadHandler, NodeRecord, SharedBook, SwimCodec, SwimId, SyncPayload, peek_header,
 };
-use crate::identity::{ClusterName, NodeIdentity, node_id};
-
-/// Metric: SWIM packets refused, labelled by `reason` (`identity`, `malformed`, `protocol`).
-pub const REJECTED_PACKETS_METRIC: &str = "understudy_membership_packets_rejected_total";
-/// Metric: push-pull syncs that failed or were refused, labelled by `side`.
-pub const FAILED_SYNCS_METRIC: &str = "understudy_membership_syncs_failed_total";
-
-/// This node, as membership announces it.
-///
-/// ```
-/// use understudy_cluster::identity::{ClusterName, Incarnation, NodeIdentity, NodeName};
-/// use understudy_cluster::membership::LocalNode;
-///
-/// let identity = NodeIdentity::new(
-///     ClusterName::new("prod")?, NodeName::new("web-1")?, Incarnation::new(1));
-/// let mut local = LocalNode::new(identity, "127.0.0.1:7000".parse()?);
-/// local.meta.role = Some("web".into());
-/// local.meta.raft_eligible = true;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LocalNode {
-    /// Cluster, name, id and incarnation.
-    pub identity: NodeIdentity,
-    /// The mesh address peers dial.
-    pub addr: SocketAddr,
-    /// Static metadata; `meta.name` is the identity's name.
-    pub meta: NodeMeta,
-}
-
-impl LocalNode {
-    /// A node with default metadata (no role, no failure domain, not Raft-eligible).
-    pub fn new(identity: NodeIdentity, addr: SocketAddr) -> LocalNode {
-        let meta = NodeMeta::new(identity.name().clone());
-        LocalNode {
-            identity,
-            addr,
-            meta,
-        }
-    }
-}
-
-/// Counters of one node's membership. Monotonic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct MembershipStats {
-    /// SWIM packets handed to [`Swim::handle_packet`].
-    pub packets_received: u64,
-    /// SWIM packets produced for the transport.
-    pub packets_sent: u64,
-    /// Packets whose header identity did not match the transport's verified peer.
-    pub rejected_identity: u64,
-    /// Packets that were oversize or did not decode.
-    pub rejected_malformed: u64,
-    /// Packets foca refused for protocol reasons (e.g. claiming to come from ourselves).
-    pub protocol_errors: u64,
-    /// Custom broadcast items that did not decode (ignored).
-    pub broadcasts_rejected: u64,
-    /// Announces sent while joining or isolated.
-    pub announces: u64,
-    /// Times this node was declared down and rejoined with a renewed identity.
-    pub rejoins: u64,
-    /// Push-pull syncs started by this node.
-    pub syncs_started: u64,
-    /// … that completed and were applied.
-    pub syncs_completed: u64,
-    /// … that failed (unreachable, timeout, bad response).
-    pub syncs_failed: u64,
-    /// Peers' syncs answered.
-    pub syncs_served: u64,
-    /// Peers' syncs refused (malformed).
-    pub syncs_refused: u64,
-    /// Inbound packets dropped before reaching the state machine (queue full).
-    pub inbound_dropped: u64,
-}
-
-/// Why [`Swim::handle_packet`] refused a packet. Each is counted in [`MembershipStats`] and
-/// the [`REJECTED_PACKETS_METRIC`]. Refusals decided before foca parses the body (too large,
-/// identity mismatch, bad header) leave the state machine untouched; a body foca rejects
-/// partway may already have applied the valid updates before the bad part (found by the
-/// `swim_packets` fuzzer) — they come from the verified sender, so no one can speak for
-/// another node this way.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PacketError {
-    /// Larger than `max_packet_size`.
-    #[error("packet of {len} bytes exceeds the {max}-byte limit")]
-    TooLarge {
-        /// The packet's size.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// Not a SWIM packet of this protocol.
-    #[error("malformed packet: {0}")]
-    Malformed(String),
-    /// The packet's sender identity is not the peer the transport verified.
-    #[error("packet from verified peer {verified} claims to come from {claimed}")]
-    IdentityMismatch {
-        /// Who the transport says sent it.
-        verified: NodeId,
-        /// Who the header says sent it.
-        claimed: String,
-    },
-    /// A well-formed packet SWIM refused (e.g. one that claims to come from this node).
-    #[error("refused by SWIM: {0}")]
-    Protocol(String),
-}
-
-/// What a timer entry does.
-#[derive(Debug)]
-enum Tick {
-    Foca(foca::Timer<SwimId>),
-    Announce(u64),
-    Sync(u64),
-    LoadRefresh,
-    Rejoin(u64),
-}
-
-impl Tick {
-    fn rank(&self) -> u8 {
-        match self {
-            Tick::Foca(_) => 0,
-            Tick::Announce(_) => 1,
-            Tick::Sync(_) => 2,
-            Tick::LoadRefresh => 3,
-            Tick::Rejoin(_) => 4,
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Scheduled {
-    at: Instant,
-    seq: u64,
-    tick: Tick,
-}
-
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.at
-            .cmp(&other.at)
-            .then_with(|| match (&self.tick, &other.tick) {
-                // foca orders simultaneous timers (indirect probe before the next probe).
-                (Tick::Foca(a), Tick::Foca(b)) => a.cmp(b),
-                (a, b) => a.rank().cmp(&b.rank()),
-            })
-            .then(self.seq.cmp(&other.seq))
-    }
-}
-
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Scheduled {}
-
-/// A member we reported as joined, with the load we last reported.
-#[derive(Debug)]
-struct Known {
-    record: NodeRecord,
-    load: Option<NodeLoad>,
-}
+use crate::identity::{ClusterName, node_id};
+use timer::{Scheduled, Tick};
+use view::Known;
 
 type SwimFoca = Foca<SwimId, SwimCodec, SmallRng, LoadHandler>;
 
@@ -604,7 +441,8 @@ impl Swim {
         self.publish_load(now);
     }
 
-    /// Leaves the cluster gracefully: peers report this node [`LeaveReason::Left`].
+    /// Leaves the cluster gracefully: peers report this node
+    /// [`LeaveReason::Left`](super::LeaveReason::Left).
     ///
     /// The node switches to an identity marked *leaving* and declares that identity down,
     /// then gossips it to a few members. Every peer that learns of the Down learns it from
@@ -765,286 +603,6 @@ impl Swim {
             }
         }
     }
-
-    fn on_active(&mut self) {
-        self.connected = true;
-        // Stop announcing; the next isolation starts over from the first delay.
-        self.announce_token += 1;
-        self.seed_backoff = self.config.seed_retry_initial;
-        // First contact: pull the whole view from whoever let us in.
-        if let Some(peer) = self.contact.clone() {
-            self.join_sync = Some(self.start_sync(peer));
-        }
-    }
-
-    /// The cluster declared this run down. Rejoin under a renewed identity: at once the first
-    /// time, then with exponential backoff while the renewed identities keep being refused
-    /// (so two nodes can never bounce "you are down" at each other at network speed).
-    fn on_defunct(&mut self, now: Instant) {
-        if self.left || self.defunct {
-            return;
-        }
-        self.defunct = true;
-        self.rejoin_token += 1;
-        // Back off only while defunct keeps recurring; a node declared down once in a while
-        // (a partition healing) rejoins at once.
-        let recurring = self
-            .last_defunct
-            .is_some_and(|at| now.saturating_duration_since(at) < self.config.seed_retry_max * 2);
-        if !recurring {
-            self.rejoin_backoff = Duration::ZERO;
-        }
-        self.last_defunct = Some(now);
-        let delay = self.rejoin_backoff;
-        self.rejoin_backoff = (self.rejoin_backoff * 2)
-            .max(self.config.seed_retry_initial)
-            .min(self.config.seed_retry_max);
-        self.schedule(now + delay, Tick::Rejoin(self.rejoin_token));
-    }
-
-    /// Switches to a new identity of the same run: the next generation, past any generation
-    /// of this run that the cluster has been told about.
-    fn rejoin(&mut self, now: Instant, token: u64) {
-        if token != self.rejoin_token || !self.defunct || self.left {
-            return;
-        }
-        let me = self.local_record();
-        let seen = self
-            .foca
-            .iter_membership_state()
-            .filter_map(|m| m.id().node())
-            .filter(|r| r.node_id == me.node_id && r.incarnation == me.incarnation)
-            .map(|r| r.generation)
-            .max()
-            .unwrap_or(0);
-        let Some(generation) = seen.max(me.generation).checked_add(1) else {
-            tracing::error!("out of SWIM generations for this run; restart the node to rejoin");
-            return;
-        };
-        let renewed = NodeRecord { generation, ..me };
-        if let Err(error) = self
-            .foca
-            .change_identity(SwimId::Node(renewed), &mut self.rt)
-        {
-            tracing::warn!(%error, "could not rejoin under a renewed identity");
-        }
-        tracing::info!(generation, "declared down by the cluster; rejoining");
-        self.defunct = false;
-        self.stats.rejoins += 1;
-        self.drain(now);
-        self.restart_announces(now);
-    }
-
-    fn restart_announces(&mut self, now: Instant) {
-        if self.left {
-            return;
-        }
-        self.announce_token += 1;
-        self.seed_backoff = self.config.seed_retry_initial;
-        self.schedule(now, Tick::Announce(self.announce_token));
-    }
-
-    /// While not connected: announce to every seed and to a few members we know of (the
-    /// other side of a healed partition), then back off.
-    fn on_announce(&mut self, now: Instant, token: u64) {
-        if token != self.announce_token || self.connected || self.left || self.defunct {
-            return;
-        }
-        let mut targets: Vec<SwimId> = self.seeds.iter().map(|s| SwimId::Seed(*s)).collect();
-        let own = self.own_id;
-        let known = self
-            .foca
-            .iter_membership_state()
-            .filter(|m| m.id().node_id().is_some_and(|id| id != own))
-            .map(|m| m.id().clone())
-            .sample(&mut self.rng, 3);
-        targets.extend(known);
-        for target in targets {
-            self.stats.announces += 1;
-            if let Err(error) = self.foca.announce(target, &mut self.rt) {
-                tracing::debug!(%error, "announce");
-            }
-        }
-        self.drain(now);
-        let delay = jitter(&mut self.rng, self.seed_backoff);
-        self.seed_backoff = (self.seed_backoff * 2).min(self.config.seed_retry_max);
-        self.schedule(now + delay, Tick::Announce(token));
-    }
-
-    fn on_sync_tick(&mut self, now: Instant, token: u64) {
-        if token != self.sync_token || self.left {
-            return;
-        }
-        if self.connected {
-            let peer = self
-                .foca
-                .iter_members()
-                .filter(|m| m.id().node_id().is_some_and(|id| id != self.own_id))
-                .map(|m| peer_of(m.id()))
-                .choose(&mut self.rng);
-            if let Some(peer) = peer {
-                self.start_sync(peer);
-            }
-        }
-        self.schedule(now + self.config.sync_interval, Tick::Sync(token));
-    }
-
-    fn start_sync(&mut self, to: Peer) -> u64 {
-        self.next_sync_id += 1;
-        let id = self.next_sync_id;
-        self.stats.syncs_started += 1;
-        self.pending_syncs.insert(id, to.clone());
-        let payload = self.encode_state();
-        self.syncs.push_back(SyncRequest { id, to, payload });
-        id
-    }
-
-    fn encode_state(&self) -> Bytes {
-        let mut members: Vec<foca::Member<SwimId>> =
-            self.foca.iter_membership_state().cloned().collect();
-        members.push(foca::Member::alive(self.foca.identity().clone()));
-        let loads = self.book.lock().latest.values().cloned().collect();
-        Bytes::from(
-            SyncPayload {
-                version: SYNC_VERSION,
-                members,
-                loads,
-            }
-            .encode(),
-        )
-    }
-
-    fn apply_state(&mut self, now: Instant, payload: SyncPayload, do_broadcast: bool) {
-        {
-            let mut book = self.book.lock();
-            for load in payload.loads {
-                book.offer(load);
-            }
-        }
-        if let Err(error) =
-            self.foca
-                .apply_many(payload.members.into_iter(), do_broadcast, &mut self.rt)
-        {
-            tracing::debug!(%error, "applying a membership sync");
-        }
-        self.drain(now);
-    }
-
-    fn publish_load(&mut self, now: Instant) {
-        let Some(load) = self.own_load else {
-            return;
-        };
-        let me = self.local_record();
-        self.load_version += 1;
-        let item = BroadcastItem::Load(LoadUpdate {
-            node_id: me.node_id,
-            incarnation: me.incarnation,
-            version: self.load_version,
-            load,
-        });
-        let Ok(bytes) = postcard::to_stdvec(&item) else {
-            return;
-        };
-        if let Err(error) = self.foca.add_broadcast(&bytes) {
-            tracing::debug!(%error, "publishing load");
-        }
-        if let Err(error) = self.foca.broadcast(&mut self.rt) {
-            tracing::debug!(%error, "broadcasting load");
-        }
-        self.drain(now);
-    }
-
-    /// Brings our event view of `node` in line with foca's state, emitting the events that
-    /// explain the difference (see [`MembershipEvent`] for the grammar).
-    fn reconcile(&mut self, node: NodeId) {
-        if node == self.own_id {
-            return;
-        }
-        let entry = self
-            .foca
-            .iter_membership_state()
-            .find(|m| m.id().node_id() == Some(node))
-            .and_then(|m| m.id().node().map(|r| (r.clone(), m.state())));
-        let (alive, down) = match entry {
-            Some((record, State::Down)) => (None, Some(record)),
-            Some((record, _)) => (Some(record), None),
-            None => (None, None),
-        };
-        match (self.known.remove(&node), alive) {
-            (None, None) => {}
-            (None, Some(record)) => self.join(record),
-            (Some(known), None) => {
-                let was = &known.record;
-                let reason = match down {
-                    Some(d) if d.incarnation > was.incarnation => LeaveReason::Restarted,
-                    Some(d) if d.leaving && d.incarnation == was.incarnation => LeaveReason::Left,
-                    _ => LeaveReason::Failed,
-                };
-                self.events.push_back(MembershipEvent::NodeLeft {
-                    member: was.to_member(known.load),
-                    reason,
-                });
-            }
-            (Some(known), Some(record)) => {
-                if record.incarnation > known.record.incarnation {
-                    self.events.push_back(MembershipEvent::NodeLeft {
-                        member: known.record.to_member(known.load),
-                        reason: LeaveReason::Restarted,
-                    });
-                    self.join(record);
-                } else {
-                    // Same run under a renewed (rejoin) or leaving identity: not news.
-                    self.known.insert(
-                        node,
-                        Known {
-                            record,
-                            load: known.load,
-                        },
-                    );
-                }
-            }
-        }
-    }
-
-    fn join(&mut self, record: NodeRecord) {
-        let load = self
-            .book
-            .lock()
-            .latest
-            .get(&record.node_id)
-            .filter(|u| u.incarnation == record.incarnation)
-            .map(|u| u.load);
-        self.events
-            .push_back(MembershipEvent::NodeJoined(record.to_member(load)));
-        self.known.insert(record.node_id, Known { record, load });
-    }
-
-    fn surface_loads(&mut self) {
-        let fresh = std::mem::take(&mut self.book.lock().fresh);
-        for update in fresh {
-            if let Some(known) = self.known.get_mut(&update.node_id)
-                && known.record.incarnation == update.incarnation
-                && known.load != Some(update.load)
-            {
-                known.load = Some(update.load);
-                self.events.push_back(MembershipEvent::NodeUpdated(
-                    known.record.to_member(known.load),
-                ));
-            }
-        }
-    }
-
-    fn adjust_transmissions(&mut self) {
-        let size = self.foca.num_members() + 1;
-        let wanted = self.config.max_transmissions(size).get();
-        if wanted != self.max_transmissions {
-            self.max_transmissions = wanted;
-            // Only max_transmissions differs, which foca allows changing live.
-            if let Err(error) = self.foca.set_config(self.config.foca(size)) {
-                tracing::debug!(%error, "adjusting SWIM transmissions");
-            }
-        }
-    }
 }
 
 fn peer_of(id: &SwimId) -> Peer {
@@ -1056,16 +614,6 @@ fn peer_of(id: &SwimId) -> Peer {
             addr: r.addr,
             incarnation: r.incarnation,
         },
-    }
-}
-
-fn classify(error: foca::Error) -> PacketError {
-    match error {
-        foca::Error::DataTooBig => PacketError::Malformed("too big for SWIM".into()),
-        foca::Error::MalformedPacket | foca::Error::Decode(_) | foca::Error::CustomBroadcast(_) => {
-            PacketError::Malformed(error.to_string())
-        }
-        other => PacketError::Protocol(other.to_string()),
     }
 }
 

@@ -41,7 +41,7 @@ use understudy_actor::NodeId;
 
 use super::config::{InvalidMembershipConfig, MembershipConfig};
 use super::driver::Membership;
-use super::swim::LocalNode;
+use super::member::LocalNode;
 use super::transport::{Inbound, Peer, SyncError, SyncFuture, Transport, inbound};
 use crate::identity::{ClusterName, Incarnation, InvalidName, NodeIdentity, NodeName};
 

@@ -1,0 +1,216 @@
+//! The node's own lifecycle around foca: joining (announces with backoff, the join sync),
+//! staying in (periodic sync, rejoining after being declared down), and its load.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::seq::IteratorRandom;
+
+use super::timer::Tick;
+use super::{Swim, jitter, peer_of};
+use crate::membership::transport::{Peer, SyncRequest};
+use crate::membership::wire::{
+    BroadcastItem, LoadUpdate, NodeRecord, SYNC_VERSION, SwimId, SyncPayload,
+};
+
+impl Swim {
+    pub(super) fn on_active(&mut self) {
+        self.connected = true;
+        // Stop announcing; the next isolation starts over from the first delay.
+        self.announce_token += 1;
+        self.seed_backoff = self.config.seed_retry_initial;
+        // First contact: pull the whole view from whoever let us in.
+        if let Some(peer) = self.contact.clone() {
+            self.join_sync = Some(self.start_sync(peer));
+        }
+    }
+
+    /// The cluster declared this run down. Rejoin under a renewed identity: at once the first
+    /// time, then with exponential backoff while the renewed identities keep being refused
+    /// (so two nodes can never bounce "you are down" at each other at network speed).
+    pub(super) fn on_defunct(&mut self, now: Instant) {
+        if self.left || self.defunct {
+            return;
+        }
+        self.defunct = true;
+        self.rejoin_token += 1;
+        // Back off only while defunct keeps recurring; a node declared down once in a while
+        // (a partition healing) rejoins at once.
+        let recurring = self
+            .last_defunct
+            .is_some_and(|at| now.saturating_duration_since(at) < self.config.seed_retry_max * 2);
+        if !recurring {
+            self.rejoin_backoff = Duration::ZERO;
+        }
+        self.last_defunct = Some(now);
+        let delay = self.rejoin_backoff;
+        self.rejoin_backoff = (self.rejoin_backoff * 2)
+            .max(self.config.seed_retry_initial)
+            .min(self.config.seed_retry_max);
+        self.schedule(now + delay, Tick::Rejoin(self.rejoin_token));
+    }
+
+    /// Switches to a new identity of the same run: the next generation, past any generation
+    /// of this run that the cluster has been told about.
+    pub(super) fn rejoin(&mut self, now: Instant, token: u64) {
+        if token != self.rejoin_token || !self.defunct || self.left {
+            return;
+        }
+        let me = self.local_record();
+        let seen = self
+            .foca
+            .iter_membership_state()
+            .filter_map(|m| m.id().node())
+            .filter(|r| r.node_id == me.node_id && r.incarnation == me.incarnation)
+            .map(|r| r.generation)
+            .max()
+            .unwrap_or(0);
+        let Some(generation) = seen.max(me.generation).checked_add(1) else {
+            tracing::error!("out of SWIM generations for this run; restart the node to rejoin");
+            return;
+        };
+        let renewed = NodeRecord { generation, ..me };
+        if let Err(error) = self
+            .foca
+            .change_identity(SwimId::Node(renewed), &mut self.rt)
+        {
+            tracing::warn!(%error, "could not rejoin under a renewed identity");
+        }
+        tracing::info!(generation, "declared down by the cluster; rejoining");
+        self.defunct = false;
+        self.stats.rejoins += 1;
+        self.drain(now);
+        self.restart_announces(now);
+    }
+
+    pub(super) fn restart_announces(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        self.announce_token += 1;
+        self.seed_backoff = self.config.seed_retry_initial;
+        self.schedule(now, Tick::Announce(self.announce_token));
+    }
+
+    /// While not connected: announce to every seed and to a few members we know of (the
+    /// other side of a healed partition), then back off.
+    pub(super) fn on_announce(&mut self, now: Instant, token: u64) {
+        if token != self.announce_token || self.connected || self.left || self.defunct {
+            return;
+        }
+        let mut targets: Vec<SwimId> = self.seeds.iter().map(|s| SwimId::Seed(*s)).collect();
+        let own = self.own_id;
+        let known = self
+            .foca
+            .iter_membership_state()
+            .filter(|m| m.id().node_id().is_some_and(|id| id != own))
+            .map(|m| m.id().clone())
+            .sample(&mut self.rng, 3);
+        targets.extend(known);
+        for target in targets {
+            self.stats.announces += 1;
+            if let Err(error) = self.foca.announce(target, &mut self.rt) {
+                tracing::debug!(%error, "announce");
+            }
+        }
+        self.drain(now);
+        let delay = jitter(&mut self.rng, self.seed_backoff);
+        self.seed_backoff = (self.seed_backoff * 2).min(self.config.seed_retry_max);
+        self.schedule(now + delay, Tick::Announce(token));
+    }
+
+    pub(super) fn on_sync_tick(&mut self, now: Instant, token: u64) {
+        if token != self.sync_token || self.left {
+            return;
+        }
+        if self.connected {
+            let peer = self
+                .foca
+                .iter_members()
+                .filter(|m| m.id().node_id().is_some_and(|id| id != self.own_id))
+                .map(|m| peer_of(m.id()))
+                .choose(&mut self.rng);
+            if let Some(peer) = peer {
+                self.start_sync(peer);
+            }
+        }
+        self.schedule(now + self.config.sync_interval, Tick::Sync(token));
+    }
+
+    pub(super) fn start_sync(&mut self, to: Peer) -> u64 {
+        self.next_sync_id += 1;
+        let id = self.next_sync_id;
+        self.stats.syncs_started += 1;
+        self.pending_syncs.insert(id, to.clone());
+        let payload = self.encode_state();
+        self.syncs.push_back(SyncRequest { id, to, payload });
+        id
+    }
+
+    pub(super) fn encode_state(&self) -> Bytes {
+        let mut members: Vec<foca::Member<SwimId>> =
+            self.foca.iter_membership_state().cloned().collect();
+        members.push(foca::Member::alive(self.foca.identity().clone()));
+        let loads = self.book.lock().latest.values().cloned().collect();
+        Bytes::from(
+            SyncPayload {
+                version: SYNC_VERSION,
+                members,
+                loads,
+            }
+            .encode(),
+        )
+    }
+
+    pub(super) fn apply_state(&mut self, now: Instant, payload: SyncPayload, do_broadcast: bool) {
+        {
+            let mut book = self.book.lock();
+            for load in payload.loads {
+                book.offer(load);
+            }
+        }
+        if let Err(error) =
+            self.foca
+                .apply_many(payload.members.into_iter(), do_broadcast, &mut self.rt)
+        {
+            tracing::debug!(%error, "applying a membership sync");
+        }
+        self.drain(now);
+    }
+
+    pub(super) fn publish_load(&mut self, now: Instant) {
+        let Some(load) = self.own_load else {
+            return;
+        };
+        let me = self.local_record();
+        self.load_version += 1;
+        let item = BroadcastItem::Load(LoadUpdate {
+            node_id: me.node_id,
+            incarnation: me.incarnation,
+            version: self.load_version,
+            load,
+        });
+        let Ok(bytes) = postcard::to_stdvec(&item) else {
+            return;
+        };
+        if let Err(error) = self.foca.add_broadcast(&bytes) {
+            tracing::debug!(%error, "publishing load");
+        }
+        if let Err(error) = self.foca.broadcast(&mut self.rt) {
+            tracing::debug!(%error, "broadcasting load");
+        }
+        self.drain(now);
+    }
+
+    pub(super) fn adjust_transmissions(&mut self) {
+        let size = self.foca.num_members() + 1;
+        let wanted = self.config.max_transmissions(size).get();
+        if wanted != self.max_transmissions {
+            self.max_transmissions = wanted;
+            // Only max_transmissions differs, which foca allows changing live.
+            if let Err(error) = self.foca.set_config(self.config.foca(size)) {
+                tracing::debug!(%error, "adjusting SWIM transmissions");
+            }
+        }
+    }
+}
