@@ -10,8 +10,11 @@
 //!   them, and the [`Incarnation`] that tells restarts apart.
 //! - [`certs`]: the cluster CA, node certificates, and the check that a TLS peer is the node it
 //!   claims to be. The `understudy certs init|issue` commands are built on it.
+//! - [`membership`]: SWIM membership (foca) behind a small transport trait — who is alive,
+//!   joins through seeds, graceful leave vs failure, `NodeJoined`/`NodeLeft`/`NodeUpdated`
+//!   events — with an in-memory transport for tests.
 //!
-//! Next: the QUIC mesh, SWIM membership, remote actors and the extension API (see the
+//! Next: the QUIC mesh, remote actors and the extension API (see the
 //! architecture notes, §4).
 //!
 //! Applications normally use this crate through the facade: `understudy::cluster`.
