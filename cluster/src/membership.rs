@@ -87,8 +87,8 @@ pub use member::{
 pub use stats::{FAILED_SYNCS_METRIC, MembershipStats, PacketError, REJECTED_PACKETS_METRIC};
 pub use swim::Swim;
 pub use transport::{
-    Inbound, InboundReceiver, Peer, SyncError, SyncFuture, SyncRequest, Transmit, Transport,
-    inbound,
+    INBOUND_DROPPED_METRIC, Inbound, InboundReceiver, Peer, SyncError, SyncFuture, SyncRequest,
+    Transmit, Transport, inbound,
 };
 
 #[cfg(test)]

@@ -103,6 +103,10 @@ impl Membership {
     ///
     /// The state machine's RNG is seeded from the node id and incarnation: different per node,
     /// reproducible per run.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (it spawns the task).
     pub fn start(
         local: LocalNode,
         config: MembershipConfig,

@@ -174,6 +174,9 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
     }
 }
 
+/// Metric: inbound SWIM packets dropped because the membership task's queue was full.
+pub const INBOUND_DROPPED_METRIC: &str = "understudy_membership_inbound_dropped_total";
+
 /// What the network delivers to the membership task.
 pub(crate) enum InboundMessage {
     Packet {
@@ -253,6 +256,7 @@ impl Inbound {
             .is_ok();
         if !ok {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(INBOUND_DROPPED_METRIC).increment(1);
         }
         ok
     }

@@ -57,14 +57,25 @@ impl Swim {
             return;
         }
         let me = self.local_record();
-        let seen = self
+        let ours = self
             .foca
             .iter_membership_state()
             .filter_map(|m| m.id().node())
-            .filter(|r| r.node_id == me.node_id && r.incarnation == me.incarnation)
-            .map(|r| r.generation)
-            .max()
-            .unwrap_or(0);
+            .filter(|r| r.node_id == me.node_id);
+        let mut seen = 0;
+        for record in ours {
+            if record.incarnation > me.incarnation {
+                tracing::error!(
+                    ours = %me.incarnation,
+                    theirs = %record.incarnation,
+                    "the cluster knows a newer run of this node: is another process using this \
+                     name, or did the clock go backwards? This run cannot stay in the cluster \
+                     until that one is forgotten (remove_down_after)"
+                );
+            } else if record.incarnation == me.incarnation {
+                seen = seen.max(record.generation);
+            }
+        }
         let Some(generation) = seen.max(me.generation).checked_add(1) else {
             tracing::error!("out of SWIM generations for this run; restart the node to rejoin");
             return;

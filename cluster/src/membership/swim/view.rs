@@ -34,6 +34,8 @@ impl Swim {
         };
         match (self.known.remove(&node), alive) {
             (None, None) => {}
+            // A node we first hear of as it leaves never joined, as far as we are concerned.
+            (None, Some(record)) if record.leaving => {}
             (None, Some(record)) => self.join(record),
             (Some(known), None) => {
                 let was = &known.record;
