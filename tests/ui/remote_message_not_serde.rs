@@ -1,8 +1,0 @@
-use understudy::RemoteMessage;
-
-#[derive(RemoteMessage)]
-struct Plain {
-    n: u64,
-}
-
-fn main() {}
