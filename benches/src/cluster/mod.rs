@@ -115,6 +115,13 @@ struct Opts {
 
 /// Entry point for every `--cluster*` invocation.
 pub fn main(args: &[String]) -> ExitCode {
+    // Diagnostics: `UNDERSTUDY_BENCH_LOG=understudy_cluster=debug` (a tracing filter).
+    if let Ok(filter) = std::env::var("UNDERSTUDY_BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     if let Some(i) = args.iter().position(|a| a == "--cluster-serve") {
         remote::serve(args.get(i + 1).map(String::as_str).unwrap_or(""));
         return ExitCode::SUCCESS;
