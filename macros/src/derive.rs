@@ -53,6 +53,7 @@ pub(crate) fn remote_message(input: TokenStream) -> syn::Result<TokenStream> {
     let p = private_path(&opts.krate);
     let name = &input.ident;
     let tag = tag_expr(&p, &opts.tag, &name.to_string());
+    let message_impl = serialising_message_impl(&p, name);
     Ok(quote! {
         impl #p::actor::RemoteMessage for #name {
             const TAG: #p::actor::Tag = #tag;
@@ -77,6 +78,14 @@ pub(crate) fn remote_message(input: TokenStream) -> syn::Result<TokenStream> {
             }
         }
 
+
+        #message_impl
+    })
+}
+
+/// ractor's `Message` for a `RemoteMessage` type: serialisable, through the wire hooks.
+pub(crate) fn serialising_message_impl(p: &TokenStream, name: &syn::Ident) -> TokenStream {
+    quote! {
         impl #p::ractor::Message for #name {
             fn serializable() -> bool {
                 true
@@ -88,7 +97,7 @@ pub(crate) fn remote_message(input: TokenStream) -> syn::Result<TokenStream> {
                 #p::actor::remote::deserialize_hook(message)
             }
         }
-    })
+    }
 }
 
 /// `Tag::of("explicit")` or `Tag::of(concat!(module_path!(), "::", "Name"))`.

@@ -11,7 +11,7 @@ use syn::{
     Attribute, FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, Pat, ReturnType, Type, Visibility,
 };
 
-use crate::derive::tag_expr;
+use crate::derive::{serialising_message_impl, tag_expr};
 use crate::options::{MessagesOptions, private_path};
 
 /// Methods of `ActorRef`/`ActorCell` that a generated method would silently lose to, since
@@ -419,6 +419,7 @@ fn gen_remote(
     msgs: &[Message],
 ) -> TokenStream {
     let tag = tag_expr(p, &opts.tag, &enum_name.to_string());
+    let message_impl = serialising_message_impl(p, enum_name);
     let encode_arms = msgs.iter().enumerate().map(|(i, m)| {
         let i = i as u32;
         let v = &m.variant;
@@ -487,16 +488,7 @@ fn gen_remote(
             }
         }
 
-        impl #p::ractor::Message for #enum_name {
-            fn serializable() -> bool {
-                true
-            }
-            fn serialize(self) -> ::core::result::Result<#p::ractor::message::SerializedMessage, #p::ractor::message::BoxedDowncastErr> {
-                #p::actor::remote::serialize_hook(self)
-            }
-            fn deserialize(message: #p::ractor::message::SerializedMessage) -> ::core::result::Result<Self, #p::ractor::message::BoxedDowncastErr> {
-                #p::actor::remote::deserialize_hook(message)
-            }
-        }
+
+        #message_impl
     }
 }
