@@ -223,11 +223,12 @@ impl NodeBuilder {
             peers_changed: peers_tx,
         });
         // The mesh must accept (and be able to dial) before membership starts announcing.
+        let transport = Arc::new(transport::MeshTransport::new(mesh.clone()));
         mesh.start(Arc::new(Handler {
             node: Arc::downgrade(&inner),
             inbound,
+            transport: transport.clone(),
         }));
-        let transport = Arc::new(transport::MeshTransport::new(mesh.clone()));
         let membership = Membership::start(
             local,
             self.config.membership.clone(),
@@ -451,6 +452,7 @@ impl Inner {
 struct Handler {
     node: std::sync::Weak<Inner>,
     inbound: Inbound,
+    transport: Arc<transport::MeshTransport>,
 }
 
 /// Keeps the mesh in step with membership: connect to members, drop the connections of nodes
@@ -493,6 +495,7 @@ fn follow_membership(inner: &Arc<Inner>) {
 
 impl MeshHandler for Handler {
     fn peer_up(&self, link: &Arc<PeerLink>) {
+        self.transport.flush(link);
         if let Some(n) = self.node.upgrade() {
             n.remote.peer_up(link);
             n.peers_changed.send_modify(|v| *v += 1);
