@@ -382,13 +382,7 @@ fn garbage_is_counted_and_the_node_keeps_serving() -> TestResult {
                     p
                 }
             };
-            if std::env::var("DBG").is_ok() {
-                eprintln!("round {round} {:?}", &packet[..packet.len().min(80)]);
-            }
             net.inject(addr(0), from, Bytes::from(packet));
-            if std::env::var("DBG").is_ok() {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
             if round % 50 == 0 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
