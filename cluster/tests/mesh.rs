@@ -59,13 +59,22 @@ fn name(s: &str) -> NodeName {
 }
 
 fn node_with(ca: &ClusterCa, cert_name: &str, faults: Option<FaultPlan>) -> TestNode {
+    node_configured(ca, cert_name, MeshConfig::default(), faults)
+}
+
+fn node_configured(
+    ca: &ClusterCa,
+    cert_name: &str,
+    config: MeshConfig,
+    faults: Option<FaultPlan>,
+) -> TestNode {
     let cert = ca.issue(&name(cert_name)).expect("cert");
     let mesh = Mesh::bind(
         "127.0.0.1:0".parse().expect("addr"),
         &cert,
         &ca.trust(),
         1,
-        MeshConfig::default(),
+        config,
         faults,
     )
     .expect("bind");
@@ -360,21 +369,7 @@ async fn a_partition_drops_the_connection_and_healing_restores_it() {
         keep_alive: Duration::from_millis(500),
         ..MeshConfig::default()
     };
-    let mk = |n: &str| {
-        let cert = ca.issue(&name(n)).expect("cert");
-        let mesh = Mesh::bind(
-            "127.0.0.1:0".parse().expect("addr"),
-            &cert,
-            &ca.trust(),
-            1,
-            cfg_idle.clone(),
-            Some(plan.clone()),
-        )
-        .expect("bind");
-        let (tx, rx) = mpsc::unbounded_channel();
-        mesh.start(Arc::new(Recorder(tx)));
-        TestNode { mesh, events: rx }
-    };
+    let mk = |n: &str| node_configured(&ca, n, cfg_idle.clone(), Some(plan.clone()));
     let mut a = mk("a");
     let b = mk("b");
     a.mesh.want(name("b"), b.mesh.local_addr());
