@@ -3,6 +3,8 @@
 //! it never competes for the CPU with these.)
 #![cfg(feature = "cluster")]
 
+mod common;
+
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -23,23 +25,7 @@ async fn start(builder: NodeBuilder) -> Node {
 }
 
 async fn cluster(ca: &ClusterCa, n: usize, plan: Option<&FaultPlan>) -> Vec<Node> {
-    let mut nodes: Vec<Node> = Vec::new();
-    for i in 0..n {
-        let mut b = Node::builder("test", format!("n{i}")).ephemeral_certs(ca);
-        if let Some(first) = nodes.first() {
-            b = b.seed(first.local_addr());
-        }
-        if let Some(p) = plan {
-            b = b.fault_plan(p.clone());
-        }
-        nodes.push(start(b).await);
-    }
-    for node in &nodes {
-        node.wait_for_members(n - 1, WAIT)
-            .await
-            .expect("full membership");
-    }
-    nodes
+    common::cluster(ca, n, plan, WAIT).await
 }
 
 /// Waits for a membership event about `name` matching `pred`.

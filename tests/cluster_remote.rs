@@ -3,6 +3,8 @@
 //! "messages, then the sender's exit".
 #![cfg(feature = "cluster")]
 
+mod common;
+
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -112,27 +114,7 @@ impl Watcher {
 
 async fn cluster(n: usize) -> (ClusterCa, Vec<Node>) {
     let ca = ClusterCa::ephemeral("test");
-    let first = Node::builder("test", "n0")
-        .ephemeral_certs(&ca)
-        .start()
-        .await
-        .expect("n0");
-    let mut nodes = vec![first];
-    for i in 1..n {
-        let node = Node::builder("test", format!("n{i}"))
-            .ephemeral_certs(&ca)
-            .seed(nodes[0].local_addr())
-            .start()
-            .await
-            .expect("node");
-        nodes.push(node);
-    }
-    // Seeds + SWIM + push-pull sync: everyone learns of everyone and connects.
-    for node in &nodes {
-        node.wait_for_members(n - 1, WAIT)
-            .await
-            .expect("full membership");
-    }
+    let nodes = common::cluster(&ca, n, None, WAIT).await;
     (ca, nodes)
 }
 

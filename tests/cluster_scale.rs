@@ -3,34 +3,17 @@
 //! starves the failure detectors of the other cluster tests.
 #![cfg(feature = "cluster")]
 
+mod common;
+
 use std::time::Duration;
 
 use understudy::cluster::certs::ClusterCa;
-use understudy::cluster::node::Node;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_two_nodes_converge_in_one_process() {
     let ca = ClusterCa::ephemeral("test");
-    let first = Node::builder("test", "n0")
-        .ephemeral_certs(&ca)
-        .start()
-        .await
-        .expect("n0");
-    let mut nodes = vec![first];
-    for i in 1..32 {
-        let node = Node::builder("test", format!("n{i}"))
-            .ephemeral_certs(&ca)
-            .seed(nodes[0].local_addr())
-            .start()
-            .await
-            .expect("node");
-        nodes.push(node);
-    }
-    for node in &nodes {
-        node.wait_for_members(31, Duration::from_secs(30))
-            .await
-            .expect("full membership");
-    }
+    let nodes = common::cluster(&ca, 32, None, Duration::from_secs(30)).await;
+    assert_eq!(nodes.len(), 32);
     // `wait_for_members` returned for every node: each saw all 31 others as members and had a
     // live connection to each at that moment.
 }
