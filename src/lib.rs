@@ -62,6 +62,11 @@ pub use ractor::{ActorCell, ActorRef, RpcReplyPort, SupervisionEvent};
 #[cfg(feature = "cluster")]
 pub use understudy_cluster as cluster;
 
+/// Cluster-wide process groups (Erlang's `pg`, typed): scopes, counted joins, monitors with
+/// atomic snapshots, broadcast. See [`understudy_pg`].
+#[cfg(feature = "cluster")]
+pub use understudy_pg as pg;
+
 /// Everything an actor module needs: `use understudy::prelude::*;`.
 pub mod prelude {
     pub use crate::{

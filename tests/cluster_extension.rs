@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use understudy::cluster::certs::ClusterCa;
 use understudy::cluster::extension::{
-    Extension, ExtensionContext, ExtensionError, ExtensionMessage,
+    Extension, ExtensionContext, ExtensionError, ExtensionMessage, Starting,
 };
 use understudy::cluster::identity::NodeName;
 use understudy::cluster::membership::MembershipEvent;
@@ -27,7 +27,7 @@ impl Extension for Shout {
         "shout"
     }
 
-    fn start(&self, ctx: ExtensionContext) {
+    fn start(&self, ctx: ExtensionContext) -> Starting {
         let _ = self.ctx.send(ctx.clone());
         let mut inbox = ctx.take_inbox().expect("inbox");
         assert!(ctx.take_inbox().is_none(), "the inbox is handed out once");
@@ -60,6 +60,7 @@ impl Extension for Shout {
                 }
             }
         });
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -149,7 +150,9 @@ impl Extension for Other {
     fn name(&self) -> &'static str {
         "other"
     }
-    fn start(&self, _ctx: ExtensionContext) {}
+    fn start(&self, _ctx: ExtensionContext) -> Starting {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,8 +16,8 @@ use std::fmt;
 
 use ractor::RpcReplyPort;
 use ractor::message::{BoxedDowncastErr, SerializedMessage};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// Metric counting every rejected inbound message (bad tag, bad bytes).
 pub const DECODE_ERRORS_METRIC: &str = "understudy_decode_errors_total";
@@ -31,7 +31,8 @@ pub const DECODE_ERRORS_METRIC: &str = "understudy_decode_errors_total";
 /// assert_eq!(PING, Tag::of("my_app::Ping"));
 /// assert_ne!(PING, Tag::of("my_app::Pong"));
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Tag(pub u64);
 
 impl Tag {

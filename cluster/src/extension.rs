@@ -18,7 +18,7 @@
 //! fails (its connection's pending requests are dropped), and nothing is retried for you.
 //!
 //! ```
-//! use understudy_cluster::extension::{Extension, ExtensionContext, ExtensionMessage};
+//! use understudy_cluster::extension::{Extension, ExtensionContext, ExtensionMessage, Starting};
 //!
 //! /// Answers every request with the same bytes, upper-cased.
 //! struct Shout;
@@ -28,15 +28,18 @@
 //!         "shout"
 //!     }
 //!
-//!     fn start(&self, ctx: ExtensionContext) {
-//!         let Some(mut inbox) = ctx.take_inbox() else { return };
-//!         tokio::spawn(async move {
-//!             while let Some(message) = inbox.recv().await {
-//!                 if let ExtensionMessage::Request { body, reply, .. } = message {
-//!                     reply.respond(Ok(body.to_ascii_uppercase()));
+//!     fn start(&self, ctx: ExtensionContext) -> Starting {
+//!         Box::pin(async move {
+//!             let mut inbox = ctx.take_inbox().ok_or("the inbox was taken already")?;
+//!             tokio::spawn(async move {
+//!                 while let Some(message) = inbox.recv().await {
+//!                     if let ExtensionMessage::Request { body, reply, .. } = message {
+//!                         reply.respond(Ok(body.to_ascii_uppercase()));
+//!                     }
 //!                 }
-//!             }
-//!         });
+//!             });
+//!             Ok(())
+//!         })
 //!     }
 //! }
 //! ```
@@ -61,9 +64,15 @@ pub trait Extension: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Starts the service. Called once, inside the node's tokio runtime, after the node is
-    /// up; spawn the tasks the service needs and keep the context.
-    fn start(&self, ctx: ExtensionContext);
+    /// up; spawn the tasks the service needs and keep the context. The node's `start`
+    /// awaits the returned future, so the service is ready when the node is; an `Err`
+    /// (what went wrong) fails the node's start.
+    fn start(&self, ctx: ExtensionContext) -> Starting;
 }
+
+/// What [`Extension::start`] returns: the service's start-up, awaited by the node's start.
+pub type Starting =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'static>>;
 
 /// Why an extension call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

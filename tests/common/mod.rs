@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use understudy::cluster::certs::ClusterCa;
 use understudy::cluster::mesh::FaultPlan;
-use understudy::cluster::node::Node;
+use understudy::cluster::node::{Node, NodeBuilder};
 
 /// Starts `n` nodes `n0..` of cluster `test`, all seeded with `n0` (and routed through
 /// `plan` if given), and waits until each sees and is connected to all the others.
@@ -16,9 +16,23 @@ pub(crate) async fn cluster(
     plan: Option<&FaultPlan>,
     wait: Duration,
 ) -> Vec<Node> {
+    cluster_with(ca, n, plan, wait, |_, b| b).await
+}
+
+/// [`cluster`], with each builder passed through `extend(i, builder)` first (extensions).
+pub(crate) async fn cluster_with(
+    ca: &ClusterCa,
+    n: usize,
+    plan: Option<&FaultPlan>,
+    wait: Duration,
+    extend: impl Fn(usize, NodeBuilder) -> NodeBuilder,
+) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..n {
-        let mut b = Node::builder("test", format!("n{i}")).ephemeral_certs(ca);
+        let mut b = extend(
+            i,
+            Node::builder("test", format!("n{i}")).ephemeral_certs(ca),
+        );
         if let Some(first) = nodes.first() {
             b = b.seed(first.local_addr());
         }

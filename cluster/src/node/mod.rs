@@ -77,6 +77,14 @@ pub enum NodeError {
     /// Two extensions share a name.
     #[error("two extensions are named {0:?}; extension names must be unique on a node")]
     DuplicateExtension(&'static str),
+    /// An extension could not start.
+    #[error("the {name:?} extension could not start: {reason}")]
+    ExtensionStart {
+        /// The extension.
+        name: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
     /// Waited too long for something.
     #[error("timed out: {0}")]
     Timeout(String),
@@ -249,7 +257,10 @@ impl NodeBuilder {
             started.push((ext, ctx));
         }
         for (ext, ctx) in started {
-            ext.start(ctx);
+            let name = ext.name();
+            if let Err(reason) = ext.start(ctx).await {
+                return Err(NodeError::ExtensionStart { name, reason });
+            }
         }
         Ok(Node { inner })
     }
@@ -362,6 +373,12 @@ impl Node {
         addr: ActorAddr,
     ) -> Result<ActorRef<M>, ResolveError> {
         self.inner.remote.resolve(addr).await
+    }
+
+    /// A working cell for an address, local or remote, when the message type is not known
+    /// here (process groups, routers); prefer [`Node::actor_ref`], which checks it.
+    pub async fn actor_cell(&self, addr: ActorAddr) -> Result<ActorCell, ResolveError> {
+        self.inner.remote.resolve_cell(addr).await
     }
 
     /// Links a local actor with a (possibly remote) one, both ways: each receives the other's

@@ -213,16 +213,21 @@ impl RemoteCore {
         &self,
         addr: ActorAddr,
     ) -> Result<ActorRef<M>, ResolveError> {
+        let cell = self.resolve_cell(addr).await?;
+        if addr.node == self.node_id() && cell.is_message_type_of::<M>() == Some(false) {
+            return Err(ResolveError::WrongType(addr));
+        }
+        Ok(ActorRef::from(cell))
+    }
+
+    /// The cell for an address, untyped: the local actor itself, or a proxy of the remote one.
+    pub async fn resolve_cell(&self, addr: ActorAddr) -> Result<ActorCell, ResolveError> {
         if addr.node == self.node_id() {
-            let cell = self
+            return self
                 .runtime
                 .exports()
                 .cell_of(addr.pid)
-                .ok_or(ResolveError::NoSuchActor(addr))?;
-            if cell.is_message_type_of::<M>() == Some(false) {
-                return Err(ResolveError::WrongType(addr));
-            }
-            return Ok(ActorRef::from(cell));
+                .ok_or(ResolveError::NoSuchActor(addr));
         }
         let existing = {
             let st = self.state();
@@ -237,13 +242,12 @@ impl RemoteCore {
                 .map(|p| p.cell.clone())
         };
         if let Some(cell) = existing {
-            return Ok(ActorRef::from(cell));
+            return Ok(cell);
         }
         let supervisor = self
             .agent()
             .ok_or_else(|| ResolveError::Spawn("node is stopped".into()))?;
-        let cell = self.spawn_proxy(addr, supervisor, true).await?;
-        Ok(ActorRef::from(cell))
+        self.spawn_proxy(addr, supervisor, true).await
     }
 
     /// Spawns a proxy of `addr` supervised by `supervisor`, registers it and asks the owner to

@@ -1,0 +1,493 @@
+//! The async shell: the `pg` extension, its driver task and the watcher of local members.
+//!
+//! The driver feeds the scopes' pure cores: membership events become `peer_up`/`peer_down`,
+//! notices from peers are decoded, their members resolved to refs (the only await), then
+//! applied; a timer runs the anti-entropy rounds. The watcher is one plain actor that
+//! monitors every local member and turns its exit into `member_down` in every scope.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use ractor::{ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::sync::{broadcast, mpsc};
+use understudy_actor::{ActorAddr, NodeId, RemoteMessage, Runtime};
+use understudy_cluster::extension::{
+    Extension, ExtensionContext, ExtensionInbox, ExtensionMessage, Starting,
+};
+use understudy_cluster::identity::{ClusterName, NodeName, node_id};
+use understudy_cluster::membership::MembershipEvent;
+use understudy_cluster::node::Node;
+
+use crate::error::PgError;
+use crate::kernel::Kernel;
+use crate::scope::{Scope, ScopeShared};
+use crate::wire::{Envelope, PeerMessage, REJECTED_METRIC};
+
+/// The extension's channel name on the mesh.
+pub const SERVICE: &str = "pg";
+
+/// The scope every node has (Erlang's default scope `pg`).
+pub const DEFAULT_SCOPE: &str = "default";
+
+/// How often each scope sends its digest to every peer by default.
+pub const DEFAULT_ANTI_ENTROPY: Duration = Duration::from_secs(1);
+
+/// What a scope needs of its node: sending to peers, exporting and watching local actors.
+pub(crate) struct Env {
+    pub(crate) me: NodeId,
+    ctx: ExtensionContext,
+    runtime: Runtime,
+    cluster: ClusterName,
+    names: Mutex<HashMap<NodeId, NodeName>>,
+    watcher: ActorCell,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Env {
+    /// Sends one scope message to each of `to` (encoded once). A peer that cannot be reached
+    /// now is repaired by anti-entropy later.
+    pub(crate) fn send(&self, scope: &str, to: Vec<NodeId>, message: PeerMessage) {
+        let bytes = Envelope {
+            scope: scope.to_owned(),
+            message,
+        }
+        .encode();
+        let names = lock(&self.names);
+        for peer in to {
+            let Some(name) = names.get(&peer) else {
+                tracing::debug!(%peer, "pg: no name known for a peer; anti-entropy will repair");
+                continue;
+            };
+            if let Err(e) = self.ctx.notify(name, bytes.clone()) {
+                tracing::debug!(peer = %name, error = %e, "pg: notice not sent; anti-entropy will repair");
+            }
+        }
+    }
+
+    pub(crate) fn export<M: RemoteMessage>(&self, actor: &ActorRef<M>) {
+        self.runtime.export(actor);
+    }
+
+    /// Watches a local member (idempotent: ractor keeps one monitor per pair).
+    pub(crate) fn watch(&self, cell: &ActorCell) {
+        self.watcher.monitor(cell.clone());
+    }
+
+    fn learn(&self, name: &NodeName) -> NodeId {
+        let id = node_id(&self.cluster, name);
+        lock(&self.names).entry(id).or_insert_with(|| name.clone());
+        id
+    }
+}
+
+/// Cluster-wide process groups: the `pg` extension and the handle to its scopes.
+///
+/// Register a clone on the node builder, then use it once the node has started:
+///
+/// ```
+/// # use understudy_pg::__doc::*;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let ca = ClusterCa::ephemeral("docs");
+/// let pg = Pg::new();
+/// let node = Node::builder("docs", "a")
+///     .ephemeral_certs(&ca)
+///     .extension(pg.clone())
+///     .start()
+///     .await?;
+/// let chat = pg.scope("chat")?; // a named scope; `pg.default_scope()` is the default one
+/// assert!(chat.which_groups().is_empty());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Pg {
+    inner: Arc<PgInner>,
+}
+
+#[derive(Debug)]
+struct PgInner {
+    anti_entropy: Duration,
+    started: OnceLock<Started>,
+}
+
+#[derive(Debug)]
+struct Started {
+    env: Arc<Env>,
+    registry: Mutex<Registry>,
+}
+
+/// The scopes of this node and the peers they exchange with (one lock, so a scope created
+/// while a peer comes up cannot miss it).
+#[derive(Debug, Default)]
+struct Registry {
+    scopes: HashMap<String, Scope>,
+    peers: BTreeSet<NodeId>,
+}
+
+impl Default for Pg {
+    fn default() -> Self {
+        Pg::new()
+    }
+}
+
+impl Pg {
+    /// A pg extension with the default anti-entropy period (1 s).
+    pub fn new() -> Pg {
+        Pg::with_anti_entropy(DEFAULT_ANTI_ENTROPY)
+    }
+
+    /// A pg extension whose scopes send their digest to every peer each `period` (a lost
+    /// change is repaired within one period).
+    pub fn with_anti_entropy(period: Duration) -> Pg {
+        Pg {
+            inner: Arc::new(PgInner {
+                anti_entropy: period.max(Duration::from_millis(1)),
+                started: OnceLock::new(),
+            }),
+        }
+    }
+
+    fn started(&self) -> Result<&Started, PgError> {
+        self.inner.started.get().ok_or(PgError::NotStarted)
+    }
+
+    /// The default scope.
+    pub fn default_scope(&self) -> Result<Scope, PgError> {
+        self.scope(DEFAULT_SCOPE)
+    }
+
+    /// The scope `name`, started on this node on first use. A scope is its own overlay:
+    /// it exchanges only with the nodes that run it too.
+    pub fn scope(&self, name: &str) -> Result<Scope, PgError> {
+        let started = self.started()?;
+        let mut registry = lock(&started.registry);
+        if let Some(scope) = registry.scopes.get(name) {
+            return Ok(scope.clone());
+        }
+        let scope = Scope::new(Arc::new(ScopeShared {
+            name: name.to_owned(),
+            kernel: Kernel::new(started.env.me),
+            env: started.env.clone(),
+        }));
+        for peer in &registry.peers {
+            scope.shared().update(|core| core.peer_up(*peer));
+        }
+        registry.scopes.insert(name.to_owned(), scope.clone());
+        Ok(scope)
+    }
+
+    /// The names of the scopes this node runs, sorted.
+    pub fn scopes(&self) -> Vec<String> {
+        let Ok(started) = self.started() else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = lock(&started.registry).scopes.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn each_scope(&self, f: impl Fn(&Scope)) {
+        if let Ok(started) = self.started() {
+            let scopes: Vec<Scope> = lock(&started.registry).scopes.values().cloned().collect();
+            for scope in &scopes {
+                f(scope);
+            }
+        }
+    }
+
+    fn find_scope(&self, name: &str) -> Option<Scope> {
+        lock(&self.started().ok()?.registry)
+            .scopes
+            .get(name)
+            .cloned()
+    }
+
+    fn peer_up(&self, peer: NodeId) {
+        if let Ok(started) = self.started() {
+            let mut registry = lock(&started.registry);
+            if registry.peers.insert(peer) {
+                for scope in registry.scopes.values() {
+                    scope.shared().update(|core| core.peer_up(peer));
+                }
+            }
+        }
+    }
+
+    fn peer_down(&self, peer: NodeId) {
+        if let Ok(started) = self.started() {
+            let mut registry = lock(&started.registry);
+            registry.peers.remove(&peer);
+            for scope in registry.scopes.values() {
+                scope.shared().update(|core| core.peer_down(peer));
+            }
+        }
+    }
+}
+
+impl Extension for Pg {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn start(&self, ctx: ExtensionContext) -> Starting {
+        let pg = self.clone();
+        Box::pin(async move {
+            let node = ctx.node().ok_or("the node is gone")?;
+            let inbox = ctx.take_inbox().ok_or("the pg inbox was taken already")?;
+            let (watcher, _) = ractor::Actor::spawn(
+                None,
+                Watcher {
+                    pg: Arc::downgrade(&pg.inner),
+                },
+                (),
+            )
+            .await
+            .map_err(|e| format!("could not start the member watcher: {e}"))?;
+            let env = Arc::new(Env {
+                me: node.runtime().node_id(),
+                ctx,
+                runtime: node.runtime().clone(),
+                cluster: node.cluster().clone(),
+                names: Mutex::new(HashMap::new()),
+                watcher: watcher.get_cell(),
+            });
+            let started = Started {
+                env,
+                registry: Mutex::new(Registry::default()),
+            };
+            if pg.inner.started.set(started).is_err() {
+                watcher.stop(None);
+                return Err("this Pg is already running on a node; use one Pg per node".into());
+            }
+            pg.default_scope().map_err(|e| e.to_string())?;
+            // Subscribe before the driver starts so no membership change falls in between.
+            let (members, events) = node.subscribe_with_snapshot();
+            let (connected_tx, connected_rx) = mpsc::unbounded_channel();
+            let driver = Driver {
+                pg: pg.clone(),
+                connected: connected_tx,
+            };
+            for member in members {
+                driver.member_up(&node, member.node_id(), member.name());
+            }
+            drop(node);
+            tokio::spawn(driver.run(inbox, events, connected_rx, watcher));
+            Ok(())
+        })
+    }
+}
+
+struct Driver {
+    pg: Pg,
+    connected: mpsc::UnboundedSender<NodeId>,
+}
+
+impl Driver {
+    fn env(&self) -> Option<Arc<Env>> {
+        self.pg.started().ok().map(|s| s.env.clone())
+    }
+
+    /// The node, if it still exists (the driver must not keep it alive).
+    fn node(&self) -> Option<Node> {
+        self.env()?.ctx.node()
+    }
+
+    /// A member is up: exchange with it now if connected, else once it is.
+    fn member_up(&self, node: &Node, peer: NodeId, name: &NodeName) {
+        let Some(env) = self.env() else { return };
+        env.learn(name);
+        if node.is_connected(peer) {
+            self.pg.peer_up(peer);
+            return;
+        }
+        let node = node.clone();
+        let connected = self.connected.clone();
+        tokio::spawn(async move {
+            // Anti-entropy repairs a peer that connects later than this.
+            if node
+                .wait_for_peer(peer, Duration::from_secs(10))
+                .await
+                .is_ok()
+            {
+                let _ = connected.send(peer);
+            }
+        });
+    }
+
+    async fn run(
+        self,
+        mut inbox: ExtensionInbox,
+        mut events: broadcast::Receiver<MembershipEvent>,
+        mut connected: mpsc::UnboundedReceiver<NodeId>,
+        watcher: ActorRef<()>,
+    ) {
+        let mut tick = tokio::time::interval(self.pg.inner.anti_entropy);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                message = inbox.recv() => match message {
+                    Some(message) => self.on_message(message).await,
+                    None => break,
+                },
+                event = events.recv() => match event {
+                    Ok(event) => self.on_membership(event),
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.resync_membership(),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                Some(peer) = connected.recv() => {
+                    if self.alive(peer) {
+                        self.pg.peer_up(peer);
+                    }
+                }
+                _ = tick.tick() => self.pg.each_scope(|s| s.shared().update(|core| core.tick())),
+            }
+        }
+        watcher.stop(None);
+    }
+
+    fn alive(&self, peer: NodeId) -> bool {
+        self.node()
+            .is_some_and(|n| n.members().iter().any(|m| m.node_id() == peer))
+    }
+
+    fn on_membership(&self, event: MembershipEvent) {
+        match event {
+            MembershipEvent::NodeJoined(member) => {
+                if let Some(node) = self.node() {
+                    self.member_up(&node, member.node_id(), member.name());
+                }
+            }
+            MembershipEvent::NodeLeft { member, .. } => self.pg.peer_down(member.node_id()),
+            MembershipEvent::NodeUpdated(_) => {}
+        }
+    }
+
+    /// Missed membership events: compare with the current members.
+    fn resync_membership(&self) {
+        let Some(node) = self.node() else { return };
+        let Ok(started) = self.pg.started() else {
+            return;
+        };
+        let members = node.members();
+        let known: Vec<NodeId> = lock(&started.registry).peers.iter().copied().collect();
+        for peer in known {
+            if !members.iter().any(|m| m.node_id() == peer) {
+                self.pg.peer_down(peer);
+            }
+        }
+        for member in members {
+            self.member_up(&node, member.node_id(), member.name());
+        }
+    }
+
+    async fn on_message(&self, message: ExtensionMessage) {
+        let (from, body) = match message {
+            ExtensionMessage::Notice { from, body } => (from, body),
+            ExtensionMessage::Request { reply, .. } => {
+                reply.respond(Err("pg answers no requests".into()));
+                return;
+            }
+        };
+        let envelope = match Envelope::decode(&body) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                metrics::counter!(REJECTED_METRIC).increment(1);
+                tracing::warn!(peer = %from, error = %e, "pg: dropped a malformed notice");
+                return;
+            }
+        };
+        let Some(env) = self.env() else { return };
+        let peer = env.learn(&from);
+        // A scope this node does not run: not part of that overlay.
+        let Some(scope) = self.pg.find_scope(&envelope.scope) else {
+            return;
+        };
+        let Some(handles) = self.resolve(peer, &envelope.message).await else {
+            tracing::debug!(peer = %from, "pg: members not resolvable now; anti-entropy will repair");
+            return;
+        };
+        // `handles` holds every pid the message adds (collected from the same message), so
+        // the fallback is never taken; it only spares the core an `Option`.
+        scope.shared().update(|core| {
+            core.receive(peer, envelope.message, &mut |addr, _| {
+                handles
+                    .get(&addr.pid)
+                    .cloned()
+                    .unwrap_or_else(|| env.watcher.clone())
+            })
+        });
+    }
+
+    /// Refs for the members a message adds (the sender's actors). `None` if the sender is
+    /// not reachable now.
+    async fn resolve(
+        &self,
+        peer: NodeId,
+        message: &PeerMessage,
+    ) -> Option<HashMap<u64, ActorCell>> {
+        let pids: BTreeSet<u64> = match message {
+            PeerMessage::Sync { groups, .. } => groups
+                .iter()
+                .flat_map(|(_, members)| members.iter().map(|(pid, _, _)| *pid))
+                .collect(),
+            PeerMessage::Join { members, .. } => members.iter().map(|(pid, _)| *pid).collect(),
+            PeerMessage::Leave { .. } | PeerMessage::Digest { .. } => BTreeSet::new(),
+        };
+        let mut handles = HashMap::with_capacity(pids.len());
+        if pids.is_empty() {
+            return Some(handles);
+        }
+        let node = self.node()?;
+        for pid in pids {
+            let cell = node.actor_cell(ActorAddr { node: peer, pid }).await.ok()?;
+            handles.insert(pid, cell);
+        }
+        Some(handles)
+    }
+}
+
+/// Monitors the local members and reports their exits to every scope.
+struct Watcher {
+    pg: Weak<PgInner>,
+}
+
+impl ractor::Actor for Watcher {
+    type Msg = ();
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<()>,
+        event: SupervisionEvent,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        let cell = match event {
+            SupervisionEvent::ActorTerminated(cell, ..)
+            | SupervisionEvent::ActorFailed(cell, _) => cell,
+            _ => return Ok(()),
+        };
+        if let Some(inner) = self.pg.upgrade() {
+            let pg = Pg { inner };
+            let pid = cell.get_id().pid();
+            pg.each_scope(|scope| scope.member_down(pid));
+        }
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,68 @@
+//! What can go wrong with a process group operation.
+
+use understudy_actor::{ActorAddr, Tag};
+
+use crate::core::CoreError;
+
+/// Why a pg operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PgError {
+    /// `leave` of actors none of which is in the group (Erlang's `not_joined`).
+    #[error("none of the actors is a member of group {group:?}; nothing left it")]
+    NotJoined {
+        /// The group.
+        group: String,
+    },
+    /// Only actors of this node join and leave here (call it on the actor's own node).
+    #[error("actor {actor} is not on this node; join and leave groups on the actor's own node")]
+    NotLocal {
+        /// The actor's id as this node sees it.
+        actor: String,
+    },
+    /// The group's members take another message type than the one asked for.
+    #[error(
+        "group {group:?} holds members of another message type (tag {found}) than `{wanted}`; use one message type per group"
+    )]
+    TypeMismatch {
+        /// The group.
+        group: String,
+        /// The type asked for.
+        wanted: &'static str,
+        /// The tag of a type found in the group.
+        found: Tag,
+    },
+    /// A member takes another message type than the one asked for.
+    #[error("member {member} takes another message type (tag {found}) than `{wanted}`")]
+    MemberType {
+        /// The member.
+        member: ActorAddr,
+        /// The type asked for.
+        wanted: &'static str,
+        /// Its type's tag.
+        found: Tag,
+    },
+    /// The `Pg` handle was used before its node started (register it with
+    /// `Node::builder(..).extension(pg.clone())` and start the node first).
+    #[error("pg is not started: add it to a node with `.extension(pg.clone())` and start the node")]
+    NotStarted,
+    /// The node this pg ran on is gone.
+    #[error("the node is shut down")]
+    NodeGone,
+}
+
+impl PgError {
+    pub(crate) fn from_core(error: CoreError, wanted: &'static str) -> PgError {
+        match error {
+            CoreError::NotJoined { group } => PgError::NotJoined { group },
+            CoreError::NotLocal(addr) => PgError::NotLocal {
+                actor: addr.to_string(),
+            },
+            CoreError::TypeMismatch { group, found, .. } => PgError::TypeMismatch {
+                group,
+                wanted,
+                found,
+            },
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Process groups on real clusters (QUIC + TLS on loopback): convergence of concurrent joins,
+//! members that stop, nodes that die, partitions that heal, and monitors under churn.
+#![cfg(feature = "cluster")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use understudy::cluster::certs::ClusterCa;
+use understudy::cluster::mesh::FaultPlan;
+use understudy::cluster::node::Node;
+use understudy::pg::{Pg, PgError, PgEvent, Scope, Subscription};
+use understudy::prelude::*;
+use understudy::{ActorAddr, NodeId};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// What a group member receives.
+#[derive(Debug, Clone, Serialize, Deserialize, RemoteMessage)]
+enum Work {
+    Job(u64),
+}
+
+/// Forwards every job to the test.
+#[derive(Actor)]
+struct Worker {
+    seen: Option<mpsc::UnboundedSender<u64>>,
+}
+
+impl Handler for Worker {
+    type Msg = Work;
+    async fn handle(&mut self, _: &Ctx<Self>, message: Work) -> Result<(), ActorError> {
+        let Work::Job(n) = message;
+        if let Some(seen) = &self.seen {
+            let _ = seen.send(n);
+        }
+        Ok(())
+    }
+}
+
+/// Another message type, for the type checks.
+#[derive(Debug, Clone, Serialize, Deserialize, RemoteMessage)]
+struct Other;
+
+#[derive(Actor)]
+struct OtherActor;
+
+impl Handler for OtherActor {
+    type Msg = Other;
+    async fn handle(&mut self, _: &Ctx<Self>, _: Other) -> Result<(), ActorError> {
+        Ok(())
+    }
+}
+
+/// `n` nodes running pg (anti-entropy every `period`), fully connected.
+async fn pg_cluster(n: usize, plan: Option<&FaultPlan>, period: Duration) -> (Vec<Node>, Vec<Pg>) {
+    let ca = ClusterCa::ephemeral("test");
+    let pgs: Vec<Pg> = (0..n).map(|_| Pg::with_anti_entropy(period)).collect();
+    let nodes = common::cluster_with(&ca, n, plan, WAIT, |i, b| b.extension(pgs[i].clone())).await;
+    (nodes, pgs)
+}
+
+async fn worker(node: &Node) -> ActorRef<Work> {
+    node.spawn(Worker { seen: None }).await.expect("spawn")
+}
+
+/// The members of `group` as addresses (sorted, duplicates kept), as `node` sees them.
+fn view(scope: &Scope, group: &str) -> Vec<ActorAddr> {
+    let mut out: Vec<ActorAddr> = scope.members(group).iter().map(|m| m.addr()).collect();
+    out.sort();
+    out
+}
+
+/// Waits until every scope's view of `group` equals `want` (sorted addresses).
+async fn converge(scopes: &[Scope], group: &str, want: &[ActorAddr]) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let views: Vec<Vec<ActorAddr>> = scopes.iter().map(|s| view(s, group)).collect();
+        if views.iter().all(|v| v == want) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("no convergence on {group:?}: want {want:?}, views {views:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn addr_of<M: ractor::Message>(node: &Node, actor: &ActorRef<M>) -> ActorAddr {
+    ActorAddr {
+        node: node.node_id(),
+        pid: actor.get_id().pid(),
+    }
+}
+
+fn default_scopes(pgs: &[Pg]) -> Vec<Scope> {
+    pgs.iter()
+        .map(|p| p.default_scope().expect("started"))
+        .collect()
+}
+
+async fn next<T: understudy::pg::FromMember>(sub: &mut Subscription<T>) -> PgEvent<T> {
+    tokio::time::timeout(WAIT, sub.recv())
+        .await
+        .expect("an event in time")
+        .expect("subscription open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_on_three_nodes_converge_and_broadcast_reaches_every_member() {
+    let (nodes, pgs) = pg_cluster(3, None, Duration::from_secs(1)).await;
+    let scopes = default_scopes(&pgs);
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let mut want = Vec::new();
+    for (node, scope) in nodes.iter().zip(&scopes) {
+        for _ in 0..2 {
+            let w = node
+                .spawn(Worker {
+                    seen: Some(tx.clone()),
+                })
+                .await
+                .expect("spawn");
+            scope.join("workers", &w).expect("join");
+            want.push(addr_of(node, &w));
+        }
+    }
+    want.sort();
+    converge(&scopes, "workers", &want).await;
+    for scope in &scopes {
+        assert_eq!(scope.get_local_members::<Work>("workers").unwrap().len(), 2);
+        assert_eq!(scope.which_groups(), vec!["workers".to_string()]);
+    }
+    assert_eq!(scopes[1].broadcast("workers", Work::Job(7)).unwrap(), 6);
+    for _ in 0..6 {
+        let n = tokio::time::timeout(WAIT, seen.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 7);
+    }
+    assert_eq!(
+        scopes[2].broadcast_local("workers", Work::Job(8)).unwrap(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counted_joins_not_joined_and_type_mismatch_are_errors_not_panics() {
+    let (nodes, pgs) = pg_cluster(2, None, Duration::from_secs(1)).await;
+    let scopes = default_scopes(&pgs);
+    let w = worker(&nodes[0]).await;
+    scopes[0].join("g", &w).unwrap();
+    scopes[0].join("g", &w).unwrap();
+    let me = addr_of(&nodes[0], &w);
+    converge(&scopes, "g", &[me, me]).await;
+    scopes[0].leave("g", &w).unwrap();
+    converge(&scopes, "g", &[me]).await;
+    scopes[0].leave("g", &w).unwrap();
+    converge(&scopes, "g", &[]).await;
+    assert_eq!(
+        scopes[0].leave("g", &w),
+        Err(PgError::NotJoined { group: "g".into() })
+    );
+
+    // One message type per group.
+    scopes[0].join("g", &w).unwrap();
+    let other = nodes[0].spawn(OtherActor).await.unwrap();
+    assert!(matches!(
+        scopes[0].join("g", &other),
+        Err(PgError::TypeMismatch { .. })
+    ));
+    assert!(matches!(
+        scopes[0].get_members::<Other>("g"),
+        Err(PgError::TypeMismatch { .. })
+    ));
+    assert!(matches!(
+        scopes[0].monitor::<Other>("g"),
+        Err(PgError::TypeMismatch { .. })
+    ));
+    assert_eq!(scopes[0].monitor_count(), 0, "a refused monitor is removed");
+
+    // Only local actors join here.
+    converge(&scopes, "g", &[me]).await;
+    let remote = scopes[1].get_members::<Work>("g").unwrap().remove(0);
+    assert!(matches!(
+        scopes[1].join("g", &remote),
+        Err(PgError::NotLocal { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_member_leaves_everywhere_with_events() {
+    let (nodes, pgs) = pg_cluster(3, None, Duration::from_secs(1)).await;
+    let scopes = default_scopes(&pgs);
+    let (_, mut on2) = scopes[2].monitor::<Work>("a").unwrap();
+    let w = worker(&nodes[0]).await;
+    scopes[0].join("a", &w).unwrap();
+    scopes[0].join("b", &w).unwrap();
+    let me = addr_of(&nodes[0], &w);
+    converge(&scopes, "a", &[me]).await;
+    converge(&scopes, "b", &[me]).await;
+    assert!(matches!(next(&mut on2).await, PgEvent::Join { .. }));
+    w.stop(None);
+    converge(&scopes, "a", &[]).await;
+    converge(&scopes, "b", &[]).await;
+    match next(&mut on2).await {
+        PgEvent::Leave { group, members } => {
+            assert_eq!(group, "a");
+            assert_eq!(members.len(), 1);
+        }
+        other => panic!("expected a leave, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_takes_its_members_out_everywhere() {
+    let (nodes, pgs) = pg_cluster(5, None, Duration::from_secs(1)).await;
+    let scopes = default_scopes(&pgs);
+    let mut want = Vec::new();
+    for (node, scope) in nodes.iter().zip(&scopes) {
+        let w = worker(node).await;
+        scope.join("all", &w).unwrap();
+        want.push(addr_of(node, &w));
+    }
+    want.sort();
+    converge(&scopes, "all", &want).await;
+    let (snapshot, mut events) = scopes[1].monitor_scope();
+    assert_eq!(snapshot["all"].len(), 5);
+    nodes[4].crash();
+    let dead: NodeId = nodes[4].node_id();
+    want.retain(|a| a.node != dead);
+    converge(&scopes[..4], "all", &want).await;
+    match next(&mut events).await {
+        PgEvent::Leave { group, members } => {
+            assert_eq!(group, "all");
+            assert_eq!(members.len(), 1);
+            assert_eq!(members[0].addr().node, dead);
+        }
+        other => panic!("expected a leave, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_diverges_and_heals_to_one_view() {
+    let plan = FaultPlan::new(11);
+    let (nodes, pgs) = pg_cluster(5, Some(&plan), Duration::from_millis(500)).await;
+    let scopes = default_scopes(&pgs);
+    // Members on every node before the cut.
+    let mut want = Vec::new();
+    for (node, scope) in nodes.iter().zip(&scopes) {
+        let w = worker(node).await;
+        scope.join("p", &w).unwrap();
+        want.push(addr_of(node, &w));
+    }
+    want.sort();
+    converge(&scopes, "p", &want).await;
+
+    let left: Vec<_> = nodes[..2].iter().map(|n| n.local_addr()).collect();
+    let right: Vec<_> = nodes[2..].iter().map(|n| n.local_addr()).collect();
+    plan.split(&left, &right);
+    // Each side declares the other down: the other side's members leave there.
+    let side = |want: &[ActorAddr], range: std::ops::Range<usize>| -> Vec<ActorAddr> {
+        let ids: Vec<NodeId> = nodes[range].iter().map(|n| n.node_id()).collect();
+        want.iter()
+            .copied()
+            .filter(|a| ids.contains(&a.node))
+            .collect()
+    };
+    converge(&scopes[..2], "p", &side(&want, 0..2)).await;
+    converge(&scopes[2..], "p", &side(&want, 2..5)).await;
+    // Each side keeps working while cut off.
+    for (node, scope) in nodes.iter().zip(&scopes) {
+        let w = worker(node).await;
+        scope.join("p", &w).unwrap();
+        want.push(addr_of(node, &w));
+    }
+    want.sort();
+    let mut left_view: Vec<ActorAddr> = side(&want, 0..2);
+    left_view.sort();
+    converge(&scopes[..2], "p", &left_view).await;
+
+    plan.heal_all();
+    for node in &nodes {
+        node.wait_for_members(4, WAIT).await.expect("healed");
+    }
+    converge(&scopes, "p", &want).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitors_created_during_churn_see_a_snapshot_plus_exactly_the_later_changes() {
+    let (nodes, pgs) = pg_cluster(3, None, Duration::from_secs(1)).await;
+    let scopes = default_scopes(&pgs);
+    // Churn on every node: joins and leaves of the same group.
+    let mut churners = Vec::new();
+    for (node, scope) in nodes.iter().zip(&scopes) {
+        let node = node.clone();
+        let scope = scope.clone();
+        churners.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for i in 0..40 {
+                let w = worker(&node).await;
+                scope.join("churn", &w).unwrap();
+                mine.push(w);
+                if i % 3 == 2 {
+                    let gone = mine.remove(0);
+                    scope.leave("churn", &gone).unwrap();
+                }
+                tokio::task::yield_now().await;
+            }
+            mine.iter()
+                .map(|w| addr_of(&node, w))
+                .collect::<Vec<ActorAddr>>()
+        }));
+    }
+    // Monitors taken mid-churn, on every node.
+    let mut monitors = Vec::new();
+    for scope in &scopes {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (snapshot, sub) = scope.monitor::<Work>("churn").unwrap();
+        monitors.push((snapshot, sub));
+    }
+    let mut want = Vec::new();
+    for c in churners {
+        want.extend(c.await.unwrap());
+    }
+    want.sort();
+    converge(&scopes, "churn", &want).await;
+    // Replaying each monitor's events on its snapshot gives exactly the final view.
+    for (i, (snapshot, mut sub)) in monitors.into_iter().enumerate() {
+        let mut counts: BTreeMap<ActorAddr, i64> = BTreeMap::new();
+        for m in &snapshot {
+            *counts
+                .entry(ActorAddr::of(&m.get_cell(), nodes[i].node_id()).unwrap())
+                .or_default() += 1;
+        }
+        while let Some(event) = sub.try_recv() {
+            let (sign, members) = match &event {
+                PgEvent::Join { members, .. } => (1, members),
+                PgEvent::Leave { members, .. } => (-1, members),
+            };
+            for m in members {
+                let a = ActorAddr::of(&m.get_cell(), nodes[i].node_id()).unwrap();
+                let c = counts.entry(a).or_default();
+                *c += sign;
+                assert!(
+                    *c >= 0 && *c <= 1,
+                    "node {i}: {a} counted {c}: a duplicate or a gap"
+                );
+            }
+        }
+        let got: Vec<ActorAddr> = counts
+            .into_iter()
+            .filter(|(_, c)| *c > 0)
+            .map(|(a, _)| a)
+            .collect();
+        assert_eq!(got, want, "node {i}: snapshot + events != final view");
+    }
+}
