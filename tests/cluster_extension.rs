@@ -47,6 +47,10 @@ impl Extension for Shout {
                             String::from_utf8_lossy(&body)
                         ));
                     }
+                    ExtensionMessage::PeerUp { node, .. } => {
+                        let _ = events.send(format!("connected {node}"));
+                    }
+                    _ => {}
                 }
             }
         });
@@ -113,11 +117,19 @@ async fn services_talk_to_their_peers() {
         n.wait_for_members(2, WAIT).await.expect("cluster");
     }
     // Membership events reach the extension.
-    let first = next(&mut a.events, |e| e.starts_with("joined")).await;
-    let second = next(&mut a.events, |e| e.starts_with("joined")).await;
-    let mut joined = [first, second];
-    joined.sort();
-    assert_eq!(joined, ["joined b".to_string(), "joined c".to_string()]);
+    // ... and so do connections (in order with the peers' notices).
+    let mut seen: Vec<String> = Vec::new();
+    let done = |seen: &[String]| {
+        let has = |x: &str| seen.iter().any(|e| e == x);
+        has("joined b") && has("joined c") && (has("connected b") || has("connected c"))
+    };
+    while !done(&seen) {
+        let e = next(&mut a.events, |e| {
+            e.starts_with("joined") || e.starts_with("connected")
+        })
+        .await;
+        seen.push(e);
+    }
 
     // Request/response.
     assert_eq!(

@@ -56,6 +56,7 @@ use crate::identity::NodeName;
 use crate::mesh::{PeerLink, SendError};
 use crate::node::{Inner, Node};
 use crate::wire::{Control, ExtensionBody};
+use understudy_actor::NodeId;
 
 /// A service that runs on every node (registry, process groups, locks, or your own).
 pub trait Extension: Send + Sync + 'static {
@@ -98,9 +99,28 @@ pub enum ExtensionError {
     NodeGone,
 }
 
-/// Something a peer's instance of this service sent.
+/// Something a peer's instance of this service sent, or a connection coming or going.
+///
+/// Per peer, everything arrives in order: `PeerUp`, then what the peer sent on that
+/// connection, then `PeerDown` when the connection ends (and `PeerUp` again on the next).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ExtensionMessage {
+    /// A connection to a peer is up (whether or not the peer runs this service).
+    PeerUp {
+        /// The peer.
+        node: NodeName,
+        /// Its id.
+        id: NodeId,
+    },
+    /// The connection to a peer ended (the node failed, left, or the link broke); a
+    /// `PeerUp` follows if it comes back.
+    PeerDown {
+        /// The peer.
+        node: NodeName,
+        /// Its id.
+        id: NodeId,
+    },
     /// A one-way notice.
     Notice {
         /// The sending node.
@@ -351,9 +371,30 @@ impl Extensions {
             .cloned()
     }
 
-    /// A connection ended: its pending requests fail at once.
+    /// A connection is up: every service hears of it.
+    pub(crate) fn peer_up(&self, link: &PeerLink) {
+        let info = link.info();
+        self.tell_all(|| ExtensionMessage::PeerUp {
+            node: info.name.clone(),
+            id: info.id,
+        });
+    }
+
+    /// A connection ended: its pending requests fail at once, and every service hears of it.
     pub(crate) fn peer_down(&self, link: &PeerLink) {
         self.pending()
             .retain(|(serial, _), _| *serial != link.serial());
+        let info = link.info();
+        self.tell_all(|| ExtensionMessage::PeerDown {
+            node: info.name.clone(),
+            id: info.id,
+        });
+    }
+
+    fn tell_all(&self, message: impl Fn() -> ExtensionMessage) {
+        let inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
+        for tx in inboxes.values() {
+            let _ = tx.send(message());
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! The async shell: the `pg` extension, its driver task and the watcher of local members.
 //!
-//! The driver feeds the scopes' pure cores: membership events become `peer_up`/`peer_down`,
-//! notices from peers are decoded, their members resolved to refs (the only await), then
-//! applied; a timer runs the anti-entropy rounds. The watcher is one plain actor that
+//! The driver feeds the scopes' pure cores from the extension inbox, in order: connections
+//! coming and going become `peer_up`/`peer_down` (as Erlang's pg follows `nodeup`/`nodedown`:
+//! a lost connection means the peer's members are unreachable, and their refs here have
+//! stopped with `noconnection`), notices from peers are decoded, their members resolved to
+//! refs (the only await), then applied; a timer runs the anti-entropy rounds. The watcher is one plain actor that
 //! monitors every local member and turns its exit into `member_down` in every scope.
 
 use std::collections::{BTreeSet, HashMap};
@@ -10,14 +12,11 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use ractor::{ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
-use tokio::sync::{broadcast, mpsc};
 use understudy_actor::{ActorAddr, NodeId, RemoteMessage, Runtime};
 use understudy_cluster::extension::{
     Extension, ExtensionContext, ExtensionInbox, ExtensionMessage, Starting,
 };
 use understudy_cluster::identity::{ClusterName, NodeName, node_id};
-use understudy_cluster::membership::MembershipEvent;
-use understudy_cluster::node::Node;
 
 use crate::error::PgError;
 use crate::kernel::Kernel;
@@ -268,190 +267,110 @@ impl Extension for Pg {
                 return Err("this Pg is already running on a node; use one Pg per node".into());
             }
             pg.default_scope().map_err(|e| e.to_string())?;
-            // Subscribe before the driver starts so no membership change falls in between.
-            let (members, events) = node.subscribe_with_snapshot();
-            let (connected_tx, connected_rx) = mpsc::unbounded_channel();
-            let driver = Driver {
-                pg: pg.clone(),
-                connected: connected_tx,
-            };
-            for member in members {
-                driver.member_up(&node, member.node_id(), member.name());
+            // Peers connected before the inbox was read; later ones arrive as `PeerUp`
+            // (a peer in both is taken once).
+            if let Some(env) = pg.started().ok().map(|s| s.env.clone()) {
+                for name in node.connected() {
+                    pg.peer_up(env.learn(&name));
+                }
             }
             drop(node);
-            tokio::spawn(driver.run(inbox, events, connected_rx, watcher));
+            tokio::spawn(run(pg, inbox, watcher));
             Ok(())
         })
     }
 }
 
-struct Driver {
-    pg: Pg,
-    connected: mpsc::UnboundedSender<NodeId>,
+/// The driver: connections, notices and anti-entropy rounds, one at a time.
+async fn run(pg: Pg, mut inbox: ExtensionInbox, watcher: ActorRef<()>) {
+    let mut tick = tokio::time::interval(pg.inner.anti_entropy);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = inbox.recv() => match message {
+                Some(message) => on_message(&pg, message).await,
+                None => break,
+            },
+            _ = tick.tick() => pg.each_scope(|s| s.shared().update(|core| core.tick())),
+        }
+    }
+    watcher.stop(None);
 }
 
-impl Driver {
-    fn env(&self) -> Option<Arc<Env>> {
-        self.pg.started().ok().map(|s| s.env.clone())
-    }
-
-    /// The node, if it still exists (the driver must not keep it alive).
-    fn node(&self) -> Option<Node> {
-        self.env()?.ctx.node()
-    }
-
-    /// A member is up: exchange with it now if connected, else once it is.
-    fn member_up(&self, node: &Node, peer: NodeId, name: &NodeName) {
-        let Some(env) = self.env() else { return };
-        env.learn(name);
-        if node.is_connected(peer) {
-            self.pg.peer_up(peer);
+async fn on_message(pg: &Pg, message: ExtensionMessage) {
+    let Ok(env) = pg.started().map(|s| s.env.clone()) else {
+        return;
+    };
+    let (from, body) = match message {
+        ExtensionMessage::Notice { from, body } => (from, body),
+        ExtensionMessage::PeerUp { node, .. } => {
+            pg.peer_up(env.learn(&node));
             return;
         }
-        let node = node.clone();
-        let connected = self.connected.clone();
-        tokio::spawn(async move {
-            // Anti-entropy repairs a peer that connects later than this.
-            if node
-                .wait_for_peer(peer, Duration::from_secs(10))
-                .await
-                .is_ok()
-            {
-                let _ = connected.send(peer);
-            }
-        });
-    }
-
-    async fn run(
-        self,
-        mut inbox: ExtensionInbox,
-        mut events: broadcast::Receiver<MembershipEvent>,
-        mut connected: mpsc::UnboundedReceiver<NodeId>,
-        watcher: ActorRef<()>,
-    ) {
-        let mut tick = tokio::time::interval(self.pg.inner.anti_entropy);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                message = inbox.recv() => match message {
-                    Some(message) => self.on_message(message).await,
-                    None => break,
-                },
-                event = events.recv() => match event {
-                    Ok(event) => self.on_membership(event),
-                    Err(broadcast::error::RecvError::Lagged(_)) => self.resync_membership(),
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
-                Some(peer) = connected.recv() => {
-                    if self.alive(peer) {
-                        self.pg.peer_up(peer);
-                    }
-                }
-                _ = tick.tick() => self.pg.each_scope(|s| s.shared().update(|core| core.tick())),
-            }
-        }
-        watcher.stop(None);
-    }
-
-    fn alive(&self, peer: NodeId) -> bool {
-        self.node()
-            .is_some_and(|n| n.members().iter().any(|m| m.node_id() == peer))
-    }
-
-    fn on_membership(&self, event: MembershipEvent) {
-        match event {
-            MembershipEvent::NodeJoined(member) => {
-                if let Some(node) = self.node() {
-                    self.member_up(&node, member.node_id(), member.name());
-                }
-            }
-            MembershipEvent::NodeLeft { member, .. } => self.pg.peer_down(member.node_id()),
-            MembershipEvent::NodeUpdated(_) => {}
-        }
-    }
-
-    /// Missed membership events: compare with the current members.
-    fn resync_membership(&self) {
-        let Some(node) = self.node() else { return };
-        let Ok(started) = self.pg.started() else {
+        ExtensionMessage::PeerDown { node, .. } => {
+            pg.peer_down(env.learn(&node));
             return;
-        };
-        let members = node.members();
-        let known: Vec<NodeId> = lock(&started.registry).peers.iter().copied().collect();
-        for peer in known {
-            if !members.iter().any(|m| m.node_id() == peer) {
-                self.pg.peer_down(peer);
-            }
         }
-        for member in members {
-            self.member_up(&node, member.node_id(), member.name());
-        }
-    }
-
-    async fn on_message(&self, message: ExtensionMessage) {
-        let (from, body) = match message {
-            ExtensionMessage::Notice { from, body } => (from, body),
-            ExtensionMessage::Request { reply, .. } => {
-                reply.respond(Err("pg answers no requests".into()));
-                return;
-            }
-        };
-        let envelope = match Envelope::decode(&body) {
-            Ok(envelope) => envelope,
-            Err(e) => {
-                metrics::counter!(REJECTED_METRIC).increment(1);
-                tracing::warn!(peer = %from, error = %e, "pg: dropped a malformed notice");
-                return;
-            }
-        };
-        let Some(env) = self.env() else { return };
-        let peer = env.learn(&from);
-        // A scope this node does not run: not part of that overlay.
-        let Some(scope) = self.pg.find_scope(&envelope.scope) else {
+        ExtensionMessage::Request { reply, .. } => {
+            reply.respond(Err("pg answers no requests".into()));
             return;
-        };
-        let Some(handles) = self.resolve(peer, &envelope.message).await else {
-            tracing::debug!(peer = %from, "pg: members not resolvable now; anti-entropy will repair");
+        }
+        _ => return,
+    };
+    let envelope = match Envelope::decode(&body) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            metrics::counter!(REJECTED_METRIC).increment(1);
+            tracing::warn!(peer = %from, error = %e, "pg: dropped a malformed notice");
             return;
-        };
-        // `handles` holds every pid the message adds (collected from the same message), so
-        // the fallback is never taken; it only spares the core an `Option`.
-        scope.shared().update(|core| {
-            core.receive(peer, envelope.message, &mut |addr, _| {
-                handles
-                    .get(&addr.pid)
-                    .cloned()
-                    .unwrap_or_else(|| env.watcher.clone())
-            })
-        });
-    }
+        }
+    };
+    let peer = env.learn(&from);
+    // A scope this node does not run: not part of that overlay.
+    let Some(scope) = pg.find_scope(&envelope.scope) else {
+        return;
+    };
+    let Some(handles) = resolve(&env, peer, &envelope.message).await else {
+        tracing::debug!(peer = %from, "pg: members not resolvable now; anti-entropy will repair");
+        return;
+    };
+    // `handles` holds every pid the message adds (collected from the same message), so
+    // the fallback is never taken; it only spares the core an `Option`.
+    scope.shared().update(|core| {
+        core.receive(peer, envelope.message, &mut |addr, _| {
+            handles
+                .get(&addr.pid)
+                .cloned()
+                .unwrap_or_else(|| env.watcher.clone())
+        })
+    });
+}
 
-    /// Refs for the members a message adds (the sender's actors). `None` if the sender is
-    /// not reachable now.
-    async fn resolve(
-        &self,
-        peer: NodeId,
-        message: &PeerMessage,
-    ) -> Option<HashMap<u64, ActorCell>> {
-        let pids: BTreeSet<u64> = match message {
-            PeerMessage::Sync { groups, .. } => groups
-                .iter()
-                .flat_map(|(_, members)| members.iter().map(|(pid, _, _)| *pid))
-                .collect(),
-            PeerMessage::Join { members, .. } => members.iter().map(|(pid, _)| *pid).collect(),
-            PeerMessage::Leave { .. } | PeerMessage::Digest { .. } => BTreeSet::new(),
-        };
-        let mut handles = HashMap::with_capacity(pids.len());
-        if pids.is_empty() {
-            return Some(handles);
-        }
-        let node = self.node()?;
-        for pid in pids {
-            let cell = node.actor_cell(ActorAddr { node: peer, pid }).await.ok()?;
-            handles.insert(pid, cell);
-        }
-        Some(handles)
+/// Refs for the members a message adds (the sender's actors). `None` if the sender is not
+/// reachable now.
+async fn resolve(
+    env: &Env,
+    peer: NodeId,
+    message: &PeerMessage,
+) -> Option<HashMap<u64, ActorCell>> {
+    let pids: BTreeSet<u64> = match message {
+        PeerMessage::Sync { groups, .. } => groups
+            .iter()
+            .flat_map(|(_, members)| members.iter().map(|(pid, _, _)| *pid))
+            .collect(),
+        PeerMessage::Join { members, .. } => members.iter().map(|(pid, _)| *pid).collect(),
+        PeerMessage::Leave { .. } | PeerMessage::Digest { .. } => BTreeSet::new(),
+    };
+    let mut handles = HashMap::with_capacity(pids.len());
+    if pids.is_empty() {
+        return Some(handles);
     }
+    let node = env.ctx.node()?;
+    for pid in pids {
+        let cell = node.actor_cell(ActorAddr { node: peer, pid }).await.ok()?;
+        handles.insert(pid, cell);
+    }
+    Some(handles)
 }
 
 /// Monitors the local members and reports their exits to every scope.

@@ -515,6 +515,7 @@ impl MeshHandler for Handler {
         self.transport.flush(link);
         if let Some(n) = self.node.upgrade() {
             n.remote.peer_up(link);
+            n.extensions.peer_up(link);
             n.peers_changed.send_modify(|v| *v += 1);
         }
     }
