@@ -102,7 +102,7 @@ fn default_scopes(pgs: &[Pg]) -> Vec<Scope> {
         .collect()
 }
 
-async fn next<T: understudy::pg::FromMember>(sub: &mut Subscription<T>) -> PgEvent<T> {
+async fn next(sub: &mut Subscription) -> PgEvent {
     tokio::time::timeout(WAIT, sub.recv())
         .await
         .expect("an event in time")
@@ -176,11 +176,19 @@ async fn counted_joins_not_joined_and_type_mismatch_are_errors_not_panics() {
         scopes[0].get_members::<Other>("g"),
         Err(PgError::TypeMismatch { .. })
     ));
+    let (members, sub) = scopes[0].monitor("g");
     assert!(matches!(
-        scopes[0].monitor::<Other>("g"),
-        Err(PgError::TypeMismatch { .. })
+        members[0].typed::<Other>(),
+        Err(PgError::MemberType { .. })
     ));
-    assert_eq!(scopes[0].monitor_count(), 0, "a refused monitor is removed");
+    assert!(members[0].typed::<Work>().is_ok());
+    assert_eq!(scopes[0].monitor_count(), 1);
+    sub.demonitor();
+    assert_eq!(
+        scopes[0].monitor_count(),
+        0,
+        "demonitor removes the monitor"
+    );
 
     // Only local actors join here.
     converge(&scopes, "g", &[me]).await;
@@ -195,7 +203,7 @@ async fn counted_joins_not_joined_and_type_mismatch_are_errors_not_panics() {
 async fn a_stopped_member_leaves_everywhere_with_events() {
     let (nodes, pgs) = pg_cluster(3, None, Duration::from_secs(1)).await;
     let scopes = default_scopes(&pgs);
-    let (_, mut on2) = scopes[2].monitor::<Work>("a").unwrap();
+    let (_, mut on2) = scopes[2].monitor("a");
     let w = worker(&nodes[0]).await;
     scopes[0].join("a", &w).unwrap();
     scopes[0].join("b", &w).unwrap();
@@ -319,7 +327,7 @@ async fn monitors_created_during_churn_see_a_snapshot_plus_exactly_the_later_cha
     let mut monitors = Vec::new();
     for scope in &scopes {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let (snapshot, sub) = scope.monitor::<Work>("churn").unwrap();
+        let (snapshot, sub) = scope.monitor("churn");
         monitors.push((snapshot, sub));
     }
     let mut want = Vec::new();
@@ -332,9 +340,7 @@ async fn monitors_created_during_churn_see_a_snapshot_plus_exactly_the_later_cha
     for (i, (snapshot, mut sub)) in monitors.into_iter().enumerate() {
         let mut counts: BTreeMap<ActorAddr, i64> = BTreeMap::new();
         for m in &snapshot {
-            *counts
-                .entry(ActorAddr::of(&m.get_cell(), nodes[i].node_id()).unwrap())
-                .or_default() += 1;
+            *counts.entry(m.addr()).or_default() += 1;
         }
         while let Some(event) = sub.try_recv() {
             let (sign, members) = match &event {
@@ -342,7 +348,7 @@ async fn monitors_created_during_churn_see_a_snapshot_plus_exactly_the_later_cha
                 PgEvent::Leave { members, .. } => (-1, members),
             };
             for m in members {
-                let a = ActorAddr::of(&m.get_cell(), nodes[i].node_id()).unwrap();
+                let a = m.addr();
                 let c = counts.entry(a).or_default();
                 *c += sign;
                 assert!(

@@ -1,6 +1,5 @@
 //! Members, monitor events and subscriptions: what applications see of a scope.
 
-use std::marker::PhantomData;
 use std::sync::Weak;
 
 use ractor::{ActorCell, ActorRef};
@@ -58,27 +57,26 @@ impl Member {
     }
 }
 
-/// A change of a group, as a monitor receives it. `T` is [`Member`] for scope monitors and
-/// `ActorRef<M>` for typed group monitors.
+/// A change of a group, as a monitor receives it.
 #[derive(Clone, Debug)]
-pub enum PgEvent<T> {
+pub enum PgEvent {
     /// `members` joined `group` (an actor that joined twice is listed twice).
     Join {
         /// The group.
         group: String,
         /// Who joined.
-        members: Vec<T>,
+        members: Vec<Member>,
     },
     /// `members` left `group` (left, stopped, or their node went down).
     Leave {
         /// The group.
         group: String,
         /// Who left.
-        members: Vec<T>,
+        members: Vec<Member>,
     },
 }
 
-impl<T> PgEvent<T> {
+impl PgEvent {
     /// The group the event is about.
     pub fn group(&self) -> &str {
         match self {
@@ -87,42 +85,9 @@ impl<T> PgEvent<T> {
     }
 
     /// The members that joined or left.
-    pub fn members(&self) -> &[T] {
+    pub fn members(&self) -> &[Member] {
         match self {
             PgEvent::Join { members, .. } | PgEvent::Leave { members, .. } => members,
-        }
-    }
-}
-
-/// How a subscription turns core entries into what it hands out.
-pub trait FromMember: Sized + sealed::Sealed {
-    /// `None` for a member of another message type (skipped, with a warning).
-    fn from_member(entry: Entry<ActorCell>) -> Option<Self>;
-}
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::Member {}
-    impl<M: understudy_actor::RemoteMessage> Sealed for ractor::ActorRef<M> {}
-}
-
-impl FromMember for Member {
-    fn from_member(entry: Entry<ActorCell>) -> Option<Self> {
-        Some(Member::from_entry(entry))
-    }
-}
-
-impl<M: RemoteMessage> FromMember for ActorRef<M> {
-    fn from_member(entry: Entry<ActorCell>) -> Option<Self> {
-        if entry.tag == M::TAG {
-            Some(ActorRef::from(entry.handle))
-        } else {
-            tracing::warn!(
-                member = %entry.addr,
-                wanted = std::any::type_name::<M>(),
-                "a member of another message type joined a monitored group; not delivered"
-            );
-            None
         }
     }
 }
@@ -142,45 +107,29 @@ impl EventSink<ActorCell> for EventQueue {
 /// Dropping it (or calling [`Subscription::demonitor`]) removes the monitor and drops any
 /// events still queued, as Erlang's `pg:demonitor/2` flushes them.
 #[derive(Debug)]
-pub struct Subscription<T> {
+pub struct Subscription {
     rx: mpsc::UnboundedReceiver<Change<ActorCell>>,
     id: u64,
     scope: Weak<ScopeShared>,
-    _kind: PhantomData<fn() -> T>,
 }
 
-impl<T: FromMember> Subscription<T> {
+impl Subscription {
     pub(crate) fn new(
         rx: mpsc::UnboundedReceiver<Change<ActorCell>>,
         id: u64,
         scope: Weak<ScopeShared>,
     ) -> Self {
-        Subscription {
-            rx,
-            id,
-            scope,
-            _kind: PhantomData,
-        }
+        Subscription { rx, id, scope }
     }
 
     /// The next event; `None` once the scope is gone.
-    pub async fn recv(&mut self) -> Option<PgEvent<T>> {
-        loop {
-            let change = self.rx.recv().await?;
-            if let Some(event) = convert(change) {
-                return Some(event);
-            }
-        }
+    pub async fn recv(&mut self) -> Option<PgEvent> {
+        self.rx.recv().await.map(convert)
     }
 
     /// The next event if one is queued.
-    pub fn try_recv(&mut self) -> Option<PgEvent<T>> {
-        while let Ok(change) = self.rx.try_recv() {
-            if let Some(event) = convert(change) {
-                return Some(event);
-            }
-        }
-        None
+    pub fn try_recv(&mut self) -> Option<PgEvent> {
+        self.rx.try_recv().ok().map(convert)
     }
 
     /// Stops the monitor: nothing more arrives and queued events are dropped.
@@ -189,23 +138,21 @@ impl<T: FromMember> Subscription<T> {
     }
 }
 
-fn convert<T: FromMember>(change: Change<ActorCell>) -> Option<PgEvent<T>> {
-    let (join, group, members) = match change {
-        Change::Join { group, members } => (true, group, members),
-        Change::Leave { group, members } => (false, group, members),
-    };
-    let members: Vec<T> = members.into_iter().filter_map(T::from_member).collect();
-    if members.is_empty() {
-        return None;
+fn convert(change: Change<ActorCell>) -> PgEvent {
+    let members = |m: Vec<Entry<ActorCell>>| m.into_iter().map(Member::from_entry).collect();
+    match change {
+        Change::Join { group, members: m } => PgEvent::Join {
+            group,
+            members: members(m),
+        },
+        Change::Leave { group, members: m } => PgEvent::Leave {
+            group,
+            members: members(m),
+        },
     }
-    Some(if join {
-        PgEvent::Join { group, members }
-    } else {
-        PgEvent::Leave { group, members }
-    })
 }
 
-impl<T> Drop for Subscription<T> {
+impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(scope) = self.scope.upgrade() {
             scope.demonitor(self.id);

@@ -31,7 +31,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let (node, pg) = one_node().await?;
 //! let scope = pg.default_scope()?;
-//! let (members, mut events) = scope.monitor::<WorkerMsg>("workers")?;
+//! let (members, mut events) = scope.monitor("workers");
 //! assert!(members.is_empty());
 //!
 //! let worker = node.spawn(Worker).await?;
@@ -59,8 +59,8 @@ pub mod wire;
 
 pub use driver::{DEFAULT_ANTI_ENTROPY, DEFAULT_SCOPE, Pg, SERVICE};
 pub use error::PgError;
-pub use event::{FromMember, Member, PgEvent, Subscription};
-pub use scope::{GroupMonitor, Scope};
+pub use event::{Member, PgEvent, Subscription};
+pub use scope::Scope;
 
 #[doc(hidden)]
 pub mod __private {

@@ -41,9 +41,6 @@ impl ScopeShared {
     }
 }
 
-/// What [`Scope::monitor`] returns: the group's members now, and the events after.
-pub type GroupMonitor<M> = (Vec<ActorRef<M>>, Subscription<ActorRef<M>>);
-
 /// A handle on one scope of process groups on this node (cheap to clone).
 ///
 /// Groups are named by strings; the members of a group are actors of one message type
@@ -195,7 +192,7 @@ impl Scope {
 
     /// Monitors every group of the scope: the current membership and, atomically, a
     /// subscription to every later change.
-    pub fn monitor_scope(&self) -> (BTreeMap<String, Vec<Member>>, Subscription<Member>) {
+    pub fn monitor_scope(&self) -> (BTreeMap<String, Vec<Member>>, Subscription) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (id, snapshot) = self.shared.update(|core| core.monitor_scope(tx));
         let snapshot = snapshot
@@ -209,14 +206,16 @@ impl Scope {
     }
 
     /// Monitors one group: its current members and, atomically, a subscription to every
-    /// later join and leave. An error if the group's members take another message type.
-    pub fn monitor<M: RemoteMessage>(&self, group: &str) -> Result<GroupMonitor<M>, PgError> {
+    /// later join and leave (Erlang's `pg:monitor/2`). Members come untyped, with their
+    /// addresses (a member whose node died can still be told apart);
+    /// [`Member::typed`] gives the ref.
+    pub fn monitor(&self, group: &str) -> (Vec<Member>, Subscription) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (id, snapshot) = self.shared.update(|core| core.monitor_group(group, tx));
-        let subscription = Subscription::new(rx, id, Arc::downgrade(&self.shared));
-        // On a type error the subscription drops here and demonitors itself.
-        let members = typed(group, snapshot.iter())?;
-        Ok((members, subscription))
+        (
+            snapshot.into_iter().map(Member::from_entry).collect(),
+            Subscription::new(rx, id, Arc::downgrade(&self.shared)),
+        )
     }
 
     /// How many monitors this scope has on this node.
