@@ -1,8 +1,8 @@
 //! # understudy
 //!
 //! Typed actors with OTP supervision trees, built on [`ractor`], and — when one process is
-//! not enough — a cluster extension (the `cluster` feature, growing: node identity and
-//! certificates are here, the mesh comes next).
+//! not enough — a cluster extension (the `cluster` feature): an mTLS QUIC mesh, SWIM
+//! membership, remote actors that are ordinary `ActorRef`s, and Erlang-style process groups.
 //!
 //! ```
 //! use understudy::prelude::*;
@@ -35,8 +35,9 @@
 //! - [`Runtime`]: one node's actor system (names, exports); no process-wide state.
 //! - [`supervisor`]: OTP supervision trees (one_for_one, one_for_all, rest_for_one).
 //! - [`remote`]: what messages that cross the network are made of.
-//! - `cluster` (feature `cluster`, on by default): node identity and the cluster's
-//!   certificates; see also the `understudy certs` command (feature `cli`, on by default).
+//! - `cluster` (feature `cluster`, on by default): nodes, the mesh, membership, remote actors
+//!   and extensions; see also the `understudy certs` command (feature `cli`, on by default).
+//! - `pg` (feature `cluster`): cluster-wide process groups with monitors.
 //!
 //! Features: `default = ["cluster", "cli"]`. For the local runtime alone (no TLS crates to
 //! build), depend with `default-features = false`; for the cluster without the command-line
@@ -57,8 +58,8 @@ pub use understudy_macros::{Actor, Message, RemoteMessage, messages};
 pub use ractor;
 pub use ractor::{ActorCell, ActorRef, RpcReplyPort, SupervisionEvent};
 
-/// The cluster extension: node identity and certificates (the mesh, membership and remote actors
-/// follow). See [`understudy_cluster`].
+/// The cluster extension: nodes, the mesh, membership, remote actors, extensions. See
+/// [`understudy_cluster`].
 #[cfg(feature = "cluster")]
 pub use understudy_cluster as cluster;
 

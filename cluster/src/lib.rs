@@ -4,18 +4,22 @@
 //! that find each other, talk over a mutually authenticated mesh, and host actors that other
 //! nodes address as if they were local.
 //!
-//! This crate grows in layers. Here now:
+//! What is here:
 //!
 //! - [`identity`]: who a node is — [`NodeName`], [`ClusterName`], the [`NodeId`] derived from
 //!   them, and the [`Incarnation`] that tells restarts apart.
 //! - [`certs`]: the cluster CA, node certificates, and the check that a TLS peer is the node it
 //!   claims to be. The `understudy certs init|issue` commands are built on it.
+//! - [`mesh`]: the mTLS QUIC mesh — one connection per pair of nodes, ordered lanes, a control
+//!   stream, datagrams — and a fault-injecting socket for tests.
 //! - [`membership`]: SWIM membership (foca) behind a small transport trait — who is alive,
 //!   joins through seeds, graceful leave vs failure, `NodeJoined`/`NodeLeft`/`NodeUpdated`
 //!   events — with an in-memory transport for tests.
-//!
-//! Next: the QUIC mesh, remote actors and the extension API (see the
-//! architecture notes, §4).
+//! - [`remote`]: remote actors as ordinary `ActorRef`s, with monitors and links that fire
+//!   with `noconnection` when a node goes away.
+//! - [`extension`]: services that run on every node (process groups, the registry, locks,
+//!   yours), with their own channel to their peers.
+//! - [`node`]: the [`Node`](node::Node) handle that puts it all together.
 //!
 //! Applications normally use this crate through the facade: `understudy::cluster`.
 //!
