@@ -365,3 +365,60 @@ async fn monitors_created_during_churn_see_a_snapshot_plus_exactly_the_later_cha
         assert_eq!(got, want, "node {i}: snapshot + events != final view");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scopes_are_independent_and_a_late_scope_gets_the_current_members() {
+    let (nodes, pgs) = pg_cluster(3, None, Duration::from_secs(1)).await;
+    let defaults = default_scopes(&pgs);
+    // `chat` runs on n0 and n1 only, for now.
+    let chat: Vec<Scope> = pgs[..2].iter().map(|p| p.scope("chat").unwrap()).collect();
+    let w0 = worker(&nodes[0]).await;
+    chat[0].join("room", &w0).unwrap();
+    let me = addr_of(&nodes[0], &w0);
+    converge(&chat, "room", &[me]).await;
+    // Not in the default scope, anywhere.
+    for scope in &defaults {
+        assert!(scope.members("room").is_empty());
+    }
+    // n2 starts `chat` later: it gets the members the others have, and sends its own.
+    let w2 = worker(&nodes[2]).await;
+    let late = pgs[2].scope("chat").unwrap();
+    late.join("room", &w2).unwrap();
+    let mut want = vec![me, addr_of(&nodes[2], &w2)];
+    want.sort();
+    let all = vec![chat[0].clone(), chat[1].clone(), late];
+    converge(&all, "room", &want).await;
+    assert_eq!(
+        pgs[2].scopes(),
+        vec!["chat".to_string(), "default".to_string()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demonitor_stops_delivery_and_a_pg_runs_on_one_node_only() {
+    let (nodes, pgs) = pg_cluster(2, None, Duration::from_secs(1)).await;
+    let scopes = default_scopes(&pgs);
+    let (_, mut kept) = scopes[1].monitor("g");
+    let (_, dropped) = scopes[1].monitor("g");
+    assert_eq!(scopes[1].monitor_count(), 2);
+    let w = worker(&nodes[0]).await;
+    scopes[0].join("g", &w).unwrap();
+    assert!(matches!(next(&mut kept).await, PgEvent::Join { .. }));
+    // `dropped` has the same event queued; demonitor drops it with the monitor.
+    dropped.demonitor();
+    assert_eq!(scopes[1].monitor_count(), 1);
+    scopes[0].leave("g", &w).unwrap();
+    assert!(matches!(next(&mut kept).await, PgEvent::Leave { .. }));
+
+    // One `Pg` value is one node's service: a second node refuses it, with a clear error.
+    let ca = ClusterCa::ephemeral("other");
+    let refused = Node::builder("other", "x")
+        .ephemeral_certs(&ca)
+        .extension(pgs[0].clone())
+        .start()
+        .await;
+    let error = refused.err().expect("refused").to_string();
+    assert!(error.contains("one Pg per node"), "{error}");
+    // And a Pg that was never started says so.
+    assert_eq!(Pg::new().default_scope().err(), Some(PgError::NotStarted));
+}

@@ -34,6 +34,10 @@ use crate::wire::PeerMessage;
 /// A group's name.
 pub type Group = String;
 
+/// How many times one actor may be in one group at once. Far above any sane use; it bounds
+/// what a peer's message can make this node allocate (a `Sync` carries counts, not lists).
+pub const MAX_JOINS: u32 = 1 << 16;
+
 /// One occurrence of a member in the merged view.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry<H> {
@@ -112,6 +116,12 @@ pub enum CoreError {
     /// Only actors of this node can join or leave here.
     #[error("{0} is not a local actor: join and leave it on its own node")]
     NotLocal(ActorAddr),
+    /// An actor would be in the group more than [`MAX_JOINS`] times.
+    #[error("an actor may be in group {group:?} at most {MAX_JOINS} times at once")]
+    TooManyJoins {
+        /// The group.
+        group: Group,
+    },
     /// The group's members take another message type.
     #[error("group {group:?} holds members of another message type (tag {found}, not {wanted})")]
     TypeMismatch {
@@ -175,6 +185,8 @@ pub struct ScopeCore<H, S> {
     monitors: BTreeMap<u64, Monitor<S>>,
     next_monitor: u64,
     outputs: Vec<Output>,
+    /// Peer messages dropped as invalid (counts above [`MAX_JOINS`]).
+    rejected: u64,
 }
 
 impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
@@ -189,6 +201,7 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
             monitors: BTreeMap::new(),
             next_monitor: 1,
             outputs: Vec::new(),
+            rejected: 0,
         }
     }
 
@@ -262,6 +275,11 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
         Some((p.version, hash_groups(&p.groups)))
     }
 
+    /// How many peer messages were dropped as invalid.
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
     /// How many monitors are registered.
     pub fn monitor_count(&self) -> usize {
         self.monitors.len()
@@ -292,6 +310,16 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
             }
         } else {
             return Ok(());
+        }
+        let existing = self.local.get(group);
+        for m in &members {
+            let before = existing.and_then(|l| l.get(&m.addr.pid)).map_or(0, |s| s.1);
+            let adding = members.iter().filter(|o| o.addr == m.addr).count();
+            if before as usize + adding > MAX_JOINS as usize {
+                return Err(CoreError::TooManyJoins {
+                    group: group.to_owned(),
+                });
+            }
         }
         let local = self.local.entry(group.to_owned()).or_default();
         for m in &members {
@@ -465,6 +493,10 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
                 groups,
                 reply,
             } => {
+                if !valid_sync(&groups) {
+                    self.rejected += 1;
+                    return;
+                }
                 let old = {
                     let view = self.peers.entry(from).or_default();
                     view.synced = true;
@@ -501,6 +533,10 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
                 group,
                 members,
             } => {
+                if !self.valid_join(from, &group, &members) {
+                    self.rejected += 1;
+                    return;
+                }
                 if !self.accept_delta(from, version) {
                     return;
                 }
@@ -557,6 +593,19 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
                 }
             }
         }
+    }
+
+    /// Whether a peer's join keeps every count within [`MAX_JOINS`].
+    fn valid_join(&self, from: NodeId, group: &str, members: &[(u64, Tag)]) -> bool {
+        let existing = self.peers.get(&from).and_then(|p| p.groups.get(group));
+        let mut adding: BTreeMap<u64, usize> = BTreeMap::new();
+        for (pid, _) in members {
+            *adding.entry(*pid).or_default() += 1;
+        }
+        adding.into_iter().all(|(pid, n)| {
+            let before = existing.and_then(|g| g.get(&pid)).map_or(0, |s| s.1);
+            before as usize + n <= MAX_JOINS as usize
+        })
     }
 
     /// Whether a delta numbered `version` from `from` follows what we have; if not, ask for
@@ -724,6 +773,18 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
             }
         }
     }
+}
+
+/// Whether every count of a `Sync` is within [`MAX_JOINS`] (summed over repeated entries).
+fn valid_sync(groups: &[(Group, Vec<crate::wire::SyncedMember>)]) -> bool {
+    groups.iter().all(|(_, members)| {
+        let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
+        members.iter().all(|(pid, _, n)| {
+            let c = counts.entry(*pid).or_default();
+            *c += u64::from(*n);
+            *c <= u64::from(MAX_JOINS)
+        })
+    })
 }
 
 /// An order-independent hash of a membership: the sum of one hash per member occurrence.

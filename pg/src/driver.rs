@@ -336,14 +336,20 @@ async fn on_message(pg: &Pg, message: ExtensionMessage) {
     };
     // `handles` holds every pid the message adds (collected from the same message), so
     // the fallback is never taken; it only spares the core an `Option`.
-    scope.shared().update(|core| {
+    let rejected = scope.shared().update(|core| {
+        let before = core.rejected();
         core.receive(peer, envelope.message, &mut |addr, _| {
             handles
                 .get(&addr.pid)
                 .cloned()
                 .unwrap_or_else(|| env.watcher.clone())
-        })
+        });
+        core.rejected() > before
     });
+    if rejected {
+        metrics::counter!(REJECTED_METRIC).increment(1);
+        tracing::warn!(peer = %from, "pg: dropped a notice with join counts above the limit");
+    }
 }
 
 /// Refs for the members a message adds (the sender's actors). `None` if the sender is not

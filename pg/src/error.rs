@@ -20,6 +20,12 @@ pub enum PgError {
         /// The actor's id as this node sees it.
         actor: String,
     },
+    /// An actor would be in the group more than 65,536 times at once (leave it some times).
+    #[error("an actor may be in group {group:?} at most 65536 times at once; leave it first")]
+    TooManyJoins {
+        /// The group.
+        group: String,
+    },
     /// The group's members take another message type than the one asked for.
     #[error(
         "group {group:?} holds members of another message type (tag {found}) than `{wanted}`; use one message type per group"
@@ -55,6 +61,7 @@ impl PgError {
     pub(crate) fn from_core(error: CoreError, wanted: &'static str) -> PgError {
         match error {
             CoreError::NotJoined { group } => PgError::NotJoined { group },
+            CoreError::TooManyJoins { group } => PgError::TooManyJoins { group },
             CoreError::NotLocal(addr) => PgError::NotLocal {
                 actor: addr.to_string(),
             },
