@@ -312,10 +312,13 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
             return Ok(());
         }
         let existing = self.local.get(group);
+        let mut adding: BTreeMap<u64, usize> = BTreeMap::new();
         for m in &members {
-            let before = existing.and_then(|l| l.get(&m.addr.pid)).map_or(0, |s| s.1);
-            let adding = members.iter().filter(|o| o.addr == m.addr).count();
-            if before as usize + adding > MAX_JOINS as usize {
+            *adding.entry(m.addr.pid).or_default() += 1;
+        }
+        for (pid, n) in adding {
+            let before = existing.and_then(|l| l.get(&pid)).map_or(0, |s| s.1);
+            if before as usize + n > MAX_JOINS as usize {
                 return Err(CoreError::TooManyJoins {
                     group: group.to_owned(),
                 });
@@ -612,7 +615,7 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
     /// a `Sync` (once) and drop it.
     fn accept_delta(&mut self, from: NodeId, version: u64) -> bool {
         let view = self.peers.entry(from).or_default();
-        if view.synced && version == view.version + 1 {
+        if view.synced && view.version.checked_add(1) == Some(version) {
             view.version = version;
             return true;
         }
@@ -694,7 +697,9 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
                 if !seen.insert(*pid) {
                     continue;
                 }
-                let was = before.and_then(|m| m.get(pid)).map_or(0, |s| s.1);
+                let (old_tag, mut was) = before
+                    .and_then(|m| m.get(pid))
+                    .map_or((Tag(0), 0), |s| (s.0, s.1));
                 let (tag, is) = after
                     .and_then(|m| m.get(pid))
                     .map_or((Tag(0), 0), |s| (s.0, s.1));
@@ -702,8 +707,14 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
                     node: peer,
                     pid: *pid,
                 };
-                for _ in is..was {
+                // A pid whose type changed (a peer bug or a reused pid) leaves and rejoins.
+                let retyped = was > 0 && is > 0 && old_tag != tag;
+                let keep = if retyped { 0 } else { is.min(was) };
+                for _ in keep..was {
                     gone.push(addr);
+                }
+                if retyped {
+                    was = 0;
                 }
                 if is > was {
                     let handle = resolve(addr, tag);
