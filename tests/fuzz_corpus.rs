@@ -114,3 +114,12 @@ fn swim_packets_corpus() {
     // "Warm" inputs meet a node that has joined the other two.
     assert_eq!(checks::swim::warm_members(), 2);
 }
+
+#[test]
+fn pg_notices_corpus() {
+    let (accepted, total) = replay("pg_notices");
+    assert!(
+        accepted > total / 4,
+        "only {accepted} of {total} inputs decoded"
+    );
+}

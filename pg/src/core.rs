@@ -38,6 +38,11 @@ pub type Group = String;
 /// what a peer's message can make this node allocate (a `Sync` carries counts, not lists).
 pub const MAX_JOINS: u32 = 1 << 16;
 
+/// How many memberships (member occurrences, summed over groups) one node may hold in one
+/// scope. Refused locally beyond it, and a peer's message beyond it is dropped: it bounds
+/// what a peer can make this node hold (about 32 MiB of view per peer at most).
+pub const MAX_MEMBERSHIPS: u64 = 1 << 20;
+
 /// One occurrence of a member in the merged view.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry<H> {
@@ -116,8 +121,11 @@ pub enum CoreError {
     /// Only actors of this node can join or leave here.
     #[error("{0} is not a local actor: join and leave it on its own node")]
     NotLocal(ActorAddr),
-    /// An actor would be in the group more than [`MAX_JOINS`] times.
-    #[error("an actor may be in group {group:?} at most {MAX_JOINS} times at once")]
+    /// An actor would be in the group more than [`MAX_JOINS`] times, or this node would
+    /// hold more than [`MAX_MEMBERSHIPS`] memberships in the scope.
+    #[error(
+        "too many joins: an actor may be in group {group:?} at most {MAX_JOINS} times, and a node may hold at most {MAX_MEMBERSHIPS} memberships per scope"
+    )]
     TooManyJoins {
         /// The group.
         group: Group,
@@ -146,6 +154,8 @@ struct PeerView {
     version: u64,
     /// pid → (tag, count) per group.
     groups: BTreeMap<Group, BTreeMap<u64, (Tag, u32)>>,
+    /// The sum of all counts in `groups`.
+    total: u64,
 }
 
 #[derive(Debug)]
@@ -178,6 +188,8 @@ pub struct ScopeCore<H, S> {
     version: u64,
     /// This node's members: group → pid → (tag, count). The authority's copy.
     local: BTreeMap<Group, BTreeMap<u64, (Tag, u32)>>,
+    /// The sum of all counts in `local`.
+    local_total: u64,
     /// The peers this node exchanges with (alive, or heard from).
     peers: HashMap<NodeId, PeerView>,
     /// The merged view that lookups and monitors read.
@@ -196,6 +208,7 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
             me,
             version: 0,
             local: BTreeMap::new(),
+            local_total: 0,
             peers: HashMap::new(),
             view: HashMap::new(),
             monitors: BTreeMap::new(),
@@ -316,14 +329,17 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
         for m in &members {
             *adding.entry(m.addr.pid).or_default() += 1;
         }
-        for (pid, n) in adding {
-            let before = existing.and_then(|l| l.get(&pid)).map_or(0, |s| s.1);
-            if before as usize + n > MAX_JOINS as usize {
-                return Err(CoreError::TooManyJoins {
-                    group: group.to_owned(),
-                });
-            }
+        let too_many = self.local_total + members.len() as u64 > MAX_MEMBERSHIPS
+            || adding.into_iter().any(|(pid, n)| {
+                let before = existing.and_then(|l| l.get(&pid)).map_or(0, |s| s.1);
+                before as usize + n > MAX_JOINS as usize
+            });
+        if too_many {
+            return Err(CoreError::TooManyJoins {
+                group: group.to_owned(),
+            });
         }
+        self.local_total += members.len() as u64;
         let local = self.local.entry(group.to_owned()).or_default();
         for m in &members {
             local.entry(m.addr.pid).or_insert((m.tag, 0)).1 += 1;
@@ -365,6 +381,7 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
                 group: group.to_owned(),
             });
         }
+        self.local_total -= left.len() as u64;
         self.local_left(group, left);
         Ok(())
     }
@@ -377,6 +394,7 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
             .filter_map(|(g, m)| m.get(&pid).map(|(_, n)| (g.clone(), *n)))
             .collect();
         for (group, count) in groups {
+            self.local_total -= u64::from(count);
             if let Some(local) = self.local.get_mut(&group) {
                 local.remove(&pid);
                 if local.is_empty() {
@@ -519,9 +537,15 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
                 }
                 // An empty group is no group; tolerate senders that list one.
                 new.retain(|_, m| !m.is_empty());
+                let total = new
+                    .values()
+                    .flat_map(|m| m.values())
+                    .map(|(_, n)| u64::from(*n))
+                    .sum();
                 self.replace_peer_groups(from, old, &new, resolve);
                 if let Some(view) = self.peers.get_mut(&from) {
                     view.groups = new;
+                    view.total = total;
                 }
                 if reply {
                     let message = self.sync_message(false);
@@ -544,6 +568,7 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
                     return;
                 }
                 if let Some(view) = self.peers.get_mut(&from) {
+                    view.total += members.len() as u64;
                     let slots = view.groups.entry(group.clone()).or_default();
                     for (pid, tag) in &members {
                         slots.entry(*pid).or_insert((*tag, 0)).1 += 1;
@@ -580,6 +605,7 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
                             if slot.1 == 0 {
                                 slots.remove(&pid);
                             }
+                            view.total -= 1;
                             gone.push(ActorAddr { node: from, pid });
                         }
                     }
@@ -598,16 +624,27 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
         }
     }
 
-    /// Whether a peer's join keeps every count within [`MAX_JOINS`].
+    /// Whether a peer's join keeps every count within [`MAX_JOINS`], the peer within
+    /// [`MAX_MEMBERSHIPS`], and every pid at one message type.
     fn valid_join(&self, from: NodeId, group: &str, members: &[(u64, Tag)]) -> bool {
-        let existing = self.peers.get(&from).and_then(|p| p.groups.get(group));
-        let mut adding: BTreeMap<u64, usize> = BTreeMap::new();
-        for (pid, _) in members {
-            *adding.entry(*pid).or_default() += 1;
+        let peer = self.peers.get(&from);
+        if peer.map_or(0, |p| p.total) + members.len() as u64 > MAX_MEMBERSHIPS {
+            return false;
         }
-        adding.into_iter().all(|(pid, n)| {
-            let before = existing.and_then(|g| g.get(&pid)).map_or(0, |s| s.1);
-            before as usize + n <= MAX_JOINS as usize
+        let existing = peer.and_then(|p| p.groups.get(group));
+        let mut adding: BTreeMap<u64, (Tag, usize)> = BTreeMap::new();
+        for (pid, tag) in members {
+            let slot = adding.entry(*pid).or_insert((*tag, 0));
+            if slot.0 != *tag {
+                return false;
+            }
+            slot.1 += 1;
+        }
+        adding.into_iter().all(|(pid, (tag, n))| {
+            let (known, before) = existing
+                .and_then(|g| g.get(&pid))
+                .map_or((tag, 0), |s| (s.0, s.1));
+            known == tag && before as usize + n <= MAX_JOINS as usize
         })
     }
 
@@ -752,16 +789,26 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
         let Some(view) = self.view.get_mut(group) else {
             return;
         };
-        let mut removed = Vec::new();
+        // One pass over the group, however many leave (a node going down takes many).
+        let mut leaving: HashMap<ActorAddr, usize> = HashMap::new();
         for addr in addrs {
-            if let Some(i) = view.members.iter().rposition(|e| e.addr == addr) {
-                let entry = view.members.swap_remove(i);
-                if entry.addr.node == me {
-                    view.local -= 1;
+            *leaving.entry(addr).or_default() += 1;
+        }
+        let mut removed = Vec::new();
+        let mut kept = Vec::with_capacity(view.members.len());
+        for entry in view.members.drain(..) {
+            match leaving.get_mut(&entry.addr) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    if entry.addr.node == me {
+                        view.local -= 1;
+                    }
+                    removed.push(entry);
                 }
-                removed.push(entry);
+                _ => kept.push(entry),
             }
         }
+        view.members = kept;
         if view.members.is_empty() {
             self.view.remove(group);
         }
@@ -786,14 +833,17 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
     }
 }
 
-/// Whether every count of a `Sync` is within [`MAX_JOINS`] (summed over repeated entries).
+/// Whether a `Sync` keeps every count within [`MAX_JOINS`] (summed over repeated entries,
+/// also of a group listed twice) and the total within [`MAX_MEMBERSHIPS`].
 fn valid_sync(groups: &[(Group, Vec<crate::wire::SyncedMember>)]) -> bool {
-    groups.iter().all(|(_, members)| {
-        let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut counts: BTreeMap<(&str, u64), u64> = BTreeMap::new();
+    let mut total = 0u64;
+    groups.iter().all(|(group, members)| {
         members.iter().all(|(pid, _, n)| {
-            let c = counts.entry(*pid).or_default();
+            let c = counts.entry((group.as_str(), *pid)).or_default();
             *c += u64::from(*n);
-            *c <= u64::from(MAX_JOINS)
+            total += u64::from(*n);
+            *c <= u64::from(MAX_JOINS) && total <= MAX_MEMBERSHIPS
         })
     })
 }

@@ -17,11 +17,13 @@
 pub mod certs;
 pub mod frames;
 pub mod messages;
+pub mod pg;
 pub mod swim;
 
 pub use certs::peer_certificate;
 pub use frames::{control_frames, signal_frames};
 pub use messages::remote_message;
+pub use pg::pg_notices;
 pub use swim::swim_packets;
 
 /// One fuzz target: its name (also its corpus directory, `fuzz/corpus/<name>/`) and its check.
@@ -34,6 +36,7 @@ pub const TARGETS: &[Target] = &[
     ("remote_message", remote_message),
     ("peer_certificate", peer_certificate),
     ("swim_packets", swim_packets),
+    ("pg_notices", pg_notices),
 ];
 
 /// Valid inputs (and near-valid ones: truncations, oversize claims, trailing bytes) for a
@@ -45,6 +48,7 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
         "control_frames" => frames::control_seeds(),
         "remote_message" => messages::seeds(),
         "swim_packets" => swim::seeds(),
+        "pg_notices" => pg::seeds(),
         _ => Vec::new(),
     }
 }
