@@ -4,6 +4,8 @@
 //! cargo run --release -- --all            # full run: every test x every framework, table
 //! cargo run --release -- --all --quick    # smoke run (small sizes, 3 runs)
 //! cargo run --release -- --framework ractor --test ask   # one measurement, one process
+//! cargo run --release -- --cluster                       # cluster benchmarks (src/cluster)
+//! cargo run --release -- --pg                            # process groups (src/pg.rs)
 //! ```
 //!
 //! The driver (`--all`) never measures in its own process: each measurement is a child
@@ -16,6 +18,7 @@
 mod bench;
 mod cluster;
 mod fw;
+mod pg;
 
 use std::collections::BTreeMap;
 use std::process::{Command, ExitCode};
@@ -54,6 +57,9 @@ OPTIONS:
   understudy-benches --cluster [--help]                cluster benchmarks: remote tell/ask vs
                                                        ractor_cluster, membership convergence,
                                                        failure detection (docs/BENCHMARKS.md)
+  understudy-benches --pg [--help]                     process groups: join visibility on 5
+                                                       nodes, broadcast throughput, get_members
+                                                       vs ractor::pg (docs/BENCHMARKS.md)
 ";
 
 struct Opts {
@@ -148,6 +154,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a.starts_with("--cluster")) {
         return cluster::main(&args);
+    }
+    // Process groups (understudy::pg; lookups vs ractor::pg): their own driver too.
+    if args.iter().any(|a| a.starts_with("--pg")) {
+        return pg::main(&args);
     }
     let opts = match parse_args() {
         Ok(o) => o,

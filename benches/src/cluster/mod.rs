@@ -532,7 +532,7 @@ fn rows(o: &Opts) -> Vec<Row> {
     rows
 }
 
-fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;
@@ -543,7 +543,7 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-fn best(v: &[f64], higher_is_better: bool) -> f64 {
+pub(crate) fn best(v: &[f64], higher_is_better: bool) -> f64 {
     let it = v.iter().copied();
     if higher_is_better {
         it.fold(f64::NEG_INFINITY, f64::max)
@@ -552,7 +552,7 @@ fn best(v: &[f64], higher_is_better: bool) -> f64 {
     }
 }
 
-fn fmt_num(x: f64) -> String {
+pub(crate) fn fmt_num(x: f64) -> String {
     if x >= 10_000.0 {
         let s = format!("{x:.0}");
         let mut out = String::new();
