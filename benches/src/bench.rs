@@ -296,6 +296,19 @@ async fn spawn_rate<F: Fw>(fw: &F, n: u64) -> Span {
     span
 }
 
+/// Parses a command-line list of positive numbers: `10,30,50` (`1_000` allowed).
+pub fn positive_list(v: &str) -> Result<Vec<usize>, String> {
+    v.split(',')
+        .map(|x| {
+            x.replace('_', "")
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or(format!("not a positive number: {x}"))
+        })
+        .collect()
+}
+
 /// Resident set size of this process, in bytes (VmRSS of /proc/self/status).
 pub fn rss_bytes() -> u64 {
     let status =

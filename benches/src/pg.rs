@@ -473,17 +473,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         members: vec![10, 100],
         refs: if quick { 5_000_000 } else { 50_000_000 },
     };
-    let list = |v: &str| -> Result<Vec<usize>, String> {
-        v.split(',')
-            .map(|x| {
-                x.replace('_', "")
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or(format!("not a positive number: {x}"))
-            })
-            .collect()
-    };
+    let list = crate::bench::positive_list;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
