@@ -424,7 +424,10 @@ async fn demonitor_stops_delivery_and_a_pg_runs_on_one_node_only() {
         .extension(pgs[0].clone())
         .start()
         .await;
-    let error = refused.err().expect("refused").to_string();
+    let Err(error) = refused else {
+        panic!("a second node started with the same Pg");
+    };
+    let error = error.to_string();
     assert!(error.contains("one Pg per node"), "{error}");
     // And a Pg that was never started says so.
     assert_eq!(Pg::new().default_scope().err(), Some(PgError::NotStarted));
