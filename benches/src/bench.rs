@@ -296,6 +296,33 @@ async fn spawn_rate<F: Fw>(fw: &F, n: u64) -> Span {
     span
 }
 
+/// Runs one measurement process and reads its `RESULT <test> <framework> k=v ...` line
+/// (echoing the fields). `None`, with the child's stderr printed, if it failed.
+pub fn run_measurement(cmd: &mut std::process::Command) -> Option<Vec<(String, f64)>> {
+    let out = cmd.output().expect("spawn a measurement process");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find(|l| l.starts_with("RESULT "));
+    match (out.status.success(), line) {
+        (true, Some(line)) => {
+            let fields: Vec<&str> = line.split_whitespace().skip(3).collect();
+            eprintln!("{}", fields.join(" "));
+            let parsed = fields
+                .into_iter()
+                .map(|f| {
+                    let (k, v) = f.split_once('=').expect("k=v");
+                    (k.to_owned(), v.parse().expect("number"))
+                })
+                .collect();
+            Some(parsed)
+        }
+        _ => {
+            eprintln!("FAILED ({})", out.status);
+            eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+            None
+        }
+    }
+}
+
 /// Parses a command-line list of positive numbers: `10,30,50` (`1_000` allowed).
 pub fn positive_list(v: &str) -> Result<Vec<usize>, String> {
     v.split(',')

@@ -224,36 +224,23 @@ fn driver(opts: &Opts) -> ExitCode {
                     test.name(),
                     fw
                 );
-                let out = Command::new(&exe)
-                    .args(["--framework", fw, "--test", test.name()])
+                let mut cmd = Command::new(&exe);
+                cmd.args(["--framework", fw, "--test", test.name()])
                     .args(["--msgs", &s.msgs.to_string(), "--asks", &s.asks.to_string()])
                     .args([
                         "--spawns",
                         &s.spawns.to_string(),
                         "--idle",
                         &s.idle.to_string(),
-                    ])
-                    .output()
-                    .expect("spawn a measurement process");
-                let stdout = String::from_utf8_lossy(&out.stdout);
-                let line = stdout.lines().find(|l| l.starts_with("RESULT "));
-                match (out.status.success(), line) {
-                    (true, Some(line)) => {
-                        let fields: Vec<&str> = line.split_whitespace().skip(3).collect();
-                        eprintln!("{}", fields.join(" "));
-                        for f in fields {
-                            let (k, v) = f.split_once('=').expect("k=v");
-                            results
-                                .entry((fw.clone(), test.name(), k.to_owned()))
-                                .or_default()
-                                .push(v.parse().expect("number"));
-                        }
-                    }
-                    _ => {
-                        eprintln!("FAILED ({})", out.status);
-                        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-                        return ExitCode::FAILURE;
-                    }
+                    ]);
+                let Some(fields) = bench::run_measurement(&mut cmd) else {
+                    return ExitCode::FAILURE;
+                };
+                for (k, v) in fields {
+                    results
+                        .entry((fw.clone(), test.name(), k))
+                        .or_default()
+                        .push(v);
                 }
             }
         }

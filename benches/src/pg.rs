@@ -603,26 +603,14 @@ fn driver(o: &Opts) -> ExitCode {
                 if size > 0 {
                     cmd.args(["--members", &size.to_string()]);
                 }
-                let out = cmd.output().expect("spawn a measurement process");
-                let stdout = String::from_utf8_lossy(&out.stdout);
-                let line = stdout.lines().find(|l| l.starts_with("RESULT "));
-                match (out.status.success(), line) {
-                    (true, Some(line)) => {
-                        let fields: Vec<&str> = line.split_whitespace().skip(3).collect();
-                        eprintln!("{}", fields.join(" "));
-                        for f in fields {
-                            let (k, v) = f.split_once('=').expect("k=v");
-                            results
-                                .entry((test.name(), fw.clone(), size, k.to_owned()))
-                                .or_default()
-                                .push(v.parse().expect("number"));
-                        }
-                    }
-                    _ => {
-                        eprintln!("FAILED ({})", out.status);
-                        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-                        return ExitCode::FAILURE;
-                    }
+                let Some(fields) = crate::bench::run_measurement(&mut cmd) else {
+                    return ExitCode::FAILURE;
+                };
+                for (k, v) in fields {
+                    results
+                        .entry((test.name(), fw.clone(), size, k))
+                        .or_default()
+                        .push(v);
                 }
             }
         }

@@ -303,26 +303,14 @@ fn driver(o: &Opts) -> ExitCode {
                     };
                     cmd.args([flag, &job.nodes.to_string()]);
                 }
-                let out = cmd.output().expect("spawn a measurement process");
-                let stdout = String::from_utf8_lossy(&out.stdout);
-                let line = stdout.lines().find(|l| l.starts_with("RESULT "));
-                match (out.status.success(), line) {
-                    (true, Some(line)) => {
-                        let fields: Vec<&str> = line.split_whitespace().skip(3).collect();
-                        eprintln!("{}", fields.join(" "));
-                        for f in fields {
-                            let (k, v) = f.split_once('=').expect("k=v");
-                            results
-                                .entry((job.test.name(), job.fw.clone(), job.nodes, k.to_owned()))
-                                .or_default()
-                                .push(v.parse().expect("number"));
-                        }
-                    }
-                    _ => {
-                        eprintln!("FAILED ({})", out.status);
-                        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-                        return ExitCode::FAILURE;
-                    }
+                let Some(fields) = crate::bench::run_measurement(&mut cmd) else {
+                    return ExitCode::FAILURE;
+                };
+                for (k, v) in fields {
+                    results
+                        .entry((job.test.name(), job.fw.clone(), job.nodes, k))
+                        .or_default()
+                        .push(v);
                 }
             }
         }
