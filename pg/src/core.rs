@@ -169,6 +169,9 @@ struct Monitor<S> {
 struct GroupView<H> {
     members: Vec<Entry<H>>,
     local: usize,
+    /// How many members take each message type (one, unless peers disagree), so a join's
+    /// type check does not scan the group.
+    tags: BTreeMap<Tag, usize>,
 }
 
 impl<H> Default for GroupView<H> {
@@ -176,6 +179,7 @@ impl<H> Default for GroupView<H> {
         GroupView {
             members: Vec::new(),
             local: 0,
+            tags: BTreeMap::new(),
         }
     }
 }
@@ -271,9 +275,11 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
 
     /// The first message type in `group` other than `wanted`, if any.
     pub fn foreign_tag(&self, group: &str, wanted: Tag) -> Option<Tag> {
-        self.members(group)
-            .iter()
-            .map(|e| e.tag)
+        self.view
+            .get(group)?
+            .tags
+            .keys()
+            .copied()
             .find(|t| *t != wanted)
     }
 
@@ -777,6 +783,9 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
         let me = self.me;
         let view = self.view.entry(group.to_owned()).or_default();
         view.local += members.iter().filter(|m| m.addr.node == me).count();
+        for m in &members {
+            *view.tags.entry(m.tag).or_default() += 1;
+        }
         view.members.extend(members.iter().cloned());
         self.notify(Change::Join {
             group: group.to_owned(),
@@ -802,6 +811,12 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
                     *n -= 1;
                     if entry.addr.node == me {
                         view.local -= 1;
+                    }
+                    if let Some(count) = view.tags.get_mut(&entry.tag) {
+                        *count -= 1;
+                        if *count == 0 {
+                            view.tags.remove(&entry.tag);
+                        }
                     }
                     removed.push(entry);
                 }
