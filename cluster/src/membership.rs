@@ -75,6 +75,7 @@ mod driver;
 mod member;
 mod stats;
 mod swim;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod transport;
 mod wire;
