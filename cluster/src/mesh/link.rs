@@ -15,7 +15,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -132,7 +132,7 @@ pub struct PeerLink {
     writers: Tasks,
     down: Notify,
     reported_down: AtomicBool,
-    session: OnceLock<Arc<dyn Any + Send + Sync>>,
+    session: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
     lane_streams: Mutex<Vec<bool>>,
     signals_claimed: AtomicBool,
 }
@@ -168,7 +168,7 @@ impl PeerLink {
             writers: Tasks::default(),
             down: Notify::new(),
             reported_down: AtomicBool::new(false),
-            session: OnceLock::new(),
+            session: Mutex::new(None),
             lane_streams: Mutex::new(vec![false; lanes]),
             signals_claimed: AtomicBool::new(false),
             info,
@@ -281,14 +281,20 @@ impl PeerLink {
         self.conn.close_reason().is_some()
     }
 
-    /// Keeps the layer above's state for this link (once; later calls are ignored).
+    /// Keeps the layer above's state for this link until the link is reported down (the
+    /// state usually refers back to the link; dropping it then breaks that cycle).
     pub fn set_session(&self, session: Arc<dyn Any + Send + Sync>) {
-        let _ = self.session.set(session);
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(session);
     }
 
     /// The state kept with [`set_session`](Self::set_session), if it is a `T`.
     pub fn session<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
-        self.session.get()?.clone().downcast::<T>().ok()
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?
+            .downcast::<T>()
+            .ok()
     }
 
     /// Waits until the link has been reported down (all its readers done).
@@ -303,6 +309,10 @@ impl PeerLink {
     }
 
     pub(crate) fn mark_reported_down(&self) {
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         self.reported_down.store(true, Ordering::Release);
         self.down.notify_waiters();
     }

@@ -43,7 +43,7 @@ use crate::membership::{
 #[cfg(feature = "testing")]
 use crate::mesh::FaultPlan;
 use crate::mesh::{Admit, EndpointError, FrameStream, Mesh, MeshHandler, PeerLink, stream_kind};
-use crate::remote::{RemoteDriver, ResolveError};
+use crate::remote::{RemoteDriver, RemoteStats, ResolveError};
 use crate::wire::{Control, Delivery, ExitReason, Signal};
 
 /// Why a node could not start.
@@ -481,6 +481,12 @@ impl Node {
     /// ```
     pub fn exit(&self, target: &ActorCell, reason: ExitReason) -> Result<(), ResolveError> {
         self.inner.remote.exit(target, reason)
+    }
+
+    /// What peers make this node hold for remote actors now (proxies, monitors, links,
+    /// backlogs): bounded by the `[remote]` configuration.
+    pub fn remote_stats(&self) -> RemoteStats {
+        self.inner.remote.stats()
     }
 
     /// The live members of the cluster (never this node).

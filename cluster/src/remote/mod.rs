@@ -473,6 +473,48 @@ impl Drop for RemoteDriver {
     }
 }
 
+/// A snapshot of what peers make this node hold for remote actors (for operations and
+/// tests; every figure is bounded by [`RemoteConfig`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemoteStats {
+    /// Live connections.
+    pub connections: usize,
+    /// Proxies of remote actors.
+    pub proxies: usize,
+    /// Remote watchers of this node's actors.
+    pub monitors: usize,
+    /// Links peers made to this node's actors.
+    pub links: usize,
+    /// DOWNs and exit signals waiting for the messages before them.
+    pub waiting_signals: usize,
+    /// Bytes of messages from the network waiting in this node's mailboxes.
+    pub backlog_bytes: usize,
+}
+
+impl RemoteDriver {
+    /// What peers make this node hold now.
+    pub fn stats(&self) -> RemoteStats {
+        let (sessions, monitors) = {
+            let st = self.state();
+            let sessions: Vec<Arc<Session>> = st.sessions.values().cloned().collect();
+            (sessions, st.interests.len())
+        };
+        let mut stats = RemoteStats {
+            connections: sessions.len(),
+            monitors,
+            ..RemoteStats::default()
+        };
+        for s in &sessions {
+            stats.proxies += s.proxies().by_key.len();
+            stats.links += s.linked.lock().unwrap_or_else(|p| p.into_inner()).len();
+            stats.waiting_signals += s.waiting();
+            stats.backlog_bytes += s.lanes.iter().map(|l| l.backlog.total()).sum::<usize>();
+        }
+        stats
+    }
+}
+
 /// What a proxy is for.
 #[derive(Debug, Clone, Copy)]
 enum Proxied {

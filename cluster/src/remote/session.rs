@@ -161,6 +161,11 @@ impl Session {
         ready.into_iter().for_each(act);
     }
 
+    /// How many signals wait on their barriers.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
     /// Whether lane `lane` must be read on although it is backlogged (a signal waits on it).
     pub(crate) fn must_read(&self, lane: usize) -> bool {
         if self.waiting.load(Ordering::SeqCst) == 0 {

@@ -106,6 +106,11 @@ impl Interests {
         self.by_target.contains_key(&target)
     }
 
+    /// How many interests are held, all connections together.
+    pub(crate) fn len(&self) -> usize {
+        self.per_link.values().sum()
+    }
+
     /// How many interests connection `serial` holds.
     #[cfg(test)]
     pub(crate) fn count(&self, serial: u64) -> usize {
@@ -178,7 +183,6 @@ impl LinkedPairs {
     }
 
     /// How many links are held.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.pairs.len()
     }
