@@ -15,6 +15,8 @@ use understudy_actor::NodeId;
 use super::testing::local_node;
 use super::*;
 
+mod hostile;
+
 const CLUSTER: &str = "sim";
 
 fn port(i: usize) -> u16 {
@@ -431,6 +433,36 @@ fn loads_travel_and_are_reported_as_updates() {
             .any(|m| m.name().as_str() == "n1" && m.load() == Some(load))
     });
     assert!(late.is_some());
+}
+
+#[test]
+fn load_changes_go_to_each_member_at_most_once_per_gossip_interval() {
+    let mut sim = cluster(4, 12);
+    let now = sim.now;
+    let n1 = &mut sim.nodes.get_mut(&1).expect("node").swim;
+    while n1.poll_transmit().is_some() {}
+    for score in 0..10 {
+        n1.set_load(now, NodeLoad { actors: 1, score });
+    }
+    // One report per member now; the rest wait for the next slot and are coalesced.
+    let mut sent = 0;
+    while n1.poll_transmit().is_some() {
+        sent += 1;
+    }
+    assert_eq!(sent, 3);
+    let last = NodeLoad {
+        actors: 1,
+        score: 9,
+    };
+    let seen = sim.run_until(Duration::from_secs(2), |s| {
+        [0, 2, 3].iter().all(|i| {
+            s.nodes[i]
+                .swim
+                .members()
+                .any(|m| m.name().as_str() == "n1" && m.load() == Some(last))
+        })
+    });
+    assert!(seen.is_some());
 }
 
 #[test]
