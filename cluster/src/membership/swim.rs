@@ -121,7 +121,7 @@ pub struct Swim {
     /// A load change waits for the next fan-out slot.
     load_fanout_pending: bool,
     max_transmissions: u8,
-    transmits: VecDeque<Transmit>,
+    transmits: VecDeque<(Peer, Bytes)>,
     syncs: VecDeque<SyncRequest>,
     events: VecDeque<MembershipEvent>,
     stats: MembershipStats,
@@ -506,7 +506,25 @@ impl Swim {
 
     /// The next SWIM packet to hand to the transport.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let (to, packet) = self.transmits.pop_front()?;
+        // Asked now, after the call that queued the packet has brought the view up to date
+        // (foca writes to a new member before it tells us of it).
+        let to_member = match &to {
+            Peer::Node {
+                node_id,
+                incarnation,
+                ..
+            } => self
+                .known
+                .get(node_id)
+                .is_some_and(|k| k.record.incarnation == *incarnation),
+            Peer::Seed(_) => false,
+        };
+        Some(Transmit {
+            to,
+            packet,
+            to_member,
+        })
     }
 
     /// The next push-pull sync to run (see [`handle_sync_response`](Self::handle_sync_response)).
@@ -591,10 +609,7 @@ impl Swim {
         loop {
             while let Some((to, packet)) = self.rt.to_send() {
                 self.stats.packets_sent += 1;
-                self.transmits.push_back(Transmit {
-                    to: peer_of(&to),
-                    packet,
-                });
+                self.transmits.push_back((peer_of(&to), packet));
             }
             while let Some((after, timer)) = self.rt.to_schedule() {
                 self.schedule(now + after, Tick::Foca(timer));

@@ -255,6 +255,22 @@ impl Mesh {
         lock(&self.inner.wanted).remove(name);
     }
 
+    /// The peers this mesh keeps connections to ([`Mesh::want`]), sorted: the ones it dials
+    /// and redials until [`Mesh::unwant`].
+    ///
+    /// ```no_run
+    /// # fn show(mesh: &understudy_cluster::mesh::Mesh) {
+    /// for name in mesh.wanted() {
+    ///     println!("keeping a connection to {name}");
+    /// }
+    /// # }
+    /// ```
+    pub fn wanted(&self) -> Vec<NodeName> {
+        let mut names: Vec<NodeName> = lock(&self.inner.wanted).keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// Closes the connection to `name`, if any.
     pub fn disconnect(&self, name: &NodeName, reason: &str) {
         if let Some(link) = self.link(name) {

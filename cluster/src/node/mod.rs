@@ -484,7 +484,13 @@ fn follow_membership(inner: &Arc<Inner>) {
         loop {
             let event = match events.recv().await {
                 Ok(e) => e,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Events were missed (a NodeLeft among them would leave its node wanted
+                    // for ever): want exactly the members; the events still queued follow.
+                    let Some(inner) = weak.upgrade() else { return };
+                    want_exactly_the_members(&inner);
+                    continue;
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
             let Some(inner) = weak.upgrade() else { return };
@@ -508,6 +514,19 @@ fn follow_membership(inner: &Arc<Inner>) {
             }
         }
     });
+}
+
+/// Makes the mesh want the live members and no one else.
+fn want_exactly_the_members(inner: &Inner) {
+    let members = inner.membership().members();
+    for name in inner.mesh.wanted() {
+        if !members.iter().any(|m| m.name() == &name) {
+            inner.mesh.unwant(&name);
+        }
+    }
+    for m in &members {
+        inner.mesh.want(m.name().clone(), m.addr());
+    }
 }
 
 impl MeshHandler for Handler {

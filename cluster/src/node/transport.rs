@@ -5,10 +5,18 @@
 //! node failed just because its connection was still being set up — measured: under CPU
 //! starvation that loop made a 50-node start take up to 25 s). The queue is bounded; beyond
 //! it packets are dropped, which SWIM tolerates by design.
+//!
+//! For a live member ([`Transport::send`]) the dial is [`Mesh::want`]: the mesh keeps a
+//! connection to it until the node's membership follower unwants it when it leaves the view.
+//! For anyone else ([`Transport::send_once`]: nodes membership considers gone, which it still
+//! announces to so that the two sides of a healed partition find each other; seeds; nodes not
+//! reported joined yet) it is a single attempt that leaves nothing behind — wanting those
+//! would redial every node that ever left, for ever. A failed attempt drops what was held for
+//! that address.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use serde_bytes::ByteBuf;
@@ -21,30 +29,32 @@ const HELD_PER_PEER: usize = 16;
 /// Peers with held packets at most (stale SWIM packets are worthless anyway).
 const HELD_PEERS: usize = 1024;
 
+type Held = Arc<Mutex<HashMap<SocketAddr, Vec<Bytes>>>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The mesh as membership's [`Transport`].
 pub(crate) struct MeshTransport {
     mesh: Mesh,
-    dialing_seeds: Arc<Mutex<HashSet<SocketAddr>>>,
-    held: Mutex<HashMap<SocketAddr, Vec<Bytes>>>,
+    /// Addresses with a dial in flight (one at a time per address).
+    dialing: Arc<Mutex<HashSet<SocketAddr>>>,
+    held: Held,
 }
 
 impl MeshTransport {
     pub(crate) fn new(mesh: Mesh) -> Self {
         MeshTransport {
             mesh,
-            dialing_seeds: Arc::new(Mutex::new(HashSet::new())),
-            held: Mutex::new(HashMap::new()),
+            dialing: Arc::new(Mutex::new(HashSet::new())),
+            held: Arc::new(Mutex::new(HashMap::new())),
         }
-    }
-
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<Bytes>>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A connection came up: send what was held for its address.
     pub(crate) fn flush(&self, link: &PeerLink) {
-        let packets = self
-            .held()
+        let packets = lock(&self.held)
             .remove(&link.info().mesh_addr)
             .unwrap_or_default();
         for packet in packets {
@@ -54,7 +64,7 @@ impl MeshTransport {
 
     /// Keeps a packet until the connection to `to` is up (bounded; extra ones are dropped).
     fn hold(&self, to: &Peer, packet: Bytes) {
-        let mut held = self.held();
+        let mut held = lock(&self.held);
         // Peers that never answer would keep their packets forever: start over past a bound.
         if held.len() >= HELD_PEERS && !held.contains_key(&to.addr()) {
             held.clear();
@@ -77,50 +87,60 @@ impl MeshTransport {
         }
     }
 
-    /// Starts connecting to `to` in the background (once per seed address at a time).
-    fn connect(&self, to: &Peer) {
-        match to {
-            Peer::Node { name, addr, .. } => self.mesh.want(name.clone(), *addr),
-            Peer::Seed(addr) => {
-                let addr = *addr;
-                let fresh = self
-                    .dialing_seeds
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(addr);
-                if !fresh {
-                    return;
-                }
-                let (mesh, dialing) = (self.mesh.clone(), self.dialing_seeds.clone());
-                tokio::spawn(async move {
-                    if let Ok(link) = mesh.dial(addr, None).await {
-                        mesh.want(link.info().name.clone(), link.info().mesh_addr);
-                    }
-                    dialing
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&addr);
-                });
-            }
-        }
-    }
-}
-
-impl Transport for MeshTransport {
-    fn send(&self, to: &Peer, packet: Bytes) {
+    /// Sends `packet` over the live link to `to`, or holds it and has `connect` start one.
+    fn deliver(&self, to: &Peer, packet: Bytes, connect: impl FnOnce()) {
         match self.link(to) {
             Some(link) => {
                 let _ = link.send_datagram(packet);
             }
             None => {
                 self.hold(to, packet);
-                self.connect(to);
+                connect();
                 // The connection may have come up between the lookup and the hold.
                 if let Some(link) = self.link(to) {
                     self.flush(&link);
                 }
             }
         }
+    }
+
+    /// Tries once, in the background, to connect to `to` (one attempt at a time per
+    /// address); the link's `peer_up` flushes what was held for it.
+    fn dial_once(&self, to: &Peer) {
+        let addr = to.addr();
+        let expected = match to {
+            Peer::Node { name, .. } => Some(name.clone()),
+            Peer::Seed(_) => None,
+        };
+        if !lock(&self.dialing).insert(addr) {
+            return;
+        }
+        let (mesh, dialing, held) = (self.mesh.clone(), self.dialing.clone(), self.held.clone());
+        tokio::spawn(async move {
+            let outcome = mesh.dial(addr, expected).await;
+            lock(&dialing).remove(&addr);
+            match outcome {
+                // Connected (by us, or by a crossing dial): its `peer_up` flushed the packets.
+                Ok(_) | Err(DialError::Duplicate) => {}
+                Err(error) => {
+                    tracing::debug!(%addr, %error, "SWIM peer not reachable");
+                    lock(&held).remove(&addr);
+                }
+            }
+        });
+    }
+}
+
+impl Transport for MeshTransport {
+    fn send(&self, to: &Peer, packet: Bytes) {
+        self.deliver(to, packet, || match to {
+            Peer::Node { name, addr, .. } => self.mesh.want(name.clone(), *addr),
+            Peer::Seed(_) => self.dial_once(to),
+        });
+    }
+
+    fn send_once(&self, to: &Peer, packet: Bytes) {
+        self.deliver(to, packet, || self.dial_once(to));
     }
 
     fn sync(&self, to: &Peer, request: Bytes) -> SyncFuture {

@@ -8,7 +8,7 @@ use rand::seq::IteratorRandom;
 
 use super::timer::Tick;
 use super::{Swim, jitter, peer_of};
-use crate::membership::transport::{Peer, SyncRequest, Transmit};
+use crate::membership::transport::{Peer, SyncRequest};
 use crate::membership::wire::{
     LoadUpdate, NodeRecord, SYNC_VERSION, SwimId, SyncPayload, load_packet,
 };
@@ -268,10 +268,8 @@ impl Swim {
         match load_packet(self.foca.identity(), member, &update) {
             Ok(packet) => {
                 self.stats.packets_sent += 1;
-                self.transmits.push_back(Transmit {
-                    to: peer_of(member),
-                    packet: Bytes::from(packet),
-                });
+                self.transmits
+                    .push_back((peer_of(member), Bytes::from(packet)));
             }
             Err(error) => tracing::debug!(%error, "encoding a load report"),
         }
