@@ -91,7 +91,8 @@ pub struct MembershipConfig {
     pub suspect_to_down: Duration,
     /// Updates are piggybacked `retransmit_mult · ⌈log₁₀(n + 1)⌉` times in a cluster of n.
     pub retransmit_mult: u8,
-    /// Periodic gossip of pending updates.
+    /// Periodic gossip of pending updates; also the shortest gap between two load changes
+    /// sent to every member (changes in between are coalesced).
     #[serde(with = "humantime_serde")]
     pub gossip_interval: Duration,
     /// Members each periodic gossip goes to.
@@ -134,7 +135,7 @@ pub struct MembershipConfig {
     /// Longest delay between announces to the seeds.
     #[serde(with = "humantime_serde")]
     pub seed_retry_max: Duration,
-    /// How often the node re-broadcasts its load (late joiners and lost packets), if it set one.
+    /// How often the node sends its load to every member again (lost packets), if it set one.
     #[serde(with = "humantime_serde")]
     pub load_refresh: Duration,
     /// Events buffered per subscriber before a slow subscriber misses some (it then gets a

@@ -231,7 +231,10 @@ impl NodeBuilder {
             peers_changed: peers_tx,
         });
         // The mesh must accept (and be able to dial) before membership starts announcing.
-        let transport = Arc::new(transport::MeshTransport::new(mesh.clone()));
+        let transport = Arc::new(transport::MeshTransport::new(
+            mesh.clone(),
+            self.config.membership.sync_timeout,
+        ));
         mesh.start(Arc::new(Handler {
             node: Arc::downgrade(&inner),
             inbound,
@@ -569,7 +572,10 @@ impl MeshHandler for Handler {
 
     fn stream(&self, link: Arc<PeerLink>, kind: u8, stream: FrameStream) {
         if kind == stream_kind::MEMBERSHIP_SYNC {
-            tokio::spawn(transport::answer_sync(self.inbound.clone(), link, stream));
+            tokio::spawn(
+                self.transport
+                    .answer_sync(self.inbound.clone(), link, stream),
+            );
         }
     }
 }

@@ -15,14 +15,17 @@
 //! that address.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_bytes::ByteBuf;
 
 use crate::membership::{Inbound, Peer, SyncError, SyncFuture, Transport};
-use crate::mesh::{DialError, FrameStream, Mesh, PeerLink, stream_kind};
+use crate::mesh::{DialError, FrameStream, Mesh, PeerLink, SendError, stream_kind};
+use crate::wire::WireError;
 
 /// Packets held per peer while its connection is being set up.
 const HELD_PER_PEER: usize = 16;
@@ -41,14 +44,40 @@ pub(crate) struct MeshTransport {
     /// Addresses with a dial in flight (one at a time per address).
     dialing: Arc<Mutex<HashSet<SocketAddr>>>,
     held: Held,
+    /// How long a peer gets to send its sync request, and again to take our answer
+    /// ([`MembershipConfig::sync_timeout`](crate::membership::MembershipConfig::sync_timeout)).
+    sync_timeout: Duration,
 }
 
 impl MeshTransport {
-    pub(crate) fn new(mesh: Mesh) -> Self {
+    pub(crate) fn new(mesh: Mesh, sync_timeout: Duration) -> Self {
         MeshTransport {
             mesh,
             dialing: Arc::new(Mutex::new(HashSet::new())),
             held: Arc::new(Mutex::new(HashMap::new())),
+            sync_timeout,
+        }
+    }
+
+    /// Answers a peer's push-pull sync stream, within deadlines: the request must arrive
+    /// within `sync_timeout`, and our answer must be computed and taken within another. A
+    /// peer that stalls (opens sync streams and sends nothing, trickles its request, or never
+    /// reads the answer) has the stream aborted, so it cannot hold streams or buffers here.
+    pub(crate) fn answer_sync(
+        &self,
+        inbound: Inbound,
+        link: Arc<PeerLink>,
+        mut stream: FrameStream,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let deadline = self.sync_timeout;
+        async move {
+            match answer(&inbound, &link, &mut stream, deadline).await {
+                Ok(()) => stream.finish(),
+                Err(error) => {
+                    tracing::debug!(peer = %link.info().name, %error, "membership sync not answered");
+                    stream.abort();
+                }
+            }
         }
     }
 
@@ -183,17 +212,47 @@ impl Transport for MeshTransport {
     }
 }
 
-/// Answers a peer's push-pull sync stream.
-pub(crate) async fn answer_sync(inbound: Inbound, link: Arc<PeerLink>, mut stream: FrameStream) {
-    let request = match stream.recv::<ByteBuf>().await {
-        Ok(Some(r)) => r,
-        _ => return,
-    };
-    let answer = inbound
-        .sync(link.info().id, Bytes::from(request.into_vec()))
-        .await
-        .map(|b| ByteBuf::from(b.to_vec()))
-        .map_err(|e| e.to_string());
-    let _ = stream.send(&answer).await;
-    stream.finish();
+/// Why a peer's sync stream was not answered.
+#[derive(Debug, thiserror::Error)]
+enum AnswerError {
+    #[error("no request within {0:?}")]
+    RequestTimedOut(Duration),
+    #[error("the request did not arrive")]
+    Request(#[source] WireError),
+    #[error("the stream ended without a request")]
+    NoRequest,
+    #[error("the answer was not taken within {0:?}")]
+    AnswerTimedOut(Duration),
+    #[error("the answer could not be sent")]
+    Answer(#[source] SendError),
 }
+
+/// Reads one sync request from `stream` and writes membership's answer, each within
+/// `deadline`.
+async fn answer(
+    inbound: &Inbound,
+    link: &PeerLink,
+    stream: &mut FrameStream,
+    deadline: Duration,
+) -> Result<(), AnswerError> {
+    let request = tokio::time::timeout(deadline, stream.recv::<ByteBuf>())
+        .await
+        .map_err(|_| AnswerError::RequestTimedOut(deadline))?
+        .map_err(AnswerError::Request)?
+        .ok_or(AnswerError::NoRequest)?;
+    let respond = async {
+        let answer = inbound
+            .sync(link.info().id, Bytes::from(request.into_vec()))
+            .await
+            .map(|b| ByteBuf::from(b.to_vec()))
+            .map_err(|e| e.to_string());
+        stream.send(&answer).await
+    };
+    tokio::time::timeout(deadline, respond)
+        .await
+        .map_err(|_| AnswerError::AnswerTimedOut(deadline))?
+        .map_err(AnswerError::Answer)
+}
+
+#[cfg(test)]
+mod tests;
