@@ -74,8 +74,11 @@ fn packet(
     buf
 }
 
-fn load_item(of: usize, version: u64, score: u32) -> Vec<u8> {
-    postcard::to_stdvec(&BroadcastItem::Load(load(of, version, score))).expect("encode")
+/// A packet from n1 to n0 that carries only a load report about node `of`.
+fn load_report(of: usize, version: u64, score: u32) -> Vec<u8> {
+    let item = BroadcastItem::Load(load(of, version, score));
+    let item = postcard::to_stdvec(&item).expect("encode");
+    packet(&record(1), &record(0), Message::Broadcast, &[], &[item])
 }
 
 fn load(of: usize, version: u64, score: u32) -> LoadUpdate {
@@ -205,13 +208,7 @@ fn a_load_report_is_accepted_only_from_the_node_it_describes() {
     let (n1, n2) = (id_of(&sim, 1), id_of(&sim, 2));
     // n1 reports a load for n2, with the largest version there is: if believed, n2's own
     // reports would all look older, freezing n2's load at n0.
-    let bad = packet(
-        &record(1),
-        &record(0),
-        Message::Broadcast,
-        &[],
-        &[load_item(2, u64::MAX, 999)],
-    );
+    let bad = load_report(2, u64::MAX, 999);
     let n0 = &mut sim.nodes.get_mut(&0).expect("node").swim;
     let stats = n0.stats();
     let _ = n0.handle_packet(now, n1, &bad);
@@ -249,13 +246,7 @@ fn a_load_report_from_the_node_itself_is_accepted_directly_and_by_sync() {
     let mut sim = cluster(3, 25);
     let now = sim.now;
     let n1 = id_of(&sim, 1);
-    let direct = packet(
-        &record(1),
-        &record(0),
-        Message::Broadcast,
-        &[],
-        &[load_item(1, 3, 30)],
-    );
+    let direct = load_report(1, 3, 30);
     let n0 = &mut sim.nodes.get_mut(&0).expect("node").swim;
     n0.handle_packet(now, n1, &direct).expect("accepted");
     assert_eq!(
@@ -272,13 +263,7 @@ fn a_load_report_from_the_node_itself_is_accepted_directly_and_by_sync() {
         Some(40)
     );
     // An older report (a datagram that arrives late) does not roll it back.
-    let late = packet(
-        &record(1),
-        &record(0),
-        Message::Broadcast,
-        &[],
-        &[load_item(1, 2, 20)],
-    );
+    let late = load_report(1, 2, 20);
     n0.handle_packet(now, n1, &late).expect("accepted");
     assert_eq!(
         n0.member(n1).and_then(|m| m.load()).map(|l| l.score),
