@@ -33,7 +33,7 @@ use super::transport::{Peer, SyncError, SyncRequest, Transmit};
 use super::wire::{
     LoadHandler, NodeRecord, SharedBook, SwimCodec, SwimId, SyncPayload, WireError, peek_header,
 };
-use crate::identity::{ClusterName, node_id};
+use crate::identity::ClusterName;
 use timer::{Scheduled, Tick};
 use view::Known;
 
@@ -267,7 +267,8 @@ impl Swim {
             .src
             .node()
             .ok_or_else(|| PacketError::Malformed("placeholder sender".into()))?;
-        if src.node_id != from || node_id(&self.cluster, &src.meta.name) != from {
+        // `peek_header` checked that the id is the name's, so the name is `from`'s too.
+        if src.node_id != from {
             return Err(PacketError::IdentityMismatch {
                 verified: from,
                 claimed: format!("{} (id {})", src.meta.name, src.node_id),
