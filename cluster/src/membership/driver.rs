@@ -3,7 +3,8 @@
 //! The task owns the state machine and is its only caller. It waits for whichever comes first
 //! — an inbound packet or sync request, a command from the handle, a finished sync, or the
 //! next timer — feeds it in with the current time, then hands every output on without
-//! awaiting any I/O: packets go to [`Transport::send`] (non-blocking by contract), syncs run
+//! awaiting any I/O: packets go to [`Transport::send`] (to members) or
+//! [`Transport::send_once`] (to anyone else), both non-blocking by contract, syncs run
 //! as separate tasks whose results come back as inputs, and events are published to the
 //! shared view and the subscribers. So a slow peer or a hanging dial never delays a probe.
 
@@ -326,7 +327,11 @@ impl Driver {
     /// Hands every output on; never awaits.
     fn flush(&mut self, sync_tx: &mpsc::UnboundedSender<SyncOutcome>) {
         while let Some(transmit) = self.swim.poll_transmit() {
-            self.transport.send(&transmit.to, transmit.packet);
+            if transmit.to_member {
+                self.transport.send(&transmit.to, transmit.packet);
+            } else {
+                self.transport.send_once(&transmit.to, transmit.packet);
+            }
         }
         while let Some(request) = self.swim.poll_sync() {
             let call = self.transport.sync(&request.to, request.payload);

@@ -15,6 +15,8 @@ use understudy_actor::NodeId;
 use super::testing::local_node;
 use super::*;
 
+mod hostile;
+
 const CLUSTER: &str = "sim";
 
 fn port(i: usize) -> u16 {
@@ -312,6 +314,35 @@ fn crash_is_reported_as_failed() {
 }
 
 #[test]
+fn packets_to_a_failed_node_are_marked_as_not_to_a_member() {
+    let mut sim = cluster(4, 13);
+    sim.crash(3);
+    let detected = sim.run_until(Duration::from_secs(30), |s| {
+        [0, 1, 2].iter().all(|i| s.left_reason(*i, 3).is_some())
+    });
+    assert!(detected.is_some());
+    // Run n0 alone for a few announce-to-down rounds and look at what it writes.
+    let (mut to_gone, mut to_members) = (0, 0);
+    let mut now = sim.now;
+    let n0 = &mut sim.nodes.get_mut(&0).expect("node").swim;
+    while now < sim.now + sim.config.announce_down_interval * 3 {
+        now += Duration::from_millis(100);
+        n0.handle_timeout(now);
+        while let Some(t) = n0.poll_transmit() {
+            let member = n0.members().any(|m| Some(m.node_id()) == t.to.node_id());
+            assert_eq!(t.to_member, member, "{t:?}");
+            if t.to.addr() == addr(3) {
+                to_gone += 1;
+            } else if member {
+                to_members += 1;
+            }
+        }
+    }
+    assert!(to_gone > 0, "n0 announces to the failed n3");
+    assert!(to_members > 0, "and probes its members");
+}
+
+#[test]
 fn restart_with_a_new_incarnation_replaces_the_old_run() {
     let mut sim = cluster(3, 4);
     sim.crash(2);
@@ -431,6 +462,36 @@ fn loads_travel_and_are_reported_as_updates() {
             .any(|m| m.name().as_str() == "n1" && m.load() == Some(load))
     });
     assert!(late.is_some());
+}
+
+#[test]
+fn load_changes_go_to_each_member_at_most_once_per_gossip_interval() {
+    let mut sim = cluster(4, 12);
+    let now = sim.now;
+    let n1 = &mut sim.nodes.get_mut(&1).expect("node").swim;
+    while n1.poll_transmit().is_some() {}
+    for score in 0..10 {
+        n1.set_load(now, NodeLoad { actors: 1, score });
+    }
+    // One report per member now; the rest wait for the next slot and are coalesced.
+    let mut sent = 0;
+    while n1.poll_transmit().is_some() {
+        sent += 1;
+    }
+    assert_eq!(sent, 3);
+    let last = NodeLoad {
+        actors: 1,
+        score: 9,
+    };
+    let seen = sim.run_until(Duration::from_secs(2), |s| {
+        [0, 2, 3].iter().all(|i| {
+            s.nodes[i]
+                .swim
+                .members()
+                .any(|m| m.name().as_str() == "n1" && m.load() == Some(last))
+        })
+    });
+    assert!(seen.is_some());
 }
 
 #[test]

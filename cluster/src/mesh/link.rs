@@ -662,6 +662,14 @@ impl FrameStream {
         let _ = self.send.finish();
     }
 
+    /// Abandons the stream both ways: resets our sending side (dropping what the peer has not
+    /// taken) and asks the peer to stop sending. For a peer that stalls, so that neither the
+    /// buffers nor the stream (a slot of the peer's stream limit) stay held for it.
+    pub fn abort(&mut self) {
+        let _ = self.send.reset(quinn::VarInt::from_u32(0));
+        let _ = self.recv.stop(quinn::VarInt::from_u32(0));
+    }
+
     /// Receives one frame; `None` when the peer finished the stream cleanly.
     pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, WireError> {
         loop {

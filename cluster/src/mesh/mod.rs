@@ -323,11 +323,20 @@ impl Mesh {
         lock(&self.inner.wanted).remove(name);
     }
 
-    /// The peers this node keeps connections to (see [`Mesh::want`]), sorted.
+    /// The peers this mesh keeps connections to ([`Mesh::want`]), sorted: the ones it dials
+    /// and redials until [`Mesh::unwant`].
+    ///
+    /// ```no_run
+    /// # fn show(mesh: &understudy_cluster::mesh::Mesh) {
+    /// for name in mesh.wanted() {
+    ///     println!("keeping a connection to {name}");
+    /// }
+    /// # }
+    /// ```
     pub fn wanted(&self) -> Vec<NodeName> {
-        let mut v: Vec<NodeName> = lock(&self.inner.wanted).keys().cloned().collect();
-        v.sort();
-        v
+        let mut names: Vec<NodeName> = lock(&self.inner.wanted).keys().cloned().collect();
+        names.sort();
+        names
     }
 
     /// Closes the connection to `name`, if any.

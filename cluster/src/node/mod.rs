@@ -263,7 +263,10 @@ impl NodeBuilder {
         };
         let extensions = Arc::new(Extensions::new(self.config.extensions.clone()));
         // The mesh must accept (and be able to dial) before membership starts announcing.
-        let transport = Arc::new(transport::MeshTransport::new(mesh.clone()));
+        let transport = Arc::new(transport::MeshTransport::new(
+            mesh.clone(),
+            self.config.membership.sync_timeout,
+        ));
         let membership = Membership::start(
             local,
             self.config.membership.clone(),
@@ -678,7 +681,10 @@ impl MeshHandler for Handler {
 
     fn stream(&self, link: Arc<PeerLink>, kind: u8, stream: FrameStream) {
         if kind == stream_kind::MEMBERSHIP_SYNC {
-            tokio::spawn(transport::answer_sync(self.inbound.clone(), link, stream));
+            tokio::spawn(
+                self.transport
+                    .answer_sync(self.inbound.clone(), link, stream),
+            );
         }
     }
 }
