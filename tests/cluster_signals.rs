@@ -151,7 +151,7 @@ async fn a_down_is_delivered_while_the_lane_is_full_and_its_receiver_does_not_re
             Err(TellError::Overloaded) => break,
             Err(e) => panic!("unexpected {e}"),
         }
-        if sent % 64 == 0 {
+        if sent.is_multiple_of(64) {
             tokio::task::yield_now().await;
         }
         assert!(
