@@ -242,3 +242,40 @@ async fn a_restarted_peer_under_traffic_is_seen_down_before_it_is_seen_up_again(
     }
     assert_eq!(ups, RUNS, "{log:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leave_says_goodbye_reliably_and_does_not_sit_out_its_linger() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster_with(&ca, 3, None, WAIT, |i, mut b| {
+        if i == 2 {
+            // The longest wait for queued traffic to drain: never reached when nothing is
+            // stuck, so leave() returns as soon as the goodbye is delivered.
+            b.config_mut().leave_linger = Duration::from_secs(60);
+        }
+        b
+    })
+    .await;
+    let leaver = nodes[2].node_id();
+    let mut events: Vec<_> = nodes[..2].iter().map(|n| n.subscribe()).collect();
+    let started = tokio::time::Instant::now();
+    nodes[2].leave().await;
+    assert!(
+        started.elapsed() < WAIT,
+        "leave() sat out its linger: {:?}",
+        started.elapsed()
+    );
+    for rx in &mut events {
+        let reason = tokio::time::timeout(WAIT, async {
+            loop {
+                if let Ok(MembershipEvent::NodeLeft { member, reason }) = rx.recv().await
+                    && member.node_id() == leaver
+                {
+                    return reason;
+                }
+            }
+        })
+        .await
+        .expect("the leave is reported");
+        assert_eq!(reason, LeaveReason::Left);
+    }
+}

@@ -27,6 +27,7 @@ use super::transport::{InboundMessage, InboundReceiver, SyncError, Transport};
 /// What the handle asks of the task.
 enum Command {
     Leave(oneshot::Sender<()>),
+    MemberLeaving(NodeId, crate::identity::Incarnation),
     SetLoad(NodeLoad),
     Announce(Vec<std::net::SocketAddr>),
 }
@@ -202,6 +203,15 @@ impl Membership {
         let _ = self.commands.send(Command::Announce(seeds));
     }
 
+    /// A member said goodbye on a reliable, authenticated channel (the mesh's control
+    /// stream): record it as [`Left`](super::LeaveReason::Left) now instead of waiting for
+    /// its (lossy) leave gossip. See [`Swim::member_leaving`].
+    pub fn member_leaving(&self, node: NodeId, incarnation: crate::identity::Incarnation) {
+        let _ = self
+            .commands
+            .send(Command::MemberLeaving(node, incarnation));
+    }
+
     /// Leaves the cluster gracefully (peers report [`Left`](super::LeaveReason::Left)) and
     /// stops the task once the goodbye packets are handed to the transport.
     pub async fn leave(&self) {
@@ -284,6 +294,9 @@ impl Driver {
                         return;
                     }
                     Some(Command::SetLoad(load)) => self.swim.set_load(now(), load),
+                    Some(Command::MemberLeaving(node, incarnation)) => {
+                        self.swim.member_leaving(now(), node, incarnation)
+                    }
                     Some(Command::Announce(seeds)) => self.swim.announce(now(), &seeds),
                     // The handle is gone: stop without leaving.
                     None => return,

@@ -33,7 +33,7 @@ use super::transport::{Peer, SyncError, SyncRequest, Transmit};
 use super::wire::{
     LoadHandler, NodeRecord, SharedBook, SwimCodec, SwimId, SyncPayload, WireError, peek_header,
 };
-use crate::identity::ClusterName;
+use crate::identity::{ClusterName, Incarnation};
 use timer::{Scheduled, Tick};
 use view::Known;
 
@@ -500,6 +500,39 @@ impl Swim {
         self.pending_syncs.clear();
         self.syncs.clear();
         self.connected = false;
+    }
+
+    /// A member said goodbye on a reliable channel (the mesh's control stream), as run
+    /// `incarnation`: it is recorded as having left (peers of this node then report
+    /// [`LeaveReason::Left`](super::LeaveReason::Left)), exactly as if its own leave gossip
+    /// had arrived, and the news is gossiped on. Who said it must be authenticated by the
+    /// caller; a goodbye for another run than the member's current one is ignored.
+    pub fn member_leaving(&mut self, now: Instant, node: NodeId, incarnation: Incarnation) {
+        if self.left || node == self.own_id {
+            return;
+        }
+        let current = self
+            .foca
+            .iter_membership_state()
+            .filter(|m| m.state() != foca::State::Down)
+            .filter_map(|m| m.id().node())
+            .find(|r| r.node_id == node)
+            .cloned();
+        let Some(record) = current.filter(|r| r.incarnation == incarnation && !r.leaving) else {
+            return;
+        };
+        let leaving = SwimId::Node(NodeRecord {
+            leaving: true,
+            ..record
+        });
+        let update = foca::Member::new(leaving, 0, foca::State::Down);
+        if let Err(error) = self
+            .foca
+            .apply_many(std::iter::once(update), true, &mut self.rt)
+        {
+            tracing::debug!(%error, "recording a goodbye");
+        }
+        self.drain(now);
     }
 
     // ---------------------------------------------------------------------------------------

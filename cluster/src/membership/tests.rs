@@ -14,6 +14,7 @@ use understudy_actor::NodeId;
 
 use super::testing::local_node;
 use super::*;
+use crate::identity::Incarnation;
 
 mod hostile;
 
@@ -297,6 +298,40 @@ fn graceful_leave_is_reported_as_left() {
     sim.run(Duration::from_secs(5));
     for i in [0, 1, 3] {
         assert!(!sim.names_seen_by(i).contains("n2"));
+    }
+}
+
+#[test]
+fn a_goodbye_on_a_reliable_channel_is_reported_as_left_when_every_datagram_is_lost() {
+    let mut sim = cluster(4, 12);
+    let id = |sim: &Sim, i: usize| sim.nodes[&i].swim.local().node_id();
+    let (leaver, other) = (id(&sim, 2), id(&sim, 3));
+    // n2 says goodbye over each connection and goes: not one of its datagrams arrives.
+    sim.crash(2);
+    let now = sim.now;
+    for i in [0, 1, 3] {
+        let swim = &mut sim.nodes.get_mut(&i).expect("node").swim;
+        swim.member_leaving(now, leaver, Incarnation::new(1));
+        // A goodbye for another run, or for a node that did not say it, changes nothing.
+        swim.member_leaving(now, other, Incarnation::new(7));
+    }
+    sim.collect();
+    let left = sim.run_until(Duration::from_secs(10), |s| {
+        [0, 1, 3].iter().all(|i| s.left_reason(*i, 2).is_some())
+    });
+    assert!(left.is_some());
+    for i in [0, 1, 3] {
+        assert_eq!(
+            sim.left_reason(i, 2),
+            Some(LeaveReason::Left),
+            "seen by {i}"
+        );
+    }
+    for i in [0, 1] {
+        assert!(
+            sim.names_seen_by(i).contains("n3"),
+            "n3 is still a member at {i}"
+        );
     }
 }
 

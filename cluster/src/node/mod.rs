@@ -288,6 +288,7 @@ impl NodeBuilder {
         });
         teardown.disarm();
         mesh.start(Arc::new(Handler {
+            node: Arc::downgrade(&inner),
             remote,
             extensions,
             inbound,
@@ -565,6 +566,7 @@ impl Node {
 
 /// The node's side of the mesh: hands each kind of traffic to its layer.
 struct Handler {
+    node: std::sync::Weak<Inner>,
     remote: Arc<RemoteDriver>,
     extensions: Arc<Extensions>,
     inbound: Inbound,
@@ -667,6 +669,16 @@ impl MeshHandler for Handler {
     fn control(&self, link: &Arc<PeerLink>, control: Control) -> Admit {
         match control {
             Control::Extension { service, body } => self.extensions.inbound(link, service, body),
+            // The peer is leaving on purpose: its goodbye came on the reliable stream, so the
+            // cluster hears `Left` even if every leave datagram is lost.
+            Control::Leaving => {
+                if let Some(node) = self.node.upgrade() {
+                    let info = link.info();
+                    node.membership
+                        .member_leaving(info.id, Incarnation::new(info.incarnation));
+                }
+                Admit::Next
+            }
             // Handshake frames after the handshake, or notices membership already carries.
             other => {
                 tracing::debug!(peer = %link.info().name, ?other, "control frame ignored");
