@@ -192,6 +192,11 @@ const MIN_PACKET: usize = 512;
 /// hundred KiB.
 const DEFAULT_MAX_SYNC_MEMBERS: usize = 4096;
 
+/// The longest interval or timeout accepted.
+const MAX_PERIOD: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest `remove_down_after` accepted.
+const MAX_REMOVE_DOWN_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
 impl MembershipConfig {
     /// Checks the values, saying what to change.
     pub fn validate(&self) -> Result<(), InvalidMembershipConfig> {
@@ -223,6 +228,26 @@ impl MembershipConfig {
         ];
         if periods.iter().any(Duration::is_zero) {
             return bad("intervals and timeouts must be positive");
+        }
+        // Timers are set as `now + setting`: bounded settings can never overflow the clock.
+        let timers = [
+            self.probe_period,
+            self.probe_rtt,
+            self.suspect_to_down,
+            self.gossip_interval,
+            self.announce_interval,
+            self.announce_down_interval,
+            self.sync_interval,
+            self.sync_timeout,
+            self.seed_retry_initial,
+            self.seed_retry_max,
+            self.load_refresh,
+        ];
+        if timers.iter().any(|d| *d > MAX_PERIOD) || self.remove_down_after > MAX_REMOVE_DOWN_AFTER
+        {
+            return bad(
+                "intervals and timeouts must be at most 24 hours (remove_down_after at most 30 days)",
+            );
         }
         if self.seed_retry_max < self.seed_retry_initial {
             return bad("seed_retry_max must be at least seed_retry_initial");

@@ -781,3 +781,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn settings_that_would_overflow_the_clock_are_refused() {
+    let huge = Duration::from_secs(u64::MAX / 4);
+    for set in [
+        |c: &mut MembershipConfig, d| c.probe_period = d,
+        |c: &mut MembershipConfig, d| c.sync_interval = d,
+        |c: &mut MembershipConfig, d| c.load_refresh = d,
+        |c: &mut MembershipConfig, d| c.remove_down_after = d,
+        |c: &mut MembershipConfig, d| c.seed_retry_max = d,
+    ] {
+        let mut c = MembershipConfig::default();
+        set(&mut c, huge);
+        assert!(c.validate().is_err(), "{c:?}");
+    }
+}
