@@ -15,12 +15,18 @@ use std::collections::VecDeque;
 
 use crate::wire::Barrier;
 
-/// Why a barrier signal was refused.
+/// Why a barrier signal was refused (the connection that sent it is failed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum BarrierError {
+#[non_exhaustive]
+pub enum BarrierError {
     /// The barrier does not have one count per lane.
     #[error("a barrier with {got} lane counts on a connection with {lanes} lanes")]
-    Shape { got: usize, lanes: usize },
+    Shape {
+        /// Counts in the barrier.
+        got: usize,
+        /// Lanes of the connection.
+        lanes: usize,
+    },
     /// More signals wait than any honest peer could make wait.
     #[error("more than {0} signals wait on their barriers")]
     TooMany(usize),

@@ -2,7 +2,6 @@
 //! lane's backlog) and signals from the signal stream.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ractor::RpcReplyPort;
@@ -50,8 +49,7 @@ impl RemoteDriver {
                 args,
             } => self.ask(session, lane, to, call, timeout_ms, variant, args),
         }
-        inlane.read.fetch_add(1, Ordering::SeqCst);
-        session.progress(|d| self.act(session, d));
+        session.delivered(lane, |d| self.act(session, d));
         self.admit(session, lane)
     }
 

@@ -34,6 +34,7 @@
 
 mod barrier;
 mod config;
+pub mod gate;
 mod inbound;
 mod proxy;
 mod route;
@@ -48,6 +49,7 @@ use ractor::{ActorCell, ActorId, ActorRef, ActorRuntime};
 use understudy_actor::names::Owner;
 use understudy_actor::{ActorAddr, NodeId, RemoteMessage, Runtime};
 
+pub use barrier::BarrierError;
 pub use config::{InvalidRemoteConfig, RemoteConfig};
 
 use crate::mesh::PeerLink;

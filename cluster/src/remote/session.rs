@@ -7,14 +7,14 @@
 //! mailboxes (for backpressure).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ractor::ActorCell;
 use understudy_actor::backlog::Backlog;
 use understudy_actor::route::RouteRegistration;
 
-use super::barrier::Barriers;
+use super::barrier::BarrierError;
+use super::gate::BarrierGate;
 use super::route::LinkRoute;
 use super::tables::LinkedPairs;
 use crate::mesh::PeerLink;
@@ -31,8 +31,6 @@ pub(crate) enum Deferred {
 
 /// One incoming data lane.
 pub(crate) struct InLane {
-    /// Frames read (and delivered) so far.
-    pub(crate) read: AtomicU64,
     /// What this lane has put into mailboxes and not seen consumed.
     pub(crate) backlog: Arc<Backlog>,
 }
@@ -60,9 +58,7 @@ pub(crate) struct Session {
     pub(crate) route_id: u64,
     _registration: RouteRegistration,
     pub(crate) lanes: Box<[InLane]>,
-    barriers: Mutex<Barriers<Deferred>>,
-    /// How many signals wait on barriers (read without the lock on every frame).
-    waiting: AtomicUsize,
+    gate: BarrierGate<Deferred>,
     proxies: Mutex<Proxies>,
     /// Links the peer made to this node's actors.
     pub(crate) linked: Mutex<LinkedPairs>,
@@ -94,12 +90,10 @@ impl Session {
             route,
             lanes: (0..lanes)
                 .map(|_| InLane {
-                    read: AtomicU64::new(0),
                     backlog: Backlog::new(lane_backlog),
                 })
                 .collect(),
-            barriers: Mutex::new(Barriers::new(lanes, MAX_WAITING)),
-            waiting: AtomicUsize::new(0),
+            gate: BarrierGate::new(lanes, MAX_WAITING),
             proxies: Mutex::new(Proxies::default()),
             linked: Mutex::new(LinkedPairs::new(max_links)),
             hard_limit,
@@ -115,13 +109,6 @@ impl Session {
         lock(&self.proxies)
     }
 
-    fn read_counts(&self) -> Vec<u64> {
-        self.lanes
-            .iter()
-            .map(|l| l.read.load(Ordering::SeqCst))
-            .collect()
-    }
-
     /// Holds `action` until its barrier is met, then hands it (with any others now ready) to
     /// `act`, in arrival order.
     pub(crate) fn defer(
@@ -129,52 +116,28 @@ impl Session {
         after: Vec<u64>,
         action: Deferred,
         act: impl FnMut(Deferred),
-    ) -> Result<(), super::barrier::BarrierError> {
-        let mut barriers = lock(&self.barriers);
-        // Announce the wait before reading the counts: a lane reader that counts a frame
-        // after our snapshot then sees `waiting` and makes progress itself.
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let read = self.read_counts();
-        let pushed = barriers.push(after, action, &read);
-        self.waiting.store(barriers.len(), Ordering::SeqCst);
-        let ready = pushed?;
-        for (i, lane) in self.lanes.iter().enumerate() {
-            if barriers.needed(i) > read[i] {
-                // A backlogged lane must be read on for this signal.
-                lane.backlog.wake();
-            }
+    ) -> Result<(), BarrierError> {
+        for lane in self.gate.defer(after, action, act)? {
+            // A backlogged lane must be read on for this signal.
+            self.lanes[lane].backlog.wake();
         }
-        ready.into_iter().for_each(act);
         Ok(())
     }
 
-    /// Called after a lane delivered a frame: hands the signals whose barriers are now met to
-    /// `act`.
-    pub(crate) fn progress(&self, act: impl FnMut(Deferred)) {
-        if self.waiting.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        let mut barriers = lock(&self.barriers);
-        let read = self.read_counts();
-        let ready = barriers.progress(&read);
-        self.waiting.store(barriers.len(), Ordering::SeqCst);
-        ready.into_iter().for_each(act);
+    /// Called after lane `lane` delivered a frame: hands the signals whose barriers are now
+    /// met to `act`.
+    pub(crate) fn delivered(&self, lane: usize, act: impl FnMut(Deferred)) {
+        self.gate.delivered(lane, act);
     }
 
     /// How many signals wait on their barriers.
     pub(crate) fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::SeqCst)
+        self.gate.waiting()
     }
 
     /// Whether lane `lane` must be read on although it is backlogged (a signal waits on it).
     pub(crate) fn must_read(&self, lane: usize) -> bool {
-        if self.waiting.load(Ordering::SeqCst) == 0 {
-            return false;
-        }
-        let needed = lock(&self.barriers).needed(lane);
-        self.lanes
-            .get(lane)
-            .is_some_and(|l| l.read.load(Ordering::SeqCst) < needed)
+        self.gate.must_read(lane)
     }
 
     /// Takes the proxy `key` out of the table (it is stopping).
