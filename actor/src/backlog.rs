@@ -185,14 +185,17 @@ impl Backlog {
         self.wake.notify_waiters();
     }
 
-    /// Waits until the backlog drops back to its budget or [`wake`](Self::wake) is called;
-    /// re-check the condition after it returns. Returns at once if not over budget.
-    pub async fn changed(&self) {
-        let notified = self.wake.notified();
-        if !self.is_over_budget() {
-            return;
+    /// Waits while `blocked` says so, re-checking it whenever the backlog drops back to its
+    /// budget or [`wake`](Self::wake) is called. The check runs after the waiter is
+    /// registered, so a wake-up between the check and the wait is never missed.
+    pub async fn wait_while(&self, mut blocked: impl FnMut(&Backlog) -> bool) {
+        loop {
+            let notified = self.wake.notified();
+            if !blocked(self) {
+                return;
+            }
+            notified.await;
         }
-        notified.await;
     }
 }
 
@@ -261,11 +264,7 @@ mod tests {
         let t = b.charge(1, 20);
         let waiter = {
             let b = b.clone();
-            tokio::spawn(async move {
-                while b.is_over_budget() {
-                    b.changed().await;
-                }
-            })
+            tokio::spawn(async move { b.wait_while(Backlog::is_over_budget).await })
         };
         tokio::task::yield_now().await;
         consumed(&t);

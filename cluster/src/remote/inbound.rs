@@ -79,9 +79,9 @@ impl RemoteDriver {
         let session = session.clone();
         Admit::After(Box::pin(async move {
             let backlog = session.lanes[lane].backlog.clone();
-            while backlog.is_over_budget() && !session.must_read(lane) {
-                backlog.changed().await;
-            }
+            backlog
+                .wait_while(|b| b.is_over_budget() && !session.must_read(lane))
+                .await;
         }))
     }
 
