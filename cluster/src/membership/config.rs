@@ -49,10 +49,10 @@ pub const MAX_DATAGRAM_PACKET: usize = 1140;
 /// grows) with a multiplier of 6 rather than memberlist's 4. With n nodes each relaying an
 /// update t times to random members, a given node misses it with probability about
 /// (1 − 1/n)^(n·t) ≈ e^(−t). At t = 8 (multiplier 4, 10–99 nodes) that is 3·10⁻⁴ per node and
-/// update; a burst of 35 joins has some 1,200 such pairs, and indeed about one such run in
-/// eight left a node missing a member (repaired only by probing or the 30 s sync, seconds
-/// later). At t = 12 it is e⁴ ≈ 55 times rarer, for a few more bytes per packet during the
-/// half second an update is in flight.
+/// update; a burst of 35 joins has some 1,200 such pairs, enough that a node often misses a
+/// member until probing or the 30 s sync repairs it, seconds later. At t = 12 it is
+/// e⁴ ≈ 55 times rarer, for a few more bytes per packet during the half second an update is
+/// in flight.
 ///
 /// `max_packet_size` 1140 fits a QUIC datagram at the minimum 1200-byte MTU (measured
 /// `max_datagram_size()` 1162). It must be equal on all nodes: larger packets are refused.
