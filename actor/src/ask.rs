@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ractor::concurrency::OneshotReceiver;
-use ractor::{ActorId, ActorRef, ActorStatus, Message, MessagingErr, RpcReplyPort};
+use ractor::{ActorRef, Message, MessagingErr, RpcReplyPort};
 use tokio::time::Timeout;
 
 /// How long an ask waits for its answer unless told otherwise.
@@ -99,14 +99,17 @@ impl From<TellError> for AskError {
 /// ```
 #[inline]
 pub fn tell<M: Message>(to: &ActorRef<M>, message: M) -> Result<(), TellError> {
-    match to.get_id() {
-        ActorId::Local(_) => to.send_message(message).map_err(TellError::from),
-        ActorId::Remote { node_id, pid } => tell_remote(to, node_id, pid, message),
+    // Without `remote` there are no remote refs: ractor makes proxies only with `cluster`.
+    #[cfg(feature = "remote")]
+    if let ractor::ActorId::Remote { node_id, pid } = to.get_id() {
+        return tell_remote(to, node_id, pid, message);
     }
+    to.send_message(message).map_err(TellError::from)
 }
 
 /// The remote half of [`tell`]: hand the serialised message to the route now, in the sender's
 /// task (see [`crate::route`] for why).
+#[cfg(feature = "remote")]
 fn tell_remote<M: Message>(
     to: &ActorRef<M>,
     route: u64,
@@ -115,7 +118,7 @@ fn tell_remote<M: Message>(
 ) -> Result<(), TellError> {
     if matches!(
         to.get_status(),
-        ActorStatus::Stopping | ActorStatus::Stopped
+        ractor::ActorStatus::Stopping | ractor::ActorStatus::Stopped
     ) {
         return Err(TellError::MailboxClosed);
     }
@@ -136,6 +139,7 @@ fn tell_remote<M: Message>(
 /// # use understudy_actor::{ask, AskError};
 /// # use ractor::RpcReplyPort;
 /// # enum Msg { Get(RpcReplyPort<u64>) }
+/// # #[cfg(feature = "remote")]
 /// # impl ractor::Message for Msg {}
 /// # async fn f(actor: ractor::ActorRef<Msg>) -> Result<(), AskError> {
 /// let n = ask(&actor, Msg::Get).timeout(std::time::Duration::from_millis(100)).await?;
