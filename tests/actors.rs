@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use understudy::DEFAULT_ASK_TIMEOUT;
 use understudy::prelude::*;
 
 #[derive(Actor)]
@@ -79,6 +80,42 @@ async fn async_handlers_and_per_call_timeouts() {
     let handle = tokio::spawn(slow.timeout(Duration::from_secs(30)).into_future());
     assert_eq!(err.await, Err(AskError::Timeout(Duration::from_millis(20))));
     handle.abort();
+}
+
+// Paused time: the runtime jumps the clock whenever every task waits on a timer, so a
+// 60 s handler runs at once and the test still tells a 5 s timeout from none.
+#[tokio::test(start_paused = true)]
+async fn an_untimed_ask_waits_past_the_default_timeout() {
+    let rt = Runtime::new();
+    let c = rt.spawn(Counter { n: 1 }).await.unwrap();
+    let minute = 60_000;
+    // The default 5 s gives up on a handler that takes a minute ...
+    let timed = c.add_slowly(1, minute);
+    assert_eq!(timed.await, Err(AskError::Timeout(DEFAULT_ASK_TIMEOUT)));
+    // ... an untimed ask waits for it (the previous one ran too: 1 + 1 + 1).
+    assert_eq!(c.add_slowly(1, minute).untimed().await, Ok(3));
+    // `timeout` after `untimed` times the ask again.
+    let again = c
+        .add_slowly(1, minute)
+        .untimed()
+        .timeout(Duration::from_secs(1));
+    assert_eq!(again.await, Err(AskError::Timeout(Duration::from_secs(1))));
+}
+
+#[tokio::test]
+async fn an_untimed_ask_ends_when_the_actor_cannot_answer() {
+    let rt = Runtime::new();
+    let c = rt.spawn(Counter { n: 0 }).await.unwrap();
+    assert_eq!(c.get().untimed().await, Ok(0));
+    c.crash().unwrap();
+    // Left in the mailbox of a crashing actor: the reply port is dropped, or the mailbox
+    // closed first. Either way the untimed ask ends.
+    assert!(matches!(
+        c.get().untimed().await,
+        Err(AskError::ActorStopped | AskError::MailboxClosed)
+    ));
+    c.wait(None).await.unwrap();
+    assert_eq!(c.get().untimed().await, Err(AskError::MailboxClosed));
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //!
 //! An ask is lazy, like every Rust future: nothing is sent until it is awaited. It waits
 //! [`DEFAULT_ASK_TIMEOUT`] (5 s, as `gen_server:call/2`) unless given another with
-//! [`Ask::timeout`]. Its errors say what happened to the message: it could not be enqueued
+//! [`Ask::timeout`], or none with [`Ask::untimed`] (for hot paths: no timer per ask). Its errors say what happened to the message: it could not be enqueued
 //! ([`AskError::MailboxClosed`]), it was enqueued but the actor stopped or dropped the reply
 //! before answering ([`AskError::ActorStopped`]), or no answer came in time
 //! ([`AskError::Timeout`]).
@@ -11,11 +11,11 @@ use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::concurrency::OneshotReceiver;
 use ractor::{ActorRef, Message, MessagingErr, RpcReplyPort};
-use tokio::time::Timeout;
+use tokio::time::Sleep;
 
 /// How long an ask waits for its answer unless told otherwise.
 pub const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -154,24 +154,52 @@ where
     Ask {
         to: to.clone(),
         make,
-        timeout: DEFAULT_ASK_TIMEOUT,
+        timeout: Some(DEFAULT_ASK_TIMEOUT),
         _reply: PhantomData,
     }
 }
 
-/// A pending ask; await it (optionally after [`Ask::timeout`]).
+/// A pending ask; await it (optionally after [`Ask::timeout`] or [`Ask::untimed`]).
 #[must_use = "an ask does nothing until it is awaited"]
 pub struct Ask<M: Message, R, F> {
     to: ActorRef<M>,
     make: F,
-    timeout: Duration,
+    /// `None`: untimed.
+    timeout: Option<Duration>,
     _reply: PhantomData<fn() -> R>,
 }
 
 impl<M: Message, R, F> Ask<M, R, F> {
     /// Waits at most `timeout` for the reply instead of [`DEFAULT_ASK_TIMEOUT`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Waits for the reply as long as it takes: no timer at all.
+    ///
+    /// For hot paths where the answer is known to come (the actor is local, alive and
+    /// answers every such message): it saves the cost of arming a timer per ask. The ask
+    /// still ends if the actor stops or drops the reply port ([`AskError::ActorStopped`]).
+    ///
+    /// **Warning:** an actor that is alive but never answers (stuck in a handler, waiting
+    /// for the asker in a cycle, or holding the reply port) makes an untimed ask wait
+    /// forever, and the asker with it. That is why asks are timed by default, as
+    /// `gen_server:call/2` is; prefer [`timeout`](Self::timeout) unless a profile shows the
+    /// timer matters.
+    ///
+    /// ```
+    /// # use understudy_actor::{ask, AskError};
+    /// # use ractor::RpcReplyPort;
+    /// # enum Msg { Get(RpcReplyPort<u64>) }
+    /// # #[cfg(feature = "remote")]
+    /// # impl ractor::Message for Msg {}
+    /// # async fn f(actor: ractor::ActorRef<Msg>) -> Result<(), AskError> {
+    /// let n = ask(&actor, Msg::Get).untimed().await?;
+    /// # let _: u64 = n; Ok(()) }
+    /// ```
+    pub fn untimed(mut self) -> Self {
+        self.timeout = None;
         self
     }
 }
@@ -187,29 +215,56 @@ where
 
     fn into_future(self) -> AskFuture<R> {
         let (tx, rx) = ractor::concurrency::oneshot();
-        let port = RpcReplyPort::from((tx, self.timeout));
+        let port = match self.timeout {
+            Some(timeout) => RpcReplyPort::from((tx, timeout)),
+            None => RpcReplyPort::from(tx),
+        };
         match tell(&self.to, (self.make)(port)) {
             Ok(()) => AskFuture {
-                failed: None,
-                wait: Some(tokio::time::timeout(self.timeout, rx)),
-                timeout: self.timeout,
+                state: Some(Ok(rx)),
+                deadline: self.timeout.map(Deadline::after),
+                timer: None,
             },
             Err(e) => AskFuture {
-                failed: Some(e.into()),
-                wait: None,
-                timeout: self.timeout,
+                state: Some(Err(e.into())),
+                deadline: None,
+                timer: None,
             },
         }
     }
 }
 
+/// When a timed ask gives up: the time it was sent plus its timeout.
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    fn after(timeout: Duration) -> Deadline {
+        Deadline {
+            // A timeout too large to add (e.g. `Duration::MAX`) waits about as long as it says.
+            at: Instant::now()
+                .checked_add(timeout)
+                .unwrap_or_else(|| Instant::now() + FAR_FUTURE),
+            timeout,
+        }
+    }
+}
+
+/// What tokio itself uses for "never" (about 30 years).
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
 pin_project_lite::pin_project! {
     /// The future of an [`Ask`].
     pub struct AskFuture<R> {
-        failed: Option<AskError>,
+        // `Ok`: waiting for the reply; `Err`: failed before it was sent; `None`: done.
+        state: Option<Result<OneshotReceiver<R>, AskError>>,
+        deadline: Option<Deadline>,
+        // Armed only once the reply is not there at the first poll.
         #[pin]
-        wait: Option<Timeout<OneshotReceiver<R>>>,
-        timeout: Duration,
+        timer: Option<Sleep>,
     }
 }
 
@@ -217,19 +272,35 @@ impl<R> Future for AskFuture<R> {
     type Output = Result<R, AskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Some(e) = this.failed.take() {
-            return Poll::Ready(Err(e));
+        let mut this = self.project();
+        let rx = match this.state {
+            Some(Ok(rx)) => rx,
+            Some(Err(_)) | None => {
+                // Failed before sending, or polled again after completion.
+                let failed = this.state.take().and_then(Result::err);
+                return Poll::Ready(Err(failed.unwrap_or(AskError::ActorStopped)));
+            }
+        };
+        if let Poll::Ready(reply) = Pin::new(rx).poll(cx) {
+            *this.state = None;
+            return Poll::Ready(reply.map_err(|_dropped| AskError::ActorStopped));
         }
-        match this.wait.as_pin_mut() {
-            Some(wait) => match wait.poll(cx) {
-                Poll::Ready(Ok(Ok(reply))) => Poll::Ready(Ok(reply)),
-                Poll::Ready(Ok(Err(_dropped))) => Poll::Ready(Err(AskError::ActorStopped)),
-                Poll::Ready(Err(_elapsed)) => Poll::Ready(Err(AskError::Timeout(*this.timeout))),
+        let Some(deadline) = *this.deadline else {
+            return Poll::Pending;
+        };
+        if this.timer.is_none() {
+            this.timer
+                .set(Some(tokio::time::sleep_until(deadline.at.into())));
+        }
+        match this.timer.as_pin_mut() {
+            Some(timer) => match timer.poll(cx) {
+                Poll::Ready(()) => {
+                    *this.state = None;
+                    Poll::Ready(Err(AskError::Timeout(deadline.timeout)))
+                }
                 Poll::Pending => Poll::Pending,
             },
-            // Polled again after completion: the reply was already taken.
-            None => Poll::Ready(Err(AskError::ActorStopped)),
+            None => Poll::Pending,
         }
     }
 }

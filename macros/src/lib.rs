@@ -70,7 +70,7 @@ pub fn derive_actor(input: TokenStream) -> TokenStream {
 /// impl that dispatches to the methods, and a trait `CounterRef` implemented for
 /// `ActorRef<CounterMsg>` with one method per message: methods returning nothing are
 /// tells (`Result<(), TellError>`), others are asks (await them; `.timeout(d)` to change the
-/// default 5 s). A method may take `ctx: &Ctx<Self>` to reach its own ref and runtime, and
+/// default 5 s, `.untimed()` for no timer at all). A method may take `ctx: &Ctx<Self>` to reach its own ref and runtime, and
 /// may be `async`.
 ///
 /// Options: `#[messages(remote)]` makes the messages `RemoteMessage` (arguments and replies
