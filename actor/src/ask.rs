@@ -2,20 +2,26 @@
 //!
 //! An ask is lazy, like every Rust future: nothing is sent until it is awaited. It waits
 //! [`DEFAULT_ASK_TIMEOUT`] (5 s, as `gen_server:call/2`) unless given another with
-//! [`Ask::timeout`], or none with [`Ask::untimed`] (for hot paths: no timer per ask). Its errors say what happened to the message: it could not be enqueued
-//! ([`AskError::MailboxClosed`]), it was enqueued but the actor stopped or dropped the reply
-//! before answering ([`AskError::ActorStopped`]), or no answer came in time
-//! ([`AskError::Timeout`]).
+//! [`Ask::timeout`], or none with [`Ask::untimed`]. Its errors say what happened to the
+//! message: it could not be enqueued ([`AskError::MailboxClosed`]), it was enqueued but the
+//! actor stopped or dropped the reply before answering ([`AskError::ActorStopped`]), or no
+//! answer came in time ([`AskError::Timeout`]).
+//!
+//! The timeout costs little: the timer is armed only if the reply is not there at the first
+//! poll, and timers are reused between asks (see `deadline.rs`); a timed local ask costs
+//! about 12% more instructions than an untimed one (docs/BENCHMARKS.md). It gives up within
+//! a millisecond after its deadline (tokio's timer resolution).
 
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::concurrency::OneshotReceiver;
 use ractor::{ActorRef, Message, MessagingErr, RpcReplyPort};
-use tokio::time::Sleep;
+
+use crate::deadline::{Deadline, Timer};
 
 /// How long an ask waits for its answer unless told otherwise.
 pub const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -234,46 +240,22 @@ where
     }
 }
 
-/// When a timed ask gives up: the time it was sent plus its timeout.
-#[derive(Clone, Copy)]
-struct Deadline {
-    at: Instant,
-    timeout: Duration,
-}
-
-impl Deadline {
-    fn after(timeout: Duration) -> Deadline {
-        Deadline {
-            // A timeout too large to add (e.g. `Duration::MAX`) waits about as long as it says.
-            at: Instant::now()
-                .checked_add(timeout)
-                .unwrap_or_else(|| Instant::now() + FAR_FUTURE),
-            timeout,
-        }
-    }
-}
-
-/// What tokio itself uses for "never" (about 30 years).
-const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
-
-pin_project_lite::pin_project! {
-    /// The future of an [`Ask`].
-    pub struct AskFuture<R> {
-        // `Ok`: waiting for the reply; `Err`: failed before it was sent; `None`: done.
-        state: Option<Result<OneshotReceiver<R>, AskError>>,
-        deadline: Option<Deadline>,
-        // Armed only once the reply is not there at the first poll.
-        #[pin]
-        timer: Option<Sleep>,
-    }
+/// The future of an [`Ask`].
+pub struct AskFuture<R> {
+    // `Ok`: waiting for the reply; `Err`: failed before it was sent; `None`: done.
+    state: Option<Result<OneshotReceiver<R>, AskError>>,
+    deadline: Option<Deadline>,
+    // Armed only once the reply is not there at the first poll.
+    timer: Option<Timer>,
 }
 
 impl<R> Future for AskFuture<R> {
     type Output = Result<R, AskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let rx = match this.state {
+        // Every field is Unpin (the timer is boxed).
+        let this = self.get_mut();
+        let rx = match &mut this.state {
             Some(Ok(rx)) => rx,
             Some(Err(_)) | None => {
                 // Failed before sending, or polled again after completion.
@@ -282,25 +264,19 @@ impl<R> Future for AskFuture<R> {
             }
         };
         if let Poll::Ready(reply) = Pin::new(rx).poll(cx) {
-            *this.state = None;
+            this.state = None;
             return Poll::Ready(reply.map_err(|_dropped| AskError::ActorStopped));
         }
-        let Some(deadline) = *this.deadline else {
+        let Some(deadline) = this.deadline else {
             return Poll::Pending;
         };
-        if this.timer.is_none() {
-            this.timer
-                .set(Some(tokio::time::sleep_until(deadline.at.into())));
-        }
-        match this.timer.as_pin_mut() {
-            Some(timer) => match timer.poll(cx) {
-                Poll::Ready(()) => {
-                    *this.state = None;
-                    Poll::Ready(Err(AskError::Timeout(deadline.timeout)))
-                }
-                Poll::Pending => Poll::Pending,
-            },
-            None => Poll::Pending,
+        let timer = this.timer.get_or_insert_with(|| Timer::arm(deadline.at));
+        match timer.poll(cx) {
+            Poll::Ready(()) => {
+                this.state = None;
+                Poll::Ready(Err(AskError::Timeout(deadline.timeout)))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }

@@ -23,6 +23,7 @@
 
 pub mod actor;
 pub mod ask;
+mod deadline;
 pub mod exported;
 mod host;
 pub mod id;
