@@ -194,6 +194,10 @@ impl<M: Message, R, F> Ask<M, R, F> {
     /// `gen_server:call/2` is; prefer [`timeout`](Self::timeout) unless a profile shows the
     /// timer matters.
     ///
+    /// To a remote actor, an untimed ask is not unbounded: the connection keeps a pending
+    /// call for [`DEFAULT_ASK_TIMEOUT`] (and a little slack) when the ask carries no timeout,
+    /// then forgets it, and the ask fails with [`AskError::ActorStopped`].
+    ///
     /// ```
     /// # use understudy_actor::{ask, AskError};
     /// # use ractor::RpcReplyPort;
