@@ -568,11 +568,7 @@ fn print_tables(opts: &Opts, results: &Results) {
                 title.to_lowercase()
             );
             let names: Vec<String> = tax.iter().map(|r| format!("{}/{}", r.num, r.den)).collect();
-            println!(
-                "| measurement | {} |\n|---|{}",
-                names.join(" | "),
-                "---:|".repeat(tax.len())
-            );
+            print_header("measurement", &names);
             for row in &rows {
                 let mut line = format!("| {} |", row.label);
                 for r in &tax {
@@ -589,11 +585,7 @@ fn print_tables(opts: &Opts, results: &Results) {
     }
 
     println!("\n### Spread (min – max over {} runs)\n", opts.runs);
-    println!(
-        "| measurement | {} |\n|---|{}",
-        fws.join(" | "),
-        "---:|".repeat(fws.len())
-    );
+    print_header("measurement", fws);
     for row in &rows {
         let mut line = format!("| {} |", row.label);
         for fw in fws {
@@ -613,11 +605,7 @@ fn print_tables(opts: &Opts, results: &Results) {
         "\n### Interference: time this process's threads were runnable but waited for a CPU, \
          summed over its threads, as % of the measured wall time (median; 0 on an idle machine)\n"
     );
-    println!(
-        "| test | {} |\n|---|{}",
-        fws.join(" | "),
-        "---:|".repeat(fws.len())
-    );
+    print_header("test", fws);
     for test in &opts.tests {
         if *test == Test::Memory {
             continue;
@@ -631,6 +619,15 @@ fn print_tables(opts: &Opts, results: &Results) {
         }
         println!("{line}");
     }
+}
+
+/// A markdown table's header: `first`, then one right-aligned column per name.
+fn print_header(first: &str, columns: &[String]) {
+    println!(
+        "| {first} | {} |\n|---|{}",
+        columns.join(" | "),
+        "---:|".repeat(columns.len())
+    );
 }
 
 /// The price of understudy's default ask timeout: its timed ask against ractor's untimed
