@@ -20,7 +20,9 @@
 //! (its thread made no timed ask for a whole timeout), that task gets one spurious wake-up,
 //! which futures must tolerate, and the waker (so the task's allocation) is held until then.
 //! The pool is small and per thread, so this is bounded: [`POOL_SIZE`] wakers per thread,
-//! for at most one timeout.
+//! for at most one timeout. Likewise a runtime with a paused clock (tokio's `test-util`) that
+//! auto-advances while idle may advance to a pooled timer's deadline, as it would to any
+//! other pending timer's.
 
 use std::cell::RefCell;
 use std::pin::Pin;
