@@ -4,8 +4,11 @@
 //! armed then, not when the ask is built; the deadline itself is taken when the ask is sent.
 //!
 //! Arming a fresh `tokio::time::Sleep` per ask costs two trips through tokio's timer wheel
-//! under the driver's lock: insert on the first poll, remove on drop (about 750 instructions
-//! an ask, a fifth of a local ask's cost; see docs/BENCHMARKS.md). So timers are reused: each
+//! under the driver's lock: insert on the first poll, remove on drop (about 800 instructions
+//! an ask, a fifth of a local ask's cost). Worse, inserting a timer due earlier than any the
+//! parked worker knows of wakes that worker, which then steals the actor the ask just woke,
+//! and the ask becomes a cross-thread round trip (twice the latency; docs/BENCHMARKS.md,
+//! "The price of the default ask timeout"). So timers are reused: each
 //! thread keeps a few armed `Sleep`s of its runtime, and an ask that needs one takes a pooled
 //! one. tokio moves a timer to a *later* deadline without its lock (the wheel re-files the
 //! entry only when the old deadline comes round), and a pooled timer is never removed from
