@@ -46,7 +46,9 @@
 //! (`#[derive(RemoteMessage)]` and `#[messages(remote)]` then say which feature they need).
 //! For messages that cross the network without the cluster itself (a crate that only
 //! defines them), add `features = ["remote"]`; for the cluster without the command-line
-//! tool's dependencies, `features = ["cluster"]`.
+//! tool's dependencies, `features = ["cluster"]`. If another crate in the build turns on
+//! ractor's `cluster` feature, turn on understudy's `remote` too: the derives emit ractor's
+//! `Message` impls only where understudy's features say ractor needs them.
 
 #![forbid(unsafe_code)]
 
