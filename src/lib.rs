@@ -34,14 +34,21 @@
 //! - [`prelude`]: everything an actor module needs.
 //! - [`Runtime`]: one node's actor system (names, exports); no process-wide state.
 //! - [`supervisor`]: OTP supervision trees (one_for_one, one_for_all, rest_for_one).
-//! - [`remote`]: what messages that cross the network are made of.
+//! - `remote` (feature `remote`, part of `cluster`): what messages that cross the network are
+//!   made of.
 //! - `cluster` (feature `cluster`, on by default): nodes, the mesh, membership, remote actors
 //!   and extensions; see also the `understudy certs` command (feature `cli`, on by default).
 //! - `pg` (feature `cluster`): cluster-wide process groups with monitors.
 //!
-//! Features: `default = ["cluster", "cli"]`. For the local runtime alone (no TLS crates to
-//! build), depend with `default-features = false`; for the cluster without the command-line
-//! tool's dependencies, add `features = ["cluster"]`.
+//! Features: `default = ["cluster", "cli"]`. For the local runtime alone, depend with
+//! `default-features = false`: no TLS crates to build, and ractor is built without its
+//! `cluster` feature, so no actor pays for a process-wide pid registry or wider messages
+//! (`#[derive(RemoteMessage)]` and `#[messages(remote)]` then say which feature they need).
+//! For messages that cross the network without the cluster itself (a crate that only
+//! defines them), add `features = ["remote"]`; for the cluster without the command-line
+//! tool's dependencies, `features = ["cluster"]`. If another crate in the build turns on
+//! ractor's `cluster` feature, turn on understudy's `remote` too: the derives emit ractor's
+//! `Message` impls only where understudy's features say ractor needs them.
 
 #![forbid(unsafe_code)]
 
@@ -49,10 +56,11 @@
 extern crate self as understudy;
 
 pub use understudy_actor::{
-    Actor, ActorAddr, ActorError, Ask, AskError, AskFuture, Ctx, DEFAULT_ASK_TIMEOUT, DecodeError,
-    DeliverError, EncodeError, Handler, NameTaken, NodeId, RemoteMessage, Runtime, Spawn,
-    SpawnError, Tag, TellError, ask, names, remote, supervisor, tell,
+    Actor, ActorAddr, ActorError, Ask, AskError, AskFuture, Ctx, DEFAULT_ASK_TIMEOUT, Handler,
+    NameTaken, NodeId, Runtime, Spawn, SpawnError, TellError, ask, names, supervisor, tell,
 };
+#[cfg(feature = "remote")]
+pub use understudy_actor::{DecodeError, DeliverError, EncodeError, RemoteMessage, Tag, remote};
 pub use understudy_macros::{Actor, Message, RemoteMessage, messages};
 
 pub use ractor;
@@ -70,6 +78,8 @@ pub use understudy_pg as pg;
 
 /// Everything an actor module needs: `use understudy::prelude::*;`.
 pub mod prelude {
+    // `RemoteMessage` is the derive here; with `remote`, the trait too (same name, other
+    // namespace), and without it the derive says which feature to enable.
     pub use crate::{
         Actor, ActorCell, ActorError, ActorRef, AskError, Ctx, Handler, Message, RemoteMessage,
         RpcReplyPort, Runtime, Spawn, SpawnError, TellError, messages,
@@ -83,6 +93,7 @@ pub mod __private {
 }
 
 // The README's Rust snippets are compiled and run as doc tests, so the front door never lies.
-#[cfg(doctest)]
+// Some use the cluster, so they run in the default build (which has it).
+#[cfg(all(doctest, feature = "cluster"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

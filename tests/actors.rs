@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use understudy::DEFAULT_ASK_TIMEOUT;
 use understudy::prelude::*;
 
 #[derive(Actor)]
@@ -79,6 +80,95 @@ async fn async_handlers_and_per_call_timeouts() {
     let handle = tokio::spawn(slow.timeout(Duration::from_secs(30)).into_future());
     assert_eq!(err.await, Err(AskError::Timeout(Duration::from_millis(20))));
     handle.abort();
+}
+
+// Paused time: the runtime jumps the clock whenever every task waits on a timer, so a
+// 60 s handler runs at once and the test still tells a 5 s timeout from none.
+#[tokio::test(start_paused = true)]
+async fn an_untimed_ask_waits_past_the_default_timeout() {
+    let rt = Runtime::new();
+    let c = rt.spawn(Counter { n: 1 }).await.unwrap();
+    let minute = 60_000;
+    // The default 5 s gives up on a handler that takes a minute ...
+    let timed = c.add_slowly(1, minute);
+    assert_eq!(timed.await, Err(AskError::Timeout(DEFAULT_ASK_TIMEOUT)));
+    // ... an untimed ask waits for it (the previous one ran too: 1 + 1 + 1).
+    assert_eq!(c.add_slowly(1, minute).untimed().await, Ok(3));
+    // `timeout` after `untimed` times the ask again.
+    let again = c
+        .add_slowly(1, minute)
+        .untimed()
+        .timeout(Duration::from_secs(1));
+    assert_eq!(again.await, Err(AskError::Timeout(Duration::from_secs(1))));
+}
+
+// Timers are reused between asks (a per-thread pool, see actor/src/deadline.rs): a short
+// timeout after many 5 s asks, and timeouts in a row, must each fire on time.
+#[tokio::test(start_paused = true)]
+async fn timeouts_fire_on_time_after_many_asks() {
+    let rt = Runtime::new();
+    let c = rt.spawn(Counter { n: 0 }).await.unwrap();
+    for _ in 0..100 {
+        c.get().await.unwrap();
+    }
+    for timeout in [
+        Duration::from_secs(1),
+        Duration::from_millis(20),
+        Duration::from_secs(2),
+    ] {
+        let start = tokio::time::Instant::now();
+        let slow = c.add_slowly(1, 60_000).timeout(timeout);
+        assert_eq!(slow.await, Err(AskError::Timeout(timeout)));
+        let waited = start.elapsed();
+        // Never early; late by at most tokio's resolution (1 ms; 5 ms of margin).
+        assert!(waited >= timeout, "{waited:?} < {timeout:?}");
+        assert!(
+            waited <= timeout + Duration::from_millis(5),
+            "{waited:?} >> {timeout:?}"
+        );
+        // Let the slow handler finish before the next round.
+        assert!(c.get().timeout(Duration::from_secs(120)).await.is_ok());
+    }
+}
+
+// A thread that runs one runtime after another (as a test thread does) must not reuse the
+// first one's timers in the second.
+#[test]
+fn timed_asks_work_in_one_runtime_after_another_on_one_thread() {
+    for round in 0..3 {
+        let tokio_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio_rt.block_on(async {
+            let rt = Runtime::new();
+            let c = rt.spawn(Counter { n: round }).await.unwrap();
+            for _ in 0..10 {
+                assert_eq!(c.get().await, Ok(round));
+            }
+            let slow = c.add_slowly(1, 10_000).timeout(Duration::from_millis(10));
+            assert_eq!(
+                slow.await,
+                Err(AskError::Timeout(Duration::from_millis(10)))
+            );
+        });
+    }
+}
+
+#[tokio::test]
+async fn an_untimed_ask_ends_when_the_actor_cannot_answer() {
+    let rt = Runtime::new();
+    let c = rt.spawn(Counter { n: 0 }).await.unwrap();
+    assert_eq!(c.get().untimed().await, Ok(0));
+    c.crash().unwrap();
+    // Left in the mailbox of a crashing actor: the reply port is dropped, or the mailbox
+    // closed first. Either way the untimed ask ends.
+    assert!(matches!(
+        c.get().untimed().await,
+        Err(AskError::ActorStopped | AskError::MailboxClosed)
+    ));
+    c.wait(None).await.unwrap();
+    assert_eq!(c.get().untimed().await, Err(AskError::MailboxClosed));
 }
 
 #[tokio::test]

@@ -1,5 +1,4 @@
 //! The configuration shown in the README parses as a node configuration.
-#![cfg(feature = "cluster")]
 
 use understudy::cluster::node::NodeConfig;
 

@@ -2,10 +2,15 @@
 //!
 //! An ask is lazy, like every Rust future: nothing is sent until it is awaited. It waits
 //! [`DEFAULT_ASK_TIMEOUT`] (5 s, as `gen_server:call/2`) unless given another with
-//! [`Ask::timeout`]. Its errors say what happened to the message: it could not be enqueued
-//! ([`AskError::MailboxClosed`]), it was enqueued but the actor stopped or dropped the reply
-//! before answering ([`AskError::ActorStopped`]), or no answer came in time
-//! ([`AskError::Timeout`]).
+//! [`Ask::timeout`], or none with [`Ask::untimed`]. Its errors say what happened to the
+//! message: it could not be enqueued ([`AskError::MailboxClosed`]), it was enqueued but the
+//! actor stopped or dropped the reply before answering ([`AskError::ActorStopped`]), or no
+//! answer came in time ([`AskError::Timeout`]).
+//!
+//! The timeout costs little: the timer is armed only if the reply is not there at the first
+//! poll, and timers are reused between asks (see `deadline.rs`); a timed local ask costs
+//! about 12% more instructions than an untimed one (docs/BENCHMARKS.md). It gives up within
+//! a millisecond after its deadline (tokio's timer resolution).
 
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
@@ -14,8 +19,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ractor::concurrency::OneshotReceiver;
-use ractor::{ActorId, ActorRef, ActorStatus, Message, MessagingErr, RpcReplyPort};
-use tokio::time::Timeout;
+use ractor::{ActorRef, Message, MessagingErr, RpcReplyPort};
+
+use crate::deadline::{Deadline, Timer};
 
 /// How long an ask waits for its answer unless told otherwise.
 pub const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -99,14 +105,17 @@ impl From<TellError> for AskError {
 /// ```
 #[inline]
 pub fn tell<M: Message>(to: &ActorRef<M>, message: M) -> Result<(), TellError> {
-    match to.get_id() {
-        ActorId::Local(_) => to.send_message(message).map_err(TellError::from),
-        ActorId::Remote { node_id, pid } => tell_remote(to, node_id, pid, message),
+    // Without `remote` there are no remote refs: ractor makes proxies only with `cluster`.
+    #[cfg(feature = "remote")]
+    if let ractor::ActorId::Remote { node_id, pid } = to.get_id() {
+        return tell_remote(to, node_id, pid, message);
     }
+    to.send_message(message).map_err(TellError::from)
 }
 
 /// The remote half of [`tell`]: hand the serialised message to the route now, in the sender's
 /// task (see [`crate::route`] for why).
+#[cfg(feature = "remote")]
 fn tell_remote<M: Message>(
     to: &ActorRef<M>,
     route: u64,
@@ -115,7 +124,7 @@ fn tell_remote<M: Message>(
 ) -> Result<(), TellError> {
     if matches!(
         to.get_status(),
-        ActorStatus::Stopping | ActorStatus::Stopped
+        ractor::ActorStatus::Stopping | ractor::ActorStatus::Stopped
     ) {
         return Err(TellError::MailboxClosed);
     }
@@ -136,6 +145,7 @@ fn tell_remote<M: Message>(
 /// # use understudy_actor::{ask, AskError};
 /// # use ractor::RpcReplyPort;
 /// # enum Msg { Get(RpcReplyPort<u64>) }
+/// # #[cfg(feature = "remote")]
 /// # impl ractor::Message for Msg {}
 /// # async fn f(actor: ractor::ActorRef<Msg>) -> Result<(), AskError> {
 /// let n = ask(&actor, Msg::Get).timeout(std::time::Duration::from_millis(100)).await?;
@@ -150,24 +160,56 @@ where
     Ask {
         to: to.clone(),
         make,
-        timeout: DEFAULT_ASK_TIMEOUT,
+        timeout: Some(DEFAULT_ASK_TIMEOUT),
         _reply: PhantomData,
     }
 }
 
-/// A pending ask; await it (optionally after [`Ask::timeout`]).
+/// A pending ask; await it (optionally after [`Ask::timeout`] or [`Ask::untimed`]).
 #[must_use = "an ask does nothing until it is awaited"]
 pub struct Ask<M: Message, R, F> {
     to: ActorRef<M>,
     make: F,
-    timeout: Duration,
+    /// `None`: untimed.
+    timeout: Option<Duration>,
     _reply: PhantomData<fn() -> R>,
 }
 
 impl<M: Message, R, F> Ask<M, R, F> {
     /// Waits at most `timeout` for the reply instead of [`DEFAULT_ASK_TIMEOUT`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Waits for the reply as long as it takes: no timer at all.
+    ///
+    /// For hot paths where the answer is known to come (the actor is local, alive and
+    /// answers every such message): it saves the cost of arming a timer per ask. The ask
+    /// still ends if the actor stops or drops the reply port ([`AskError::ActorStopped`]).
+    ///
+    /// **Warning:** an actor that is alive but never answers (stuck in a handler, waiting
+    /// for the asker in a cycle, or holding the reply port) makes an untimed ask wait
+    /// forever, and the asker with it. That is why asks are timed by default, as
+    /// `gen_server:call/2` is; prefer [`timeout`](Self::timeout) unless a profile shows the
+    /// timer matters.
+    ///
+    /// To a remote actor, an untimed ask is not unbounded: the connection keeps a pending
+    /// call for [`DEFAULT_ASK_TIMEOUT`] (and a little slack) when the ask carries no timeout,
+    /// then forgets it, and the ask fails with [`AskError::ActorStopped`].
+    ///
+    /// ```
+    /// # use understudy_actor::{ask, AskError};
+    /// # use ractor::RpcReplyPort;
+    /// # enum Msg { Get(RpcReplyPort<u64>) }
+    /// # #[cfg(feature = "remote")]
+    /// # impl ractor::Message for Msg {}
+    /// # async fn f(actor: ractor::ActorRef<Msg>) -> Result<(), AskError> {
+    /// let n = ask(&actor, Msg::Get).untimed().await?;
+    /// # let _: u64 = n; Ok(()) }
+    /// ```
+    pub fn untimed(mut self) -> Self {
+        self.timeout = None;
         self
     }
 }
@@ -183,49 +225,62 @@ where
 
     fn into_future(self) -> AskFuture<R> {
         let (tx, rx) = ractor::concurrency::oneshot();
-        let port = RpcReplyPort::from((tx, self.timeout));
+        let port = match self.timeout {
+            Some(timeout) => RpcReplyPort::from((tx, timeout)),
+            None => RpcReplyPort::from(tx),
+        };
         match tell(&self.to, (self.make)(port)) {
             Ok(()) => AskFuture {
-                failed: None,
-                wait: Some(tokio::time::timeout(self.timeout, rx)),
-                timeout: self.timeout,
+                state: Some(Ok(rx)),
+                deadline: self.timeout.map(Deadline::after),
+                timer: None,
             },
             Err(e) => AskFuture {
-                failed: Some(e.into()),
-                wait: None,
-                timeout: self.timeout,
+                state: Some(Err(e.into())),
+                deadline: None,
+                timer: None,
             },
         }
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The future of an [`Ask`].
-    pub struct AskFuture<R> {
-        failed: Option<AskError>,
-        #[pin]
-        wait: Option<Timeout<OneshotReceiver<R>>>,
-        timeout: Duration,
-    }
+/// The future of an [`Ask`].
+pub struct AskFuture<R> {
+    // `Ok`: waiting for the reply; `Err`: failed before it was sent; `None`: done.
+    state: Option<Result<OneshotReceiver<R>, AskError>>,
+    deadline: Option<Deadline>,
+    // Armed only once the reply is not there at the first poll.
+    timer: Option<Timer>,
 }
 
 impl<R> Future for AskFuture<R> {
     type Output = Result<R, AskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Some(e) = this.failed.take() {
-            return Poll::Ready(Err(e));
+        // Every field is Unpin (the timer is boxed).
+        let this = self.get_mut();
+        let rx = match &mut this.state {
+            Some(Ok(rx)) => rx,
+            Some(Err(_)) | None => {
+                // Failed before sending, or polled again after completion.
+                let failed = this.state.take().and_then(Result::err);
+                return Poll::Ready(Err(failed.unwrap_or(AskError::ActorStopped)));
+            }
+        };
+        if let Poll::Ready(reply) = Pin::new(rx).poll(cx) {
+            this.state = None;
+            return Poll::Ready(reply.map_err(|_dropped| AskError::ActorStopped));
         }
-        match this.wait.as_pin_mut() {
-            Some(wait) => match wait.poll(cx) {
-                Poll::Ready(Ok(Ok(reply))) => Poll::Ready(Ok(reply)),
-                Poll::Ready(Ok(Err(_dropped))) => Poll::Ready(Err(AskError::ActorStopped)),
-                Poll::Ready(Err(_elapsed)) => Poll::Ready(Err(AskError::Timeout(*this.timeout))),
-                Poll::Pending => Poll::Pending,
-            },
-            // Polled again after completion: the reply was already taken.
-            None => Poll::Ready(Err(AskError::ActorStopped)),
+        let Some(deadline) = this.deadline else {
+            return Poll::Pending;
+        };
+        let timer = this.timer.get_or_insert_with(|| Timer::arm(deadline.at));
+        match timer.poll(cx) {
+            Poll::Ready(()) => {
+                this.state = None;
+                Poll::Ready(Err(AskError::Timeout(deadline.timeout)))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }

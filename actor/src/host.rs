@@ -33,16 +33,19 @@ pub(crate) struct Hosted<A> {
     actor: A,
     ctx: Ctx<A>,
     _name: Option<NameGuard>,
+    #[cfg(feature = "remote")]
     _export: ExportGuard,
 }
 
 /// Removes the actor from its node's export table when its state goes away, so an exported
 /// actor that stopped is not kept alive (nor found) by the table.
+#[cfg(feature = "remote")]
 pub(crate) struct ExportGuard {
     runtime: Runtime,
     pid: u64,
 }
 
+#[cfg(feature = "remote")]
 impl Drop for ExportGuard {
     fn drop(&mut self) {
         self.runtime.exports().remove(self.pid);
@@ -93,6 +96,7 @@ impl<A: Handler> ractor::Actor for Host<A> {
             },
             None => None,
         };
+        #[cfg(feature = "remote")]
         let export = ExportGuard {
             runtime: runtime.clone(),
             pid: cell.get_id().pid(),
@@ -103,6 +107,7 @@ impl<A: Handler> ractor::Actor for Host<A> {
             actor,
             ctx,
             _name: guard,
+            #[cfg(feature = "remote")]
             _export: export,
         })
     }

@@ -84,10 +84,14 @@ impl ActorAddr {
     pub fn of(cell: &ActorCell, here: NodeId) -> Option<ActorAddr> {
         match cell.get_id() {
             ActorId::Local(pid) => Some(ActorAddr { node: here, pid }),
+            #[cfg(feature = "remote")]
             ActorId::Remote { node_id, pid } => crate::route::lookup(node_id).map(|r| ActorAddr {
                 node: r.node(),
                 pid,
             }),
+            // Without `remote`, ractor makes no proxies, so no remote id comes from a cell.
+            #[cfg(not(feature = "remote"))]
+            ActorId::Remote { .. } => None,
         }
     }
 }

@@ -13,17 +13,27 @@
 //!   and supervision events are ractor's own, so both ecosystems mix freely.
 //!
 //! Most users reach this crate through the `understudy` facade and its macros.
+//!
+//! Feature `remote` (off by default; understudy's `cluster` feature turns it on): messages
+//! that cross the network ([`RemoteMessage`], the wire encoding, routes, exported actors). It
+//! turns on ractor's `cluster` feature, which registers every actor in a process-wide pid
+//! registry and widens every message; without it, a program pays none of that.
 
 #![forbid(unsafe_code)]
 
 pub mod actor;
 pub mod ask;
+#[cfg(feature = "remote")]
 pub mod backlog;
+mod deadline;
 pub mod exported;
 mod host;
 pub mod id;
+mod message_impls;
 pub mod names;
+#[cfg(feature = "remote")]
 pub mod remote;
+#[cfg(feature = "remote")]
 pub mod route;
 pub mod runtime;
 pub mod supervisor;
@@ -31,8 +41,10 @@ pub(crate) mod sync;
 
 pub use actor::{Actor, ActorError, Ctx, Handler};
 pub use ask::{Ask, AskError, AskFuture, DEFAULT_ASK_TIMEOUT, TellError, ask, tell};
+#[cfg(feature = "remote")]
 pub use exported::DeliverError;
 pub use id::{ActorAddr, NodeId};
+#[cfg(feature = "remote")]
 pub use remote::{DecodeError, EncodeError, RemoteMessage, Tag};
 pub use runtime::{NameTaken, Runtime, Spawn, SpawnError};
 pub use supervisor::{

@@ -9,17 +9,24 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+#[cfg(feature = "remote")]
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[cfg(feature = "remote")]
 use ractor::message::SerializedMessage;
 use ractor::{ActorCell, ActorRef, SpawnErr};
 
 use crate::actor::Handler;
+#[cfg(feature = "remote")]
 use crate::exported::{DeliverError, ExportTable};
 use crate::host::{Host, Start};
-use crate::id::{ActorAddr, NodeId};
+#[cfg(feature = "remote")]
+use crate::id::ActorAddr;
+use crate::id::NodeId;
 use crate::names::{NameTable, Registration};
+#[cfg(feature = "remote")]
 use crate::remote::RemoteMessage;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One node's actor runtime. Cheap to clone (a shared handle).
 ///
@@ -38,7 +45,9 @@ pub struct Runtime {
 struct Inner {
     node_id: NodeId,
     names: NameTable<ActorCell>,
+    #[cfg(feature = "remote")]
     exports: ExportTable,
+    #[cfg(feature = "remote")]
     rejected: AtomicU64,
 }
 
@@ -146,7 +155,9 @@ impl Runtime {
             inner: Arc::new(Inner {
                 node_id,
                 names: NameTable::new(),
+                #[cfg(feature = "remote")]
                 exports: ExportTable::default(),
+                #[cfg(feature = "remote")]
                 rejected: AtomicU64::new(0),
             }),
         }
@@ -265,6 +276,18 @@ impl Runtime {
         self.inner.names.registered()
     }
 
+    pub(crate) fn names(&self) -> &NameTable<ActorCell> {
+        &self.inner.names
+    }
+
+    pub(crate) fn release(&self, registration: &Registration) -> bool {
+        self.inner.names.unregister(registration)
+    }
+}
+
+/// Exported actors: what other nodes may reach on this node (feature `remote`).
+#[cfg(feature = "remote")]
+impl Runtime {
     /// Lets other nodes reach `actor`; returns its address.
     pub fn export<M: RemoteMessage>(&self, actor: &ActorRef<M>) -> ActorAddr {
         let pid = self.inner.exports.export(actor);
@@ -299,13 +322,5 @@ impl Runtime {
     /// The exported-actor table.
     pub fn exports(&self) -> &ExportTable {
         &self.inner.exports
-    }
-
-    pub(crate) fn names(&self) -> &NameTable<ActorCell> {
-        &self.inner.names
-    }
-
-    pub(crate) fn release(&self, registration: &Registration) -> bool {
-        self.inner.names.unregister(registration)
     }
 }

@@ -93,6 +93,8 @@ enum Cmd {
     Stop(Option<String>),
 }
 
+// ractor's blanket impl covers every type without its `cluster` feature (understudy's `remote`).
+#[cfg(feature = "remote")]
 impl ractor::Message for Cmd {}
 
 impl Actor for Probe {
@@ -178,6 +180,7 @@ struct Exit {
 struct Watcher;
 
 struct Nothing;
+#[cfg(feature = "remote")]
 impl ractor::Message for Nothing {}
 
 impl ractor::Actor for Watcher {

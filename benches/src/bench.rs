@@ -1,4 +1,4 @@
-//! The five measurements, written once over [`Fw`] and monomorphised per framework.
+//! The six measurements, written once over [`Fw`] and monomorphised per framework.
 //!
 //! Every framework runs the same actor (a counter: `Add(u64)` adds, `Get` replies with the
 //! sum), the same message sizes, the same loops. Each measurement stops its clock only after
@@ -9,8 +9,8 @@ use std::future::Future;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-/// Every ask in every framework waits at most this long (understudy's default ask timeout;
-/// the others are given the same timeout explicitly, so each ask arms the same timer).
+/// Every timed ask in every framework waits at most this long (understudy's default ask
+/// timeout; the others are given the same timeout explicitly, so each ask arms a timer).
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One actor framework, reduced to what the benchmarks do with it.
@@ -30,6 +30,9 @@ pub trait Fw: Send + Sync + 'static {
     /// Ask `Get` (with [`ASK_TIMEOUT`]) and return the counter.
     fn get(r: &Self::Ref) -> impl Future<Output = u64> + Send;
 
+    /// Ask `Get` with no timeout at all (no timer armed) and return the counter.
+    fn get_untimed(r: &Self::Ref) -> impl Future<Output = u64> + Send;
+
     /// Asks the actor to stop (gracefully).
     fn stop(r: &Self::Ref) -> impl Future<Output = ()> + Send;
 
@@ -42,16 +45,20 @@ pub trait Fw: Send + Sync + 'static {
 pub enum Test {
     Tell1,
     Tell100,
+    /// Asks with [`ASK_TIMEOUT`].
     Ask,
+    /// Asks with no timeout.
+    AskUntimed,
     Spawn,
     Memory,
 }
 
 impl Test {
-    pub const ALL: [Test; 5] = [
+    pub const ALL: [Test; 6] = [
         Test::Tell1,
         Test::Tell100,
         Test::Ask,
+        Test::AskUntimed,
         Test::Spawn,
         Test::Memory,
     ];
@@ -61,6 +68,7 @@ impl Test {
             Test::Tell1 => "tell1",
             Test::Tell100 => "tell100",
             Test::Ask => "ask",
+            Test::AskUntimed => "ask_untimed",
             Test::Spawn => "spawn",
             Test::Memory => "memory",
         }
@@ -183,9 +191,10 @@ pub async fn run<F: Fw>(fw: F, test: Test, sizes: Sizes) -> Metrics {
                 .await
                 .metrics("msgs_per_s", "cpu_ns_per_msg", sizes.msgs)
         }
-        Test::Ask => {
-            ask_latency(&fw, (sizes.asks / 10).max(1)).await;
-            ask_latency(&fw, sizes.asks).await
+        Test::Ask | Test::AskUntimed => {
+            let untimed = test == Test::AskUntimed;
+            ask_latency(&fw, (sizes.asks / 10).max(1), untimed).await;
+            ask_latency(&fw, sizes.asks, untimed).await
         }
         Test::Spawn => {
             spawn_rate(&fw, (sizes.spawns / 10).max(1)).await;
@@ -245,14 +254,14 @@ async fn tell_fanout<F: Fw>(fw: &F, n: u64) -> Span {
 /// Segments of the ask test, each against a fresh actor (see [`ask_latency`]).
 pub const ASK_SEGMENTS: u64 = 10;
 
-/// `n` sequential asks; latency mean / p50 / p99 in µs, and asks/s.
+/// `n` sequential asks (timed, or `untimed`); latency mean / p50 / p99 in µs, and asks/s.
 ///
 /// On a multi-thread runtime the actor lands either on the sender's worker (an ask is then
 /// a same-thread task switch, ~0.5 µs) or on the other worker (a cross-thread wake-up,
 /// ~1 µs, with a fatter tail) — tokio decides, at random. One actor per run would make each
 /// run all one or all the other, so the asks are split over [`ASK_SEGMENTS`] fresh actors
 /// and every run sees a mix of placements.
-async fn ask_latency<F: Fw>(fw: &F, n: u64) -> Metrics {
+async fn ask_latency<F: Fw>(fw: &F, n: u64, untimed: bool) -> Metrics {
     let segments = ASK_SEGMENTS.min(n);
     let mut lat = Vec::with_capacity(n as usize);
     let mut span = Span::default();
@@ -262,7 +271,11 @@ async fn ask_latency<F: Fw>(fw: &F, n: u64) -> Metrics {
         let clock = Stopwatch::start();
         for _ in 0..per {
             let s = Instant::now();
-            black_box(F::get(&a).await);
+            if untimed {
+                black_box(F::get_untimed(&a).await);
+            } else {
+                black_box(F::get(&a).await);
+            }
             lat.push(s.elapsed());
         }
         span += clock.stop();
@@ -296,7 +309,13 @@ async fn spawn_rate<F: Fw>(fw: &F, n: u64) -> Span {
     span
 }
 
-/// Runs one measurement process and reads its `RESULT <test> <framework> k=v ...` line
+/// Prints the line a measurement process reports to the driver (see [`run_measurement`]).
+pub fn print_result(fw: &str, test: Test, metrics: &Metrics) {
+    let fields: Vec<String> = metrics.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("RESULT {fw} {} {}", test.name(), fields.join(" "));
+}
+
+/// Runs one measurement process and reads its `RESULT <framework> <test> k=v ...` line
 /// (echoing the fields). `None`, with the child's stderr printed, if it failed.
 pub fn run_measurement(cmd: &mut std::process::Command) -> Option<Vec<(String, f64)>> {
     let out = cmd.output().expect("spawn a measurement process");

@@ -18,9 +18,22 @@ pub(crate) fn message(input: TokenStream) -> syn::Result<TokenStream> {
     let p = private_path(&opts.krate);
     let name = &input.ident;
     let (impl_g, ty_g, where_g) = input.generics.split_for_impl();
-    Ok(quote! {
-        impl #impl_g #p::ractor::Message for #name #ty_g #where_g {}
-    })
+    Ok(local_message_impl(
+        &p,
+        quote!(impl #impl_g #p::ractor::Message for #name #ty_g #where_g),
+    ))
+}
+
+/// ractor's `Message` for a local message, given the impl's head: understudy-actor emits it
+/// only where ractor has no blanket impl (see its `__message_impl!`).
+pub(crate) fn local_message_impl(p: &TokenStream, head: TokenStream) -> TokenStream {
+    quote! { #p::actor::__message_impl! { #head } }
+}
+
+/// The items of a remote message, which understudy-actor turns into one clear compile error
+/// when its `remote` feature is off (see its `__remote_message!`). `what` names the macro.
+pub(crate) fn remote_items(p: &TokenStream, what: &str, items: TokenStream) -> TokenStream {
+    quote! { #p::actor::__remote_message! { #what; #items } }
 }
 
 pub(crate) fn actor(input: TokenStream) -> syn::Result<TokenStream> {
@@ -54,7 +67,7 @@ pub(crate) fn remote_message(input: TokenStream) -> syn::Result<TokenStream> {
     let name = &input.ident;
     let tag = tag_expr(&p, &opts.tag, &name.to_string());
     let message_impl = serialising_message_impl(&p, name);
-    Ok(quote! {
+    let items = quote! {
         impl #p::actor::RemoteMessage for #name {
             const TAG: #p::actor::Tag = #tag;
 
@@ -80,7 +93,8 @@ pub(crate) fn remote_message(input: TokenStream) -> syn::Result<TokenStream> {
 
 
         #message_impl
-    })
+    };
+    Ok(remote_items(&p, "#[derive(RemoteMessage)]", items))
 }
 
 /// ractor's `Message` for a `RemoteMessage` type: serialisable, through the wire hooks.

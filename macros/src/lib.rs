@@ -36,6 +36,9 @@ pub fn derive_message(input: TokenStream) -> TokenStream {
 /// The tag defaults to a hash of the type's path; fix it with `#[understudy(tag = "name")]`
 /// so that moving or renaming the type does not change the wire format.
 ///
+/// Needs understudy's `cluster` feature (or `remote`); in a local-only build it is a compile
+/// error that says so.
+///
 /// ```text
 /// #[derive(serde::Serialize, serde::Deserialize, understudy::RemoteMessage)]
 /// #[understudy(tag = "shop.Order")]
@@ -67,11 +70,11 @@ pub fn derive_actor(input: TokenStream) -> TokenStream {
 /// impl that dispatches to the methods, and a trait `CounterRef` implemented for
 /// `ActorRef<CounterMsg>` with one method per message: methods returning nothing are
 /// tells (`Result<(), TellError>`), others are asks (await them; `.timeout(d)` to change the
-/// default 5 s). A method may take `ctx: &Ctx<Self>` to reach its own ref and runtime, and
+/// default 5 s, `.untimed()` for no timer at all). A method may take `ctx: &Ctx<Self>` to reach its own ref and runtime, and
 /// may be `async`.
 ///
 /// Options: `#[messages(remote)]` makes the messages `RemoteMessage` (arguments and replies
-/// must be serde types); `name = CounterMsg`, `ext = CounterRef`, `vis = pub(crate)`,
+/// must be serde types; needs understudy's `cluster` or `remote` feature); `name = CounterMsg`, `ext = CounterRef`, `vis = pub(crate)`,
 /// `tag = "..."` and `crate = path` override the defaults.
 ///
 /// ```text

@@ -11,7 +11,7 @@ use syn::{
     Attribute, FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, Pat, ReturnType, Type, Visibility,
 };
 
-use crate::derive::{serialising_message_impl, tag_expr};
+use crate::derive::{local_message_impl, remote_items, serialising_message_impl, tag_expr};
 use crate::options::{MessagesOptions, private_path};
 
 /// Methods of `ActorRef`/`ActorCell` that a generated method would silently lose to, since
@@ -126,7 +126,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let message_impl = if opts.remote {
         gen_remote(&p, &enum_name, &opts, &messages)
     } else {
-        quote! { impl #p::ractor::Message for #enum_name {} }
+        local_message_impl(&p, quote!(impl #p::ractor::Message for #enum_name))
     };
 
     Ok(quote! {
@@ -453,7 +453,7 @@ fn gen_remote(
         }
     });
     let count = msgs.len() as u32;
-    quote! {
+    let items = quote! {
         impl #p::actor::RemoteMessage for #enum_name {
             const TAG: #p::actor::Tag = #tag;
 
@@ -490,5 +490,6 @@ fn gen_remote(
 
 
         #message_impl
-    }
+    };
+    remote_items(p, "#[messages(remote)]", items)
 }

@@ -63,6 +63,7 @@ pub enum ChildKind {
 ///     async fn handle(&mut self, _: &Ctx<Self>, _: CacheMsg) -> Result<(), ActorError> { Ok(()) }
 /// }
 /// struct CacheMsg;
+/// # #[cfg(feature = "remote")] // ractor has a blanket impl without `cluster`
 /// impl ractor::Message for CacheMsg {}
 ///
 /// let spec = ChildSpec::new("cache", || Cache)

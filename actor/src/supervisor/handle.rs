@@ -151,6 +151,7 @@ impl Runtime {
     ///     async fn handle(&mut self, _: &Ctx<Self>, _: Job) -> Result<(), ActorError> { Ok(()) }
     /// }
     /// struct Job;
+    /// # #[cfg(feature = "remote")] // ractor has a blanket impl without `cluster`
     /// impl ractor::Message for Job {}
     ///
     /// # #[tokio::main(flavor = "current_thread")]

@@ -51,6 +51,7 @@
 //!     }
 //! }
 //! struct Crash;
+//! # #[cfg(feature = "remote")] // ractor has a blanket impl without `cluster`
 //! impl ractor::Message for Crash {}
 //!
 //! # #[tokio::main(flavor = "current_thread")]

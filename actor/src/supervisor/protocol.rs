@@ -46,6 +46,8 @@ pub struct ChildCounts {
 /// The supervisor's message type. Opaque: use [`SupervisorRef`](super::SupervisorRef).
 pub struct SupervisorMsg(pub(crate) Command);
 
+// Without ractor's `cluster` (no `remote`), its blanket impl covers every type.
+#[cfg(feature = "remote")]
 impl ractor::Message for SupervisorMsg {}
 
 impl std::fmt::Debug for SupervisorMsg {

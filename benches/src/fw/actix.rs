@@ -1,7 +1,7 @@
 //! actix: its standard setup — a `System` (one thread: a current-thread tokio runtime with a
 //! LocalSet, the system arbiter), actors started on it with `start()`, tells with `do_send`
 //! (which ignores the mailbox capacity, like an unbounded mailbox), asks with `send` and the
-//! same 5 s timeout.
+//! same 5 s timeout (or none).
 
 use actix::{Actor, Addr, Context, Handler, Message};
 
@@ -69,6 +69,10 @@ impl Fw for Actix {
 
     async fn get(r: &Self::Ref) -> u64 {
         r.send(Get).timeout(ASK_TIMEOUT).await.expect("ask")
+    }
+
+    async fn get_untimed(r: &Self::Ref) -> u64 {
+        r.send(Get).await.expect("ask")
     }
 
     async fn stop(r: &Self::Ref) {

@@ -1,6 +1,6 @@
 //! kameo: `Actor` + one `Message<T>` impl per message. Unbounded mailbox (ractor's and
 //! actix's `do_send` are unbounded too; kameo's default is bounded(64), which would make
-//! every tell wait for room), ask with the same 5 s reply timeout.
+//! every tell wait for room), ask with the same 5 s reply timeout, or none.
 
 use kameo::actor::{ActorRef, Spawn};
 use kameo::error::Infallible;
@@ -62,6 +62,10 @@ impl Fw for Kameo {
 
     async fn get(r: &Self::Ref) -> u64 {
         r.ask(Get).reply_timeout(ASK_TIMEOUT).await.expect("ask")
+    }
+
+    async fn get_untimed(r: &Self::Ref) -> u64 {
+        r.ask(Get).await.expect("ask")
     }
 
     async fn stop(r: &Self::Ref) {

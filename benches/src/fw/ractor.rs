@@ -1,4 +1,5 @@
-//! Raw ractor: behaviour + `State`, native async fns, `cast` and `call_t!`.
+//! Raw ractor: behaviour + `State`, native async fns, `cast`, `call_t!` (timed) and
+//! `call(.., None)` (untimed).
 
 use ractor::{ActorProcessingErr, ActorRef};
 
@@ -55,6 +56,13 @@ impl Fw for Ractor {
 
     async fn get(r: &Self::Ref) -> u64 {
         ractor::call_t!(r, CounterMsg::Get, ASK_TIMEOUT.as_millis() as u64).expect("call")
+    }
+
+    async fn get_untimed(r: &Self::Ref) -> u64 {
+        match r.call(CounterMsg::Get, None).await.expect("call") {
+            ractor::rpc::CallResult::Success(n) => n,
+            other => panic!("call failed: {other:?}"),
+        }
     }
 
     async fn stop(r: &Self::Ref) {

@@ -68,6 +68,10 @@ impl Fw for Understudy {
         r.get().await.expect("ask")
     }
 
+    async fn get_untimed(r: &Self::Ref) -> u64 {
+        r.get().untimed().await.expect("ask")
+    }
+
     async fn stop(r: &Self::Ref) {
         r.stop(None);
     }
@@ -124,6 +128,13 @@ impl Fw for Manual {
     async fn get(r: &Self::Ref) -> u64 {
         understudy::ask(r, CounterMsg::Get)
             .timeout(ASK_TIMEOUT)
+            .await
+            .expect("ask")
+    }
+
+    async fn get_untimed(r: &Self::Ref) -> u64 {
+        understudy::ask(r, CounterMsg::Get)
+            .untimed()
             .await
             .expect("ask")
     }
