@@ -56,8 +56,9 @@
 extern crate self as understudy;
 
 pub use understudy_actor::{
-    Actor, ActorAddr, ActorError, Ask, AskError, AskFuture, Ctx, DEFAULT_ASK_TIMEOUT, Handler,
-    NameTaken, NodeId, Runtime, Spawn, SpawnError, TellError, ask, names, supervisor, tell,
+    Actor, ActorAddr, ActorError, Ask, AskError, AskFuture, AskerGone, Ctx, DEFAULT_ASK_TIMEOUT,
+    Handler, NameTaken, NodeId, Reply, Runtime, Spawn, SpawnError, TellError, ask, names, send,
+    supervisor, tell,
 };
 #[cfg(feature = "remote")]
 pub use understudy_actor::{DecodeError, DeliverError, EncodeError, RemoteMessage, Tag, remote};
@@ -82,7 +83,7 @@ pub mod prelude {
     // namespace), and without it the derive says which feature to enable.
     pub use crate::{
         Actor, ActorCell, ActorError, ActorRef, AskError, Ctx, Handler, Message, RemoteMessage,
-        RpcReplyPort, Runtime, Spawn, SpawnError, TellError, messages,
+        Reply, RpcReplyPort, Runtime, Spawn, SpawnError, TellError, messages,
     };
 }
 

@@ -413,3 +413,45 @@ async fn a_peer_past_its_monitor_or_link_limit_is_cut_off() {
         };
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_send_rides_out_backpressure_and_loses_nothing() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster_with(&ca, 2, None, WAIT, small).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let gate = Arc::new(Notify::new());
+    let got = Arc::new(AtomicU64::new(0));
+    let sink = b
+        .spawn(Sink {
+            gate: gate.clone(),
+            got: got.clone(),
+        })
+        .await
+        .expect("sink");
+    sink.hold().expect("hold");
+    let remote: ActorRef<SinkMsg> = a.actor_ref(b.export(&sink)).await.expect("resolve");
+    // Far more than the lane and the backlog hold: plain tells would be refused.
+    const N: u64 = 5_000;
+    let sender = tokio::spawn(async move {
+        for _ in 0..N {
+            understudy::send(
+                &remote,
+                SinkMsg::Put {
+                    data: vec![1; 1024],
+                },
+            )
+            .await
+            .expect("a waiting send succeeds");
+        }
+    });
+    eventually("the sender is held back", || {
+        b.remote_stats().backlog_bytes > 0 && !sender.is_finished()
+    })
+    .await;
+    gate.notify_one();
+    tokio::time::timeout(WAIT, sender)
+        .await
+        .expect("the sender finishes once the sink reads")
+        .expect("no panic");
+    eventually("every message arrived", || got.load(Ordering::Relaxed) == N).await;
+}

@@ -203,8 +203,15 @@ async fn remote_tells_and_asks_cross_the_export_table() {
 
     // An ask: the typed port is bridged to bytes, crosses "the wire", and back.
     let (tx, rx) = understudy::__private::ractor::concurrency::oneshot();
-    rt.deliver(pid, CalcMsg::Total { reply: tx.into() }.to_wire().unwrap())
-        .unwrap();
+    rt.deliver(
+        pid,
+        CalcMsg::Total {
+            reply: understudy::RpcReplyPort::from(tx).into(),
+        }
+        .to_wire()
+        .unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         tokio::time::timeout(Duration::from_secs(5), rx)
             .await
@@ -214,8 +221,15 @@ async fn remote_tells_and_asks_cross_the_export_table() {
     );
 
     let (tx, rx) = understudy::__private::ractor::concurrency::oneshot();
-    rt.deliver(pid, CalcMsg::Notes { reply: tx.into() }.to_wire().unwrap())
-        .unwrap();
+    rt.deliver(
+        pid,
+        CalcMsg::Notes {
+            reply: understudy::RpcReplyPort::from(tx).into(),
+        }
+        .to_wire()
+        .unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         tokio::time::timeout(Duration::from_secs(5), rx)
             .await

@@ -135,8 +135,51 @@ fn tell_remote<M: Message>(
     if !M::serializable() {
         return Err(TellError::WrongActorType);
     }
-    let wire = message.serialize().map_err(|_| TellError::WrongActorType)?;
-    route.send(pid, wire)
+    // An ask's encoder hands its asker's side over instead of bridging it with a task.
+    let (wire, completion) = crate::remote_reply::sending(|| message.serialize());
+    let wire = wire.map_err(|_| TellError::WrongActorType)?;
+    match (wire, completion) {
+        (ractor::message::SerializedMessage::Cast { args, .. }, Some(completion)) => {
+            route.ask(pid, args, completion)
+        }
+        (wire, _) => route.send(pid, wire),
+    }
+}
+
+/// Sends `message` to `to`, waiting while the connection to a remote actor has no room,
+/// instead of failing with [`TellError::Overloaded`] as [`tell`] does (as tokio's
+/// `Sender::send().await` waits where `try_send` fails). To a local actor it is [`tell`].
+///
+/// ```
+/// # use understudy_actor::{send, TellError};
+/// # async fn f(actor: ractor::ActorRef<String>) -> Result<(), TellError> {
+/// send(&actor, "hello".to_string()).await?;
+/// # Ok(()) }
+/// ```
+pub async fn send<M: Message>(to: &ActorRef<M>, message: M) -> Result<(), TellError> {
+    #[cfg(feature = "remote")]
+    if let ractor::ActorId::Remote { node_id, pid } = to.get_id()
+        && let Some(route) = crate::route::lookup(node_id)
+    {
+        if matches!(
+            to.get_status(),
+            ractor::ActorStatus::Stopping | ractor::ActorStatus::Stopped
+        ) {
+            return Err(TellError::MailboxClosed);
+        }
+        if !M::serializable() {
+            return Err(TellError::WrongActorType);
+        }
+        return match message.serialize() {
+            Ok(ractor::message::SerializedMessage::Cast { args, .. }) => {
+                route.send_waiting(pid, args).await
+            }
+            // An ask (a port inside) goes as a tell would; room is not waited for.
+            Ok(wire) => route.send(pid, wire),
+            Err(_) => Err(TellError::WrongActorType),
+        };
+    }
+    tell(to, message)
 }
 
 /// Builds an ask: `make` wraps the reply port into the message. Await the result.

@@ -179,7 +179,7 @@ impl Backlog {
         self.total() > self.budget
     }
 
-    /// Wakes whoever waits in [`changed`](Self::changed) (something else they wait for
+    /// Wakes whoever waits in [`wait_while`](Self::wait_while) (something else they wait for
     /// happened).
     pub fn wake(&self) {
         self.wake.notify_waiters();

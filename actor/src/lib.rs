@@ -34,18 +34,22 @@ pub mod names;
 #[cfg(feature = "remote")]
 pub mod remote;
 #[cfg(feature = "remote")]
+pub mod remote_reply;
+pub mod reply;
+#[cfg(feature = "remote")]
 pub mod route;
 pub mod runtime;
 pub mod supervisor;
 pub(crate) mod sync;
 
 pub use actor::{Actor, ActorError, Ctx, Handler};
-pub use ask::{Ask, AskError, AskFuture, DEFAULT_ASK_TIMEOUT, TellError, ask, tell};
+pub use ask::{Ask, AskError, AskFuture, DEFAULT_ASK_TIMEOUT, TellError, ask, send, tell};
 #[cfg(feature = "remote")]
 pub use exported::DeliverError;
 pub use id::{ActorAddr, NodeId};
 #[cfg(feature = "remote")]
 pub use remote::{DecodeError, EncodeError, RemoteMessage, Tag};
+pub use reply::{AskerGone, Reply};
 pub use runtime::{NameTaken, Runtime, Spawn, SpawnError};
 pub use supervisor::{
     ChildSpec, Restart, Shutdown, Strategy, SupervisorError, SupervisorRef, SupervisorSpec,

@@ -14,8 +14,13 @@
 
 use std::fmt;
 
+use std::time::Duration;
+
 use ractor::RpcReplyPort;
 use ractor::message::{BoxedDowncastErr, SerializedMessage};
+
+use crate::remote_reply::Deliver;
+use crate::reply::Reply;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -220,29 +225,48 @@ pub fn cast(args: Vec<u8>) -> SerializedMessage {
     }
 }
 
-/// An ask on the wire: the typed reply port is bridged to a byte port whose reply is decoded
-/// as `R` and handed on. If the reply does not decode, it is counted and the asker sees the
-/// actor as gone (its port is dropped), never a wrong value.
-pub fn call<R>(args: Vec<u8>, reply: RpcReplyPort<R>) -> Result<SerializedMessage, EncodeError>
+/// An ask on the wire. Sent by [`tell`](crate::tell) to a remote actor, the asker's side
+/// becomes a [`Completion`](crate::remote_reply::Completion) that the connection runs when the
+/// answer arrives (see [`remote_reply`](crate::remote_reply)); sent any other way (a plain
+/// ractor send to a proxy), it is bridged to a byte port by a small task. An answer that does
+/// not decode is counted and the asker sees the actor as gone, never a wrong value.
+pub fn call<R>(args: Vec<u8>, reply: Reply<R>) -> Result<SerializedMessage, EncodeError>
 where
     R: DeserializeOwned + Send + 'static,
 {
+    let (timeout, complete): (Option<Duration>, Deliver) = match reply.into_target() {
+        Ok(port) => (
+            port.get_timeout(),
+            Box::new(move |bytes: Vec<u8>| match decode_payload::<R>(&bytes) {
+                Ok(value) => {
+                    let _ = port.send(value);
+                }
+                Err(e) => {
+                    reject(e);
+                }
+            }),
+        ),
+        // An ask this node was asked, passed on: the answer goes back as it comes.
+        Err(mut remote) => (
+            None,
+            Box::new(move |bytes: Vec<u8>| {
+                let _ = remote.send_bytes(bytes);
+            }),
+        ),
+    };
+    let Some(complete) = crate::remote_reply::hand_over(timeout, complete) else {
+        // `tell` took the asker's side: no port travels.
+        return Ok(cast(args));
+    };
     let handle = tokio::runtime::Handle::try_current().map_err(|_| EncodeError::NoRuntime)?;
     let (tx, rx) = ractor::concurrency::oneshot::<Vec<u8>>();
-    let bytes_port = match reply.get_timeout() {
+    let bytes_port = match timeout {
         Some(t) => RpcReplyPort::from((tx, t)),
         None => RpcReplyPort::from(tx),
     };
     handle.spawn(async move {
         if let Ok(bytes) = rx.await {
-            match decode_payload::<R>(&bytes) {
-                Ok(value) => {
-                    let _ = reply.send(value);
-                }
-                Err(e) => {
-                    reject(e);
-                }
-            }
+            complete(bytes);
         }
     });
     Ok(SerializedMessage::Call {
@@ -253,12 +277,18 @@ where
     })
 }
 
-/// The receiving side of [`call`]: a typed port whose reply is encoded and sent back on
-/// `bytes_port`. Must run inside a tokio runtime (inbound delivery always does).
-pub fn reply_port<R>(bytes_port: RpcReplyPort<Vec<u8>>) -> Result<RpcReplyPort<R>, DecodeError>
+/// The receiving side of [`call`]: the `Reply` an ask decodes with. An ask delivered by this
+/// node's cluster layer answers straight to the asker's connection from the answering actor's
+/// task; otherwise (a ractor cluster's ask) the answer is encoded and sent back on
+/// `bytes_port` by a small task. Must run inside a tokio runtime (inbound delivery always
+/// does).
+pub fn reply_port<R>(bytes_port: RpcReplyPort<Vec<u8>>) -> Result<Reply<R>, DecodeError>
 where
     R: Serialize + Send + 'static,
 {
+    if let Some(direct) = crate::remote_reply::reply_for::<R>() {
+        return Ok(direct);
+    }
     let type_name = std::any::type_name::<R>();
     let handle = tokio::runtime::Handle::try_current().map_err(|_| DecodeError::Payload {
         type_name,
@@ -279,7 +309,7 @@ where
             }
         }
     });
-    Ok(port)
+    Ok(Reply::from(port))
 }
 
 /// Name of a serialised message's kind, for errors.
@@ -306,20 +336,18 @@ pub fn serialize_hook<M: RemoteMessage>(message: M) -> Result<SerializedMessage,
 /// [`backlog`](crate::backlog). A hand-written `ractor::Message` impl for a remote message
 /// type must call it too.
 pub fn deserialize_hook<M: RemoteMessage>(
-    message: SerializedMessage,
+    mut message: SerializedMessage,
 ) -> Result<M, BoxedDowncastErr> {
-    if let SerializedMessage::Cast {
-        metadata: Some(meta),
-        ..
-    }
-    | SerializedMessage::Call {
-        metadata: Some(meta),
-        ..
-    } = &message
-    {
+    let metadata = match &mut message {
+        SerializedMessage::Cast { metadata, .. } | SerializedMessage::Call { metadata, .. } => {
+            metadata.take()
+        }
+        SerializedMessage::CallReply(..) => None,
+    };
+    if let Some(meta) = &metadata {
         crate::backlog::consumed(meta);
     }
-    M::from_wire(message).map_err(|e| {
+    crate::remote_reply::decoding(metadata.as_deref(), || M::from_wire(message)).map_err(|e| {
         reject(e);
         BoxedDowncastErr
     })

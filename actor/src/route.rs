@@ -24,6 +24,7 @@ use ractor::message::SerializedMessage;
 
 use crate::ask::TellError;
 use crate::id::NodeId;
+use crate::remote_reply::Completion;
 
 /// Where messages to one remote node's actors go. Implemented by the cluster for each live
 /// connection.
@@ -34,7 +35,19 @@ pub trait Route: Send + Sync + 'static {
     /// Sends a serialised message (a tell, or an ask with its byte reply port) to the actor
     /// `pid` on that node. Must not block.
     fn send(&self, pid: u64, message: SerializedMessage) -> Result<(), TellError>;
+
+    /// Sends an ask whose answer is handed to `completion` (run by the route when the answer
+    /// arrives; dropped unrun if none comes). Must not block.
+    fn ask(&self, pid: u64, args: Vec<u8>, completion: Completion) -> Result<(), TellError>;
+
+    /// Sends a tell, waiting for room on the connection instead of failing with
+    /// [`TellError::Overloaded`] (as tokio's `Sender::send().await`).
+    fn send_waiting(&self, pid: u64, args: Vec<u8>) -> WaitingSend;
 }
+
+/// The future of [`Route::send_waiting`].
+pub type WaitingSend =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), TellError>> + Send + 'static>>;
 
 type Table = RwLock<HashMap<u64, Arc<dyn Route>>>;
 

@@ -21,7 +21,7 @@
 //! connection may have at most [`ExtensionConfig::inbox_budget`] bytes waiting there (all
 //! services together). Past that the connection's control stream is not read until the
 //! services catch up, so the peer's `notify`/`broadcast`/`request` fail with
-//! [`SendError::Overloaded`](crate::mesh::SendError::Overloaded) instead of this node's memory
+//! [`Overloaded`](crate::mesh::SendError::Overloaded) instead of this node's memory
 //! filling up. Connection events (`PeerUp`/`PeerDown`) are never held back or dropped.
 //!
 //! ```

@@ -35,7 +35,7 @@
 //!   awaiting I/O inside the SWIM loop, and publishes [`MembershipEvent`]s
 //!   ([`Membership::subscribe`]) and a member snapshot ([`Membership::members`]).
 //! - [`Transport`] / [`Inbound`]: the network seam. The QUIC mesh carries SWIM packets as
-//!   datagrams and syncs over a bi-stream; [`testing::MemNetwork`] does it in memory, with
+//!   datagrams and syncs over a bi-stream; `testing::MemNetwork` (feature `testing`) does it in memory, with
 //!   loss and partitions.
 //!
 //! # Identities

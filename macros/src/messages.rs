@@ -306,7 +306,7 @@ fn gen_enum(
         let reply = m
             .reply
             .as_ref()
-            .map(|r| quote!(#[doc = "Where the answer goes."] reply: #p::ractor::RpcReplyPort<#r>));
+            .map(|r| quote!(#[doc = "Where the answer goes."] reply: #p::actor::Reply<#r>));
         let all = fields.chain(reply);
         quote! { #(#docs)* #v { #(#all),* } }
     });
@@ -400,7 +400,7 @@ fn gen_ext(
                 decls.push(quote! { #(#docs)* #sig; });
                 impls.push(quote! {
                     #[inline]
-                    #sig { #p::actor::ask(self, move |reply| #enum_name::#v { #(#names,)* reply }) }
+                    #sig { #p::actor::ask(self, move |reply| #enum_name::#v { #(#names,)* reply: reply.into() }) }
                 });
             }
         }

@@ -60,6 +60,8 @@ struct State {
 pub(crate) struct Lane {
     state: Mutex<State>,
     wake: Notify,
+    /// Notified when the writer takes the buffer (there is room again).
+    room: Notify,
     cap: usize,
     hard_cap: usize,
     max_frame: usize,
@@ -77,6 +79,7 @@ impl Lane {
                 frames: 0,
             }),
             wake: Notify::new(),
+            room: Notify::new(),
             cap,
             hard_cap: cap.saturating_mul(2),
             max_frame,
@@ -117,6 +120,19 @@ impl Lane {
         Ok(())
     }
 
+    /// Queues one frame of data, waiting while the lane is full instead of refusing it.
+    pub(crate) async fn push_waiting<T: Serialize>(&self, frame: &T) -> Result<(), SendError> {
+        loop {
+            let room = self.room.notified();
+            match self.push(frame, Kind::Data) {
+                Err(PushError::Send(SendError::Overloaded)) => room.await,
+                Err(PushError::Send(e)) => return Err(e),
+                Err(PushError::Full(_)) => return Err(SendError::Disconnected),
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
+
     /// How many frames were ever queued on this lane.
     pub(crate) fn frames(&self) -> u64 {
         self.state().frames
@@ -126,6 +142,7 @@ impl Lane {
     pub(crate) fn close(&self) {
         self.state().closed = true;
         self.wake.notify_one();
+        self.room.notify_waiters();
     }
 
     /// Bytes waiting to be written.
@@ -156,6 +173,9 @@ impl Lane {
                     Some(std::mem::replace(&mut s.buf, std::mem::take(&mut spare)))
                 }
             };
+            if chunk.is_some() {
+                self.room.notify_waiters();
+            }
             match chunk {
                 None => self.wake.notified().await,
                 Some(mut chunk) => {

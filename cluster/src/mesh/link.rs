@@ -202,6 +202,12 @@ impl PeerLink {
         self.push(&self.lanes[self.lane_of(key)], delivery, Kind::Data)
     }
 
+    /// Queues a message on the lane of `key`, waiting while that lane is full (as tokio's
+    /// `Sender::send().await`) instead of failing with [`SendError::Overloaded`].
+    pub async fn send_waiting(&self, key: u64, delivery: &Delivery) -> Result<(), SendError> {
+        self.lanes[self.lane_of(key)].push_waiting(delivery).await
+    }
+
     /// Queues a signal on the signal stream. A signal is never refused for lack of room: if
     /// the peer has stopped reading so long that even the reserve is full, the connection
     /// fails instead (and the error is [`SendError::Disconnected`]).

@@ -2,7 +2,7 @@
 //! signal reader.
 //!
 //! Lane readers count the frames they deliver; the signal reader holds DOWNs and exit
-//! signals until the counts reach their barriers ([`Barriers`], pure). The two sides run on
+//! signals until the counts reach their barriers (`Barriers`, pure). The two sides run on
 //! different tasks, and the handshake between them is what makes a held signal never stuck:
 //! the signal side announces that something waits (`waiting`) *before* it reads the counts,
 //! and a lane reader bumps its count *before* it looks at `waiting`; with sequentially

@@ -2,7 +2,6 @@
 //! lane's backlog) and signals from the signal stream.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ractor::RpcReplyPort;
 use ractor::message::SerializedMessage;
@@ -12,7 +11,7 @@ use understudy_actor::names::Owner;
 
 use super::session::{Deferred, Session};
 use super::{ActorAddr, DEAD_LETTERS_METRIC, NOPROC, Proxied, RemoteDriver, apply_exit, send_down};
-use crate::mesh::{Admit, MAX_SETTING, PeerLink};
+use crate::mesh::{Admit, PeerLink};
 use crate::wire::{Delivery, ReplyOutcome, Signal};
 
 impl RemoteDriver {
@@ -44,10 +43,10 @@ impl RemoteDriver {
             Delivery::Ask {
                 to,
                 call,
-                timeout_ms,
                 variant,
                 args,
-            } => self.ask(session, lane, to, call, timeout_ms, variant, args),
+                ..
+            } => self.ask(session, lane, to, call, variant, args),
         }
         session.delivered(lane, |d| self.act(session, d));
         self.admit(session, lane)
@@ -85,6 +84,8 @@ impl RemoteDriver {
         }))
     }
 
+    /// An ask: delivered still encoded, with a token that lets the answering actor's
+    /// `reply.send(..)` queue the answer on this connection itself (no task in between).
     #[allow(clippy::too_many_arguments)]
     fn ask(
         &self,
@@ -92,48 +93,33 @@ impl RemoteDriver {
         lane: usize,
         to: u64,
         call: u64,
-        timeout_ms: u32,
         variant: String,
         args: Vec<u8>,
     ) {
         let link = &session.link;
         let backlog = &session.lanes[lane].backlog;
-        let timeout = Duration::from_millis(u64::from(timeout_ms)).min(MAX_SETTING);
-        let (tx, rx) = ractor::concurrency::oneshot::<Vec<u8>>();
         let cost = args.len() + MESSAGE_OVERHEAD;
+        let mut metadata = backlog.charge(to, cost);
+        metadata.extend_from_slice(&session.replies.token(call));
+        // The decoded message answers through the token; this port only marks it an ask.
+        let (port, _) = ractor::concurrency::oneshot::<Vec<u8>>();
         let message = SerializedMessage::Call {
             variant,
             args,
-            reply: RpcReplyPort::from((tx, timeout)),
-            metadata: Some(backlog.charge(to, cost)),
+            reply: RpcReplyPort::from(port),
+            metadata: Some(metadata),
         };
-        let respond = |outcome| {
-            let _ = link.send_signal(&Signal::Reply { call, outcome });
+        let outcome = match self.runtime.exports().deliver_encoded(to, message) {
+            Ok(()) => return,
+            Err(DeliverError::UnknownActor { .. } | DeliverError::ActorStopped) => {
+                ReplyOutcome::UnknownActor
+            }
+            Err(e) => ReplyOutcome::Rejected(e.to_string()),
         };
-        match self.runtime.exports().deliver_encoded(to, message) {
-            Ok(()) => {
-                let link = link.clone();
-                tokio::spawn(async move {
-                    let outcome = match tokio::time::timeout(timeout, rx).await {
-                        Ok(Ok(bytes)) => ReplyOutcome::Ok(bytes),
-                        Ok(Err(_dropped)) => ReplyOutcome::ActorStopped,
-                        // The asker's own timer decides; a reply now could only race it.
-                        Err(_elapsed) => return,
-                    };
-                    let _ = link.send_signal(&Signal::Reply { call, outcome });
-                });
-            }
-            Err(e @ (DeliverError::UnknownActor { .. } | DeliverError::ActorStopped)) => {
-                backlog.refund(to, cost);
-                dead_letter(link, to, &e);
-                respond(ReplyOutcome::UnknownActor);
-            }
-            Err(e) => {
-                backlog.refund(to, cost);
-                dead_letter(link, to, &e);
-                respond(ReplyOutcome::Rejected(e.to_string()));
-            }
-        }
+        backlog.refund(to, cost);
+        metrics::counter!(DEAD_LETTERS_METRIC).increment(1);
+        tracing::debug!(peer = %link.info().name, to, ?outcome, "inbound ask not delivered");
+        let _ = link.send_signal(&Signal::Reply { call, outcome });
     }
 
     /// A signal arrived on the signal stream.

@@ -1,5 +1,9 @@
 //! A connection as a [`Route`]: serialised messages become lane frames, asks wait in a
 //! pending table until their reply comes back (or the connection or the deadline goes).
+//!
+//! An ask sent with `tell`/`ask` waits as a [`Completion`], which the signal reader runs with
+//! the answer's bytes: the asker's typed port is filled right there, with no task between the
+//! network and the asker. An ask that came through a proxy's mailbox waits as a byte port.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use ractor::RpcReplyPort;
 use ractor::message::SerializedMessage;
-use understudy_actor::route::Route;
+use understudy_actor::remote_reply::Completion;
+use understudy_actor::route::{Route, WaitingSend};
 use understudy_actor::{NodeId, TellError};
 
 use crate::mesh::MAX_SETTING;
@@ -18,9 +23,16 @@ use crate::wire::{Delivery, ReplyOutcome};
 /// Asks whose asker gave up are forgotten this long after their timeout.
 const PENDING_SLACK: Duration = Duration::from_secs(1);
 
+/// Who waits for an answer.
+enum Asker {
+    Direct(Completion),
+    Port(RpcReplyPort<Vec<u8>>),
+}
+
 struct Pending {
-    reply: RpcReplyPort<Vec<u8>>,
-    forget_at: Instant,
+    asker: Asker,
+    /// `None`: an untimed ask, kept until it is answered or the connection goes.
+    forget_at: Option<Instant>,
 }
 
 /// Messages to one peer over one connection.
@@ -55,7 +67,9 @@ impl LinkRoute {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let Some(route) = weak.upgrade() else { return };
                 let now = Instant::now();
-                route.pending().retain(|_, p| p.forget_at > now);
+                route
+                    .pending()
+                    .retain(|_, p| p.forget_at.is_none_or(|at| at > now));
             }
         });
         route
@@ -70,18 +84,48 @@ impl LinkRoute {
         let Some(p) = self.pending().remove(&call) else {
             return;
         };
-        match outcome {
-            ReplyOutcome::Ok(bytes) => {
-                let _ = p.reply.send(bytes);
+        match (outcome, p.asker) {
+            (ReplyOutcome::Ok(bytes), Asker::Direct(completion)) => completion.complete(bytes),
+            (ReplyOutcome::Ok(bytes), Asker::Port(port)) => {
+                let _ = port.send(bytes);
             }
-            // Dropping the port tells the asker the actor is gone.
-            other => tracing::debug!(call, ?other, "remote ask failed"),
+            // Dropping the asker's side tells it the actor gave no answer.
+            (other, _) => tracing::debug!(call, ?other, "remote ask failed"),
         }
     }
 
     /// Fails every pending ask (the connection is gone).
     pub(crate) fn fail_all(&self) {
         self.pending().clear();
+    }
+
+    /// Sends an ask for `asker`, who waits at most `timeout`.
+    fn send_ask(
+        &self,
+        pid: u64,
+        variant: String,
+        args: Vec<u8>,
+        asker: Asker,
+        timeout: Option<Duration>,
+    ) -> Result<(), TellError> {
+        // Forgotten a little after the asker gives up; one that waits longer than any setting
+        // may is kept as long as that; an untimed one until it is answered.
+        let forget_at = timeout.map(|t| Instant::now() + t.min(MAX_SETTING) + PENDING_SLACK);
+        let call = self.next_call.fetch_add(1, Ordering::Relaxed);
+        self.pending().insert(call, Pending { asker, forget_at });
+        let delivery = Delivery::Ask {
+            to: pid,
+            call,
+            timeout_ms: timeout.map_or(u32::MAX, |t| {
+                u32::try_from(t.as_millis()).unwrap_or(u32::MAX)
+            }),
+            variant,
+            args,
+        };
+        self.link.send(pid, &delivery).map_err(|e| {
+            self.pending().remove(&call);
+            to_tell_error(e)
+        })
     }
 }
 
@@ -109,33 +153,27 @@ impl Route for LinkRoute {
                 reply,
                 ..
             } => {
-                let timeout = reply
-                    .get_timeout()
-                    .unwrap_or(understudy_actor::DEFAULT_ASK_TIMEOUT);
-                let call = self.next_call.fetch_add(1, Ordering::Relaxed);
-                // Forgotten a little after the asker gave up; an ask that waits longer than
-                // any setting may is kept as long as that.
-                let keep = timeout.min(MAX_SETTING) + PENDING_SLACK;
-                self.pending().insert(
-                    call,
-                    Pending {
-                        reply,
-                        forget_at: Instant::now() + keep,
-                    },
-                );
-                let delivery = Delivery::Ask {
-                    to: pid,
-                    call,
-                    timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
-                    variant,
-                    args,
-                };
-                self.link.send(pid, &delivery).map_err(|e| {
-                    self.pending().remove(&call);
-                    to_tell_error(e)
-                })
+                let timeout = reply.get_timeout();
+                self.send_ask(pid, variant, args, Asker::Port(reply), timeout)
             }
             SerializedMessage::CallReply(..) => Err(TellError::WrongActorType),
         }
+    }
+
+    fn ask(&self, pid: u64, args: Vec<u8>, completion: Completion) -> Result<(), TellError> {
+        let timeout = completion.timeout();
+        self.send_ask(pid, String::new(), args, Asker::Direct(completion), timeout)
+    }
+
+    fn send_waiting(&self, pid: u64, args: Vec<u8>) -> WaitingSend {
+        let link = self.link.clone();
+        Box::pin(async move {
+            let tell = Delivery::Tell {
+                to: pid,
+                variant: String::new(),
+                args,
+            };
+            link.send_waiting(pid, &tell).await.map_err(to_tell_error)
+        })
     }
 }

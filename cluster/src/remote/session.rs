@@ -7,10 +7,12 @@
 //! mailboxes (for backpressure).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use ractor::ActorCell;
+use understudy_actor::AskerGone;
 use understudy_actor::backlog::Backlog;
+use understudy_actor::remote_reply::{ReplySink, SinkRegistration, Unanswered, register_sink};
 use understudy_actor::route::RouteRegistration;
 
 use super::barrier::BarrierError;
@@ -18,7 +20,7 @@ use super::gate::BarrierGate;
 use super::route::LinkRoute;
 use super::tables::LinkedPairs;
 use crate::mesh::PeerLink;
-use crate::wire::ExitReason;
+use crate::wire::{ExitReason, ReplyOutcome, Signal};
 
 /// A signal held until the messages before it are delivered (see `barrier.rs`).
 #[derive(Debug)]
@@ -51,6 +53,25 @@ pub(crate) struct Proxies {
     pub(crate) own_links: HashMap<(u64, u64), u64>,
 }
 
+/// Where the answers to the peer's asks go: its signal stream. Holds the link weakly, so an
+/// answer still owed by an actor does not keep a closed connection alive.
+struct Replies {
+    link: Weak<PeerLink>,
+}
+
+impl ReplySink for Replies {
+    fn reply(&self, call: u64, answer: Result<Vec<u8>, Unanswered>) -> Result<(), AskerGone> {
+        let link = self.link.upgrade().ok_or(AskerGone)?;
+        let outcome = match answer {
+            Ok(bytes) => ReplyOutcome::Ok(bytes),
+            Err(Unanswered::Rejected(why)) => ReplyOutcome::Rejected(why),
+            Err(_) => ReplyOutcome::ActorStopped,
+        };
+        link.send_signal(&Signal::Reply { call, outcome })
+            .map_err(|_| AskerGone)
+    }
+}
+
 /// The remote-actor state of one connection.
 pub(crate) struct Session {
     pub(crate) link: Arc<PeerLink>,
@@ -64,6 +85,9 @@ pub(crate) struct Session {
     pub(crate) linked: Mutex<LinkedPairs>,
     /// Past this backlog a lane's peer is not just fast but lying about its barriers.
     pub(crate) hard_limit: usize,
+    /// Routes the answers to the peer's asks back to it (see `inbound.rs`).
+    pub(crate) replies: SinkRegistration,
+    _sink: Arc<dyn ReplySink>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,7 +108,12 @@ impl Session {
         let route = LinkRoute::new(link.clone());
         let registration = understudy_actor::route::register(route.clone());
         let lanes = link.lanes();
+        let sink: Arc<dyn ReplySink> = Arc::new(Replies {
+            link: Arc::downgrade(&link),
+        });
         Arc::new(Session {
+            replies: register_sink(&sink),
+            _sink: sink,
             route_id: registration.id(),
             _registration: registration,
             route,
