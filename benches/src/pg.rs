@@ -275,7 +275,7 @@ async fn broadcast_run(scope: &Scope, delivered: &AtomicU64, members: usize, n: 
     let mut handed = 0u64;
     let mut refused = 0u64;
     for i in 0..n {
-        let sent = scope.broadcast(GROUP, Tick(i)).expect("broadcast") as u64;
+        let sent = scope.broadcast(GROUP, Tick(i)).await.expect("broadcast") as u64;
         handed += sent;
         if sent < members as u64 {
             // A remote send refused (lane buffer full): let the writers drain.
@@ -345,16 +345,14 @@ async fn lookup(fw: &str, members: usize, refs: u64) -> Metrics {
                 );
             }
             scope.join_many(&group, &actors).expect("join");
-            let got = scope.get_members::<Tick>(&group).expect("lookup");
+            let got = scope.get_members::<Tick>(&group).await.expect("lookup");
             assert_eq!(got.len(), members);
             drop(got);
             let run = |n: u64| {
                 let clock = LoopClock::start();
                 for _ in 0..n {
                     black_box(
-                        scope
-                            .get_members::<Tick>(black_box(&group))
-                            .expect("lookup"),
+                        ready(scope.get_members::<Tick>(black_box(&group))).expect("lookup"),
                     );
                 }
                 clock.stop()
@@ -385,6 +383,16 @@ async fn lookup(fw: &str, members: usize, refs: u64) -> Metrics {
             lookup_metrics(span, n)
         }
         other => panic!("unknown lookup framework {other:?} (one of {FRAMEWORKS:?})"),
+    }
+}
+
+/// The output of a future that needs no waiting (`get_members` of local members), polled
+/// once on this thread, so a lookup loop stays synchronous; a panic if it would wait.
+fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(f).poll(&mut cx) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => panic!("a lookup of local members waited"),
     }
 }
 
