@@ -287,6 +287,22 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
             .find(|t| *t != wanted)
     }
 
+    /// Every member occurrence of `group`, if they all take message type `wanted`; else the
+    /// first other type found (one lookup of the group for both).
+    pub fn typed_members(&self, group: &str, wanted: Tag) -> Result<&[Entry<H>], Tag> {
+        let Some(view) = self.view.get(group) else {
+            return Ok(&[]);
+        };
+        // One type, the one wanted: by far the usual case, and the cheapest check.
+        if view.tags.len() == 1 && view.tags.contains_key(&wanted) {
+            return Ok(&view.members);
+        }
+        match view.tags.keys().copied().find(|t| *t != wanted) {
+            Some(found) => Err(found),
+            None => Ok(&view.members),
+        }
+    }
+
     /// This node's version and membership hash (what its digests carry).
     pub fn digest(&self) -> (u64, u64) {
         (self.version, hash_groups(&self.local))

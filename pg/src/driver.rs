@@ -97,17 +97,17 @@ impl Env {
             })
     }
 
-    /// The route to `peer`'s actors (the connection a remote `tell` to them takes), `None`
-    /// if `peer` is not connected. `member` is one of its actors: the first time (and after
-    /// a reconnection) its proxy names the connection, and that one proxy is all a
-    /// broadcast to the peer's members makes.
-    pub(crate) async fn route(&self, peer: NodeId, member: u64) -> Option<Arc<dyn Route>> {
-        let known = lock(&self.routes).get(&peer).copied();
-        if let Some(route) = known.and_then(understudy_actor::route::lookup)
-            && route.node() == peer
-        {
-            return Some(route);
-        }
+    /// The route to `peer`'s actors (the connection a remote `tell` to them takes), if a
+    /// broadcast found it already on the current connection.
+    pub(crate) fn known_route(&self, peer: NodeId) -> Option<Arc<dyn Route>> {
+        let id = lock(&self.routes).get(&peer).copied()?;
+        understudy_actor::route::lookup(id).filter(|route| route.node() == peer)
+    }
+
+    /// Finds the route to `peer`'s actors from `member`, one of them: its proxy (made now if
+    /// there is none) names the connection. That one proxy is all a broadcast to the peer's
+    /// members makes. `None` if `peer` is not connected.
+    pub(crate) async fn find_route(&self, peer: NodeId, member: u64) -> Option<Arc<dyn Route>> {
         let addr = ActorAddr {
             node: peer,
             pid: member,

@@ -13,7 +13,7 @@ use ractor::message::SerializedMessage;
 use ractor::{ActorCell, ActorId, ActorRef, ActorStatus};
 use understudy_actor::{ActorAddr, RemoteMessage, tell};
 
-use crate::core::{Entry, Output};
+use crate::core::{Entry, Output, ScopeCore};
 use crate::driver::Env;
 use crate::error::PgError;
 use crate::event::{EventQueue, Member, Subscription};
@@ -41,10 +41,7 @@ pub(crate) struct ScopeShared {
 
 impl ScopeShared {
     /// Applies a change and sends what it produced to peers.
-    pub(crate) fn update<R>(
-        &self,
-        f: impl FnOnce(&mut crate::core::ScopeCore<Handle, EventQueue>) -> R,
-    ) -> R {
+    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut ScopeCore<Handle, EventQueue>) -> R) -> R {
         self.kernel.update(f, |output| self.send(output))
     }
 
@@ -177,10 +174,25 @@ impl Scope {
         &self,
         group: &str,
     ) -> Result<Vec<ActorRef<M>>, PgError> {
+        let (refs, missing) = self.refs_now::<M>(group)?;
+        if missing.is_empty() {
+            return Ok(refs);
+        }
+        // Boxed: making proxies is a large future, and a lookup that needs none should not
+        // carry (and move) it.
+        Box::pin(self.make_refs(group, refs, missing)).await
+    }
+
+    /// The refs of `group`'s members that exist now, and the addresses of those that have
+    /// none (remote members no ref was asked for yet, or whose proxy stopped).
+    #[allow(clippy::type_complexity)]
+    fn refs_now<M: RemoteMessage>(
+        &self,
+        group: &str,
+    ) -> Result<(Vec<ActorRef<M>>, Vec<ActorAddr>), PgError> {
         let me = self.shared.env.me;
-        let (mut refs, missing) = self.shared.kernel.read(|core| {
-            let members = core.members(group);
-            check_type::<M>(group, members)?;
+        self.shared.kernel.read(|core| {
+            let members = typed_members::<M>(group, core)?;
             let mut refs = Vec::with_capacity(members.len());
             let mut missing = Vec::new();
             for entry in members {
@@ -191,11 +203,18 @@ impl Scope {
                     _ => missing.push(entry.addr),
                 }
             }
-            Ok::<_, PgError>((refs, missing))
-        })?;
-        if missing.is_empty() {
-            return Ok(refs);
-        }
+            Ok((refs, missing))
+        })
+    }
+
+    /// Makes the `missing` members' refs, keeps them in the view, and adds them to `refs`.
+    async fn make_refs<M: RemoteMessage>(
+        &self,
+        group: &str,
+        mut refs: Vec<ActorRef<M>>,
+        missing: Vec<ActorAddr>,
+    ) -> Result<Vec<ActorRef<M>>, PgError> {
+        let me = self.shared.env.me;
         let mut made: HashMap<ActorAddr, ActorCell> = HashMap::new();
         for addr in &missing {
             if made.contains_key(addr) {
@@ -233,10 +252,11 @@ impl Scope {
         &self,
         group: &str,
     ) -> Result<Vec<ActorRef<M>>, PgError> {
+        let me = self.shared.env.me;
         self.shared.kernel.read(|core| {
-            check_type::<M>(group, core.members(group))?;
-            Ok(core
-                .local_members(group)
+            Ok(typed_members::<M>(group, core)?
+                .iter()
+                .filter(|e| e.addr.node == me)
                 .filter_map(|e| e.handle.clone())
                 .map(ActorRef::from)
                 .collect())
@@ -333,8 +353,7 @@ impl Scope {
     ) -> Result<usize, PgError> {
         let me = self.shared.env.me;
         let (local, mut remote) = self.shared.kernel.read(|core| {
-            let members = core.members(group);
-            check_type::<M>(group, members)?;
+            let members = typed_members::<M>(group, core)?;
             let mut local = Vec::new();
             let mut remote = Vec::new();
             for entry in members {
@@ -361,8 +380,13 @@ impl Scope {
         remote.sort_unstable_by_key(|a| a.node);
         for run in remote.chunk_by(|a, b| a.node == b.node) {
             let node = run[0].node;
-            let Some(route) = self.shared.env.route(node, run[0].pid).await else {
-                continue;
+            let route = match self.shared.env.known_route(node) {
+                Some(route) => route,
+                // Boxed: it may make a proxy, a large future a broadcast should not carry.
+                None => match Box::pin(self.shared.env.find_route(node, run[0].pid)).await {
+                    Some(route) => route,
+                    None => continue,
+                },
             };
             sent += run
                 .iter()
@@ -439,16 +463,17 @@ fn send_all<M: RemoteMessage + Clone>(members: &[ActorRef<M>], message: M) -> us
     sent
 }
 
-/// An error if `group`'s members take another message type than `M`.
-fn check_type<M: RemoteMessage>(group: &str, members: &[Entry<Handle>]) -> Result<(), PgError> {
-    match members.iter().find(|e| e.tag != M::TAG) {
-        Some(entry) => Err(PgError::TypeMismatch {
+/// `group`'s members, or an error if they take another message type than `M`.
+fn typed_members<'a, M: RemoteMessage>(
+    group: &str,
+    core: &'a ScopeCore<Handle, EventQueue>,
+) -> Result<&'a [Entry<Handle>], PgError> {
+    core.typed_members(group, M::TAG)
+        .map_err(|found| PgError::TypeMismatch {
             group: group.to_owned(),
             wanted: std::any::type_name::<M>(),
-            found: entry.tag,
-        }),
-        None => Ok(()),
-    }
+            found,
+        })
 }
 
 fn local_pid(cell: ActorCell) -> Result<u64, PgError> {
