@@ -16,10 +16,10 @@ use understudy::cluster::extension::{Extension, ExtensionContext, Starting};
 use understudy::cluster::mesh::FaultPlan;
 use understudy::cluster::node::Node;
 use understudy::pg::core::MAX_JOINS;
-use understudy::pg::wire::{Envelope, PeerMessage};
+use understudy::pg::wire::{Envelope, PeerMessage, SyncedMember};
 use understudy::pg::{MONITOR_BACKLOG, Pg, PgError, PgEvent, Scope, Subscription};
 use understudy::prelude::*;
-use understudy::{ActorAddr, NodeId, Tag, tell};
+use understudy::{ActorAddr, NodeId, tell};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -526,12 +526,12 @@ async fn a_peers_members_make_no_actor_until_a_ref_is_asked_for() {
         pids.push(w.get_id().pid());
         actors.push(w);
     }
-    let sync = |groups: Vec<(String, Vec<(u64, Tag, u32)>)>| PeerMessage::Sync {
+    let sync = |groups: Vec<(String, Vec<SyncedMember>)>| PeerMessage::Sync {
         version: 1,
         groups,
         reply: false,
     };
-    let members = |count: u32| -> Vec<(u64, Tag, u32)> {
+    let members = |count: u32| -> Vec<SyncedMember> {
         pids.iter().map(|pid| (*pid, Work::TAG, count)).collect()
     };
     let before = tasks();

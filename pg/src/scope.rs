@@ -185,7 +185,6 @@ impl Scope {
 
     /// The refs of `group`'s members that exist now, and the addresses of those that have
     /// none (remote members no ref was asked for yet, or whose proxy stopped).
-    #[allow(clippy::type_complexity)]
     fn refs_now<M: RemoteMessage>(
         &self,
         group: &str,
