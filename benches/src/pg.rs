@@ -118,6 +118,45 @@ async fn pg_cluster(n: usize) -> (Vec<Node>, Vec<Scope>) {
     (nodes, scopes)
 }
 
+/// A node `name` of a cluster of its own, running pg, and its default scope.
+async fn lone_node(name: &str) -> (Node, Scope) {
+    let pg = Pg::new();
+    let node = Node::builder(CLUSTER, name)
+        .ephemeral_certs(&ClusterCa::ephemeral(CLUSTER))
+        .extension(pg.clone())
+        .start()
+        .await
+        .expect("node starts");
+    (node, pg.default_scope().expect("pg started"))
+}
+
+/// `n` group members on `node`, counting into `delivered`.
+async fn spawn_members(node: &Node, n: usize, delivered: &Arc<AtomicU64>) -> Vec<ActorRef<Tick>> {
+    let mut actors = Vec::with_capacity(n);
+    for _ in 0..n {
+        actors.push(
+            node.spawn(Member {
+                delivered: delivered.clone(),
+            })
+            .await
+            .expect("spawn"),
+        );
+    }
+    actors
+}
+
+/// `n` raw ractor actors (ractor::pg's members), as cells.
+async fn ractor_cells(n: usize) -> Vec<ractor::ActorCell> {
+    let mut cells = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (actor, _) = ractor::Actor::spawn(None, crate::fw::ractor::Counter, ())
+            .await
+            .expect("spawn");
+        cells.push(actor.get_cell());
+    }
+    cells
+}
+
 /// Waits until every scope sees `want` members of [`GROUP`].
 async fn converge(scopes: &[Scope], want: usize) {
     converge_within(scopes, want, LIMIT).await;
@@ -250,16 +289,7 @@ async fn broadcast(members: usize, n: u64) -> Metrics {
     let mut keep = Vec::new();
     for (i, (node, scope)) in nodes.iter().zip(&scopes).enumerate() {
         let here = members / 3 + usize::from(i < members % 3);
-        let mut actors = Vec::with_capacity(here);
-        for _ in 0..here {
-            actors.push(
-                node.spawn(Member {
-                    delivered: delivered.clone(),
-                })
-                .await
-                .expect("spawn"),
-            );
-        }
+        let actors = spawn_members(node, here, &delivered).await;
         scope.join_many(GROUP, &actors).expect("join");
         keep.push(actors);
     }
@@ -325,25 +355,8 @@ async fn lookup(fw: &str, members: usize, refs: u64) -> Metrics {
     let group: String = GROUP.to_owned();
     match fw {
         "understudy" => {
-            let pg = Pg::new();
-            let node = Node::builder(CLUSTER, "n0")
-                .ephemeral_certs(&ClusterCa::ephemeral(CLUSTER))
-                .extension(pg.clone())
-                .start()
-                .await
-                .expect("node starts");
-            let scope = pg.default_scope().expect("pg started");
-            let delivered = Arc::new(AtomicU64::new(0));
-            let mut actors = Vec::with_capacity(members);
-            for _ in 0..members {
-                actors.push(
-                    node.spawn(Member {
-                        delivered: delivered.clone(),
-                    })
-                    .await
-                    .expect("spawn"),
-                );
-            }
+            let (node, scope) = lone_node("n0").await;
+            let actors = spawn_members(&node, members, &Arc::default()).await;
             scope.join_many(&group, &actors).expect("join");
             let got = scope.get_members::<Tick>(&group).await.expect("lookup");
             assert_eq!(got.len(), members);
@@ -351,9 +364,7 @@ async fn lookup(fw: &str, members: usize, refs: u64) -> Metrics {
             let run = |n: u64| {
                 let clock = LoopClock::start();
                 for _ in 0..n {
-                    black_box(
-                        ready(scope.get_members::<Tick>(black_box(&group))).expect("lookup"),
-                    );
+                    black_box(ready(scope.get_members::<Tick>(black_box(&group))).expect("lookup"));
                 }
                 clock.stop()
             };
@@ -362,13 +373,7 @@ async fn lookup(fw: &str, members: usize, refs: u64) -> Metrics {
             lookup_metrics(span, n)
         }
         "ractor" => {
-            let mut cells = Vec::with_capacity(members);
-            for _ in 0..members {
-                let (actor, _) = ractor::Actor::spawn(None, crate::fw::ractor::Counter, ())
-                    .await
-                    .expect("spawn");
-                cells.push(actor.get_cell());
-            }
+            let cells = ractor_cells(members).await;
             ractor::pg::join(group.clone(), cells);
             assert_eq!(ractor::pg::get_members(&group).len(), members);
             let run = |n: u64| {
@@ -469,35 +474,11 @@ async fn memory(fw: &str, nodes: usize, members: usize) -> Metrics {
     assert!(share >= 1, "--gmembers must be at least --gnodes");
     let members = share * nodes;
     let delivered = Arc::new(AtomicU64::new(0));
-    let spawn = |node: &Node, n: usize| {
-        let node = node.clone();
-        let delivered = delivered.clone();
-        async move {
-            let mut actors = Vec::with_capacity(n);
-            for _ in 0..n {
-                actors.push(
-                    node.spawn(Member {
-                        delivered: delivered.clone(),
-                    })
-                    .await
-                    .expect("spawn"),
-                );
-            }
-            actors
-        }
-    };
     match fw {
         "understudy" => {
             // A local member, on a node of its own.
-            let pg = Pg::new();
-            let solo = Node::builder(CLUSTER, "solo")
-                .ephemeral_certs(&ClusterCa::ephemeral(CLUSTER))
-                .extension(pg.clone())
-                .start()
-                .await
-                .expect("node starts");
-            let scope = pg.default_scope().expect("pg started");
-            let actors = spawn(&solo, share).await;
+            let (solo, scope) = lone_node("solo").await;
+            let actors = spawn_members(&solo, share, &delivered).await;
             settle().await;
             let before = crate::bench::rss_bytes();
             scope.join_many(GROUP, &actors).expect("join");
@@ -508,7 +489,7 @@ async fn memory(fw: &str, nodes: usize, members: usize) -> Metrics {
             let (nodes, scopes) = pg_cluster(nodes).await;
             let mut shares = Vec::with_capacity(nodes.len());
             for node in &nodes {
-                shares.push(spawn(node, share).await);
+                shares.push(spawn_members(node, share, &delivered).await);
             }
             settle().await;
             let before = crate::bench::rss_bytes();
@@ -531,13 +512,7 @@ async fn memory(fw: &str, nodes: usize, members: usize) -> Metrics {
             ]
         }
         "ractor" => {
-            let mut cells = Vec::with_capacity(members);
-            for _ in 0..members {
-                let (actor, _) = ractor::Actor::spawn(None, crate::fw::ractor::Counter, ())
-                    .await
-                    .expect("spawn");
-                cells.push(actor.get_cell());
-            }
+            let cells = ractor_cells(members).await;
             settle().await;
             let before = crate::bench::rss_bytes();
             ractor::pg::join(GROUP.to_owned(), cells);
@@ -703,7 +678,15 @@ fn driver(o: &Opts) -> ExitCode {
     let exe = std::env::current_exe().expect("current_exe");
     eprintln!(
         "understudy-benches --pg: {} run(s) each; join: {} nodes, {} samples; broadcast: {} x {} members; lookup: members {:?}, {} refs; memory: {} members on {} nodes",
-        o.runs, o.nodes, o.samples, o.broadcasts, o.bmembers, o.members, o.refs, o.gmembers, o.gnodes
+        o.runs,
+        o.nodes,
+        o.samples,
+        o.broadcasts,
+        o.bmembers,
+        o.members,
+        o.refs,
+        o.gmembers,
+        o.gnodes
     );
     let mut results = Results::new();
     for run in 0..o.runs {
@@ -720,9 +703,7 @@ fn driver(o: &Opts) -> ExitCode {
                     };
                     sizes
                         .into_iter()
-                        .flat_map(|m| {
-                            (0..n).map(move |i| (o.frameworks[(i + run) % n].clone(), m))
-                        })
+                        .flat_map(|m| (0..n).map(move |i| (o.frameworks[(i + run) % n].clone(), m)))
                         .collect()
                 }
             };
