@@ -435,8 +435,10 @@ async fn demonitor_stops_delivery_and_a_pg_runs_on_one_node_only() {
     let Err(error) = refused else {
         panic!("a second node started with the same Pg");
     };
-    let error = error.to_string();
-    assert!(error.contains("one Pg per node"), "{error}");
+    let cause = std::error::Error::source(&error)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(cause.contains("one Pg per node"), "{error}: {cause}");
     // And a Pg that was never started says so.
     assert_eq!(Pg::new().default_scope().err(), Some(PgError::NotStarted));
 }

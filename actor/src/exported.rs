@@ -48,6 +48,16 @@ struct Export {
     deliver: DeliverFn,
 }
 
+/// The bytes of a message's tag: the first eight of its `args`.
+fn tag_of(message: &SerializedMessage) -> Option<Tag> {
+    let args = match message {
+        SerializedMessage::Cast { args, .. } | SerializedMessage::Call { args, .. } => args,
+        SerializedMessage::CallReply(..) => return None,
+    };
+    let (tag, _) = args.split_first_chunk::<8>()?;
+    Some(Tag(u64::from_le_bytes(*tag)))
+}
+
 fn deliver_as<M: RemoteMessage>(
     cell: &ActorCell,
     message: SerializedMessage,
@@ -55,6 +65,13 @@ fn deliver_as<M: RemoteMessage>(
     let message = M::from_wire(message).map_err(reject)?;
     cell.send_message(message)
         .map_err(|_| DeliverError::ActorStopped)
+}
+
+fn encoded_len(message: &SerializedMessage) -> usize {
+    match message {
+        SerializedMessage::Cast { args, .. } | SerializedMessage::Call { args, .. } => args.len(),
+        SerializedMessage::CallReply(_, bytes) => bytes.len(),
+    }
 }
 
 impl Owner for Export {
@@ -90,8 +107,18 @@ impl Owner for Export {
 /// assert!(table.is_empty());
 /// ```
 pub struct LiveTable<E> {
-    entries: Mutex<HashMap<u64, E>>,
+    entries: Mutex<Entries<E>>,
 }
+
+struct Entries<E> {
+    map: HashMap<u64, E>,
+    /// Size after the last sweep; the next insert past twice this sweeps again, so entries
+    /// of owners that died unnoticed never make up more than half the table.
+    swept: usize,
+}
+
+/// Tables smaller than this are never swept on insert.
+const SWEEP_FLOOR: usize = 64;
 
 impl<E: Owner> Default for LiveTable<E> {
     fn default() -> Self {
@@ -103,27 +130,35 @@ impl<E: Owner> LiveTable<E> {
     /// An empty table.
     pub fn new() -> Self {
         LiveTable {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries {
+                map: HashMap::new(),
+                swept: 0,
+            }),
         }
     }
 
     /// Inserts `entry` under `pid`, replacing any previous one. Returns whether one was there.
     pub fn insert(&self, pid: u64, entry: E) -> bool {
-        lock(&self.entries).insert(pid, entry).is_some()
+        let mut entries = lock(&self.entries);
+        if entries.map.len() >= SWEEP_FLOOR.max(entries.swept * 2) {
+            entries.map.retain(|_, e| e.is_alive());
+            entries.swept = entries.map.len();
+        }
+        entries.map.insert(pid, entry).is_some()
     }
 
     /// Removes `pid`'s entry. Returns whether there was one.
     pub fn remove(&self, pid: u64) -> bool {
-        lock(&self.entries).remove(&pid).is_some()
+        lock(&self.entries).map.remove(&pid).is_some()
     }
 
     /// The entry for `pid` if its owner is alive; a dead owner's entry is pruned on the way.
     pub fn live(&self, pid: u64) -> Option<E> {
         let mut entries = lock(&self.entries);
-        match entries.get(&pid) {
+        match entries.map.get(&pid) {
             Some(e) if e.is_alive() => Some(e.clone()),
             Some(_) => {
-                entries.remove(&pid);
+                entries.map.remove(&pid);
                 None
             }
             None => None,
@@ -132,7 +167,7 @@ impl<E: Owner> LiveTable<E> {
 
     /// How many entries the table holds (live or not yet pruned).
     pub fn len(&self) -> usize {
-        lock(&self.entries).len()
+        lock(&self.entries).map.len()
     }
 
     /// Whether the table holds nothing.
@@ -168,6 +203,11 @@ impl ExportTable {
         self.entries.remove(pid)
     }
 
+    /// Forgets `pid` (its actor stopped). Returns whether it was exported.
+    pub fn remove(&self, pid: u64) -> bool {
+        self.entries.remove(pid)
+    }
+
     /// The message tag an exported actor takes.
     pub fn tag_of(&self, pid: u64) -> Option<Tag> {
         self.entries.live(pid).map(|e| e.tag)
@@ -185,6 +225,41 @@ impl ExportTable {
             .live(pid)
             .ok_or(DeliverError::UnknownActor { pid })?;
         (export.deliver)(&export.cell, message)
+    }
+
+    /// Checks `message`'s type tag and enqueues it still encoded: the actor decodes it in
+    /// its own task as it takes it out of the mailbox (so the reader that called this never
+    /// pays for decoding, and a [`backlog`](crate::backlog) token in its metadata is paid
+    /// back at that moment). A payload that then fails to decode is counted in the
+    /// `understudy_decode_errors_total` metric and dropped; the tag is checked here, so a
+    /// message for another type is refused at once.
+    pub fn deliver_encoded(
+        &self,
+        pid: u64,
+        message: SerializedMessage,
+    ) -> Result<(), DeliverError> {
+        let export = self
+            .entries
+            .live(pid)
+            .ok_or(DeliverError::UnknownActor { pid })?;
+        match tag_of(&message) {
+            Some(found) if found == export.tag => export
+                .cell
+                .send_serialized(message)
+                .map_err(|_| DeliverError::ActorStopped),
+            Some(found) => Err(DeliverError::Decode(crate::remote::reject(
+                DecodeError::WrongTag {
+                    expected: export.tag,
+                    found,
+                    type_name: "the exported actor's message type",
+                },
+            ))),
+            None => Err(DeliverError::Decode(crate::remote::reject(
+                DecodeError::Truncated {
+                    len: encoded_len(&message),
+                },
+            ))),
+        }
     }
 
     /// How many actors are exported (live or not yet pruned).

@@ -5,7 +5,7 @@
 //! the state, so each hook is a direct call — no boxing, no extra indirection per message.
 //! A Local name, when the actor has one, is taken in `pre_start` (so a taken name fails the
 //! spawn before the actor runs) and released when the state is dropped, which happens on
-//! every way out: stop, kill, panic.
+//! every way out: stop, kill, panic; so is its entry in the export table.
 
 use std::marker::PhantomData;
 
@@ -33,6 +33,20 @@ pub(crate) struct Hosted<A> {
     actor: A,
     ctx: Ctx<A>,
     _name: Option<NameGuard>,
+    _export: ExportGuard,
+}
+
+/// Removes the actor from its node's export table when its state goes away, so an exported
+/// actor that stopped is not kept alive (nor found) by the table.
+pub(crate) struct ExportGuard {
+    runtime: Runtime,
+    pid: u64,
+}
+
+impl Drop for ExportGuard {
+    fn drop(&mut self) {
+        self.runtime.exports().remove(self.pid);
+    }
 }
 
 /// Releases a Local name when the actor's state goes away.
@@ -79,12 +93,17 @@ impl<A: Handler> ractor::Actor for Host<A> {
             },
             None => None,
         };
+        let export = ExportGuard {
+            runtime: runtime.clone(),
+            pid: cell.get_id().pid(),
+        };
         let ctx = Ctx::new(cell, runtime);
         actor.on_start(&ctx).await?;
         Ok(Hosted {
             actor,
             ctx,
             _name: guard,
+            _export: export,
         })
     }
 

@@ -18,6 +18,7 @@
 
 pub mod actor;
 pub mod ask;
+pub mod backlog;
 pub mod exported;
 mod host;
 pub mod id;

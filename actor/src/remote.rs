@@ -300,9 +300,25 @@ pub fn serialize_hook<M: RemoteMessage>(message: M) -> Result<SerializedMessage,
 }
 
 /// Glue for ractor's `Message::deserialize` hook: errors are counted and logged.
+///
+/// ractor calls it in the receiving actor's task as the message leaves the mailbox, which is
+/// where a message from the network stops counting against its connection's
+/// [`backlog`](crate::backlog). A hand-written `ractor::Message` impl for a remote message
+/// type must call it too.
 pub fn deserialize_hook<M: RemoteMessage>(
     message: SerializedMessage,
 ) -> Result<M, BoxedDowncastErr> {
+    if let SerializedMessage::Cast {
+        metadata: Some(meta),
+        ..
+    }
+    | SerializedMessage::Call {
+        metadata: Some(meta),
+        ..
+    } = &message
+    {
+        crate::backlog::consumed(meta);
+    }
     M::from_wire(message).map_err(|e| {
         reject(e);
         BoxedDowncastErr

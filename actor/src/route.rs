@@ -13,7 +13,8 @@
 //! Why a process-wide table: ractor's send path gives nothing but the target's `ActorId`, so
 //! the route must be found from the id alone. Route ids are unique in the process and each
 //! names exactly one connection of one node, so several nodes in one process never see each
-//! other's routes — node isolation holds (ARCHITECTURE §2.2), the table only maps ids.
+//! other's routes — node isolation holds (docs/ARCHITECTURE.md, section 2), the table only maps
+//! ids.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //!
 //! # Why
 //!
-//! Mesh traffic is mutual TLS (ARCHITECTURE §2, principle 5: secure by default). A private CA
+//! Mesh traffic is mutual TLS (secure by default, docs/ARCHITECTURE.md section 4). A private CA
 //! per cluster is the trust root: a peer is a member exactly when it shows a certificate that
 //! the cluster CA signed. That alone is not enough, because every member has such a
 //! certificate: a node with a valid certificate for `web-2` must not be able to say "I am

@@ -17,6 +17,13 @@
 //! Control traffic is reliable and ordered per peer, but a request to a node that goes away
 //! fails (its connection's pending requests are dropped), and nothing is retried for you.
 //!
+//! **Backpressure.** What a peer sends waits in the inbox until the service takes it; each
+//! connection may have at most [`ExtensionConfig::inbox_budget`] bytes waiting there (all
+//! services together). Past that the connection's control stream is not read until the
+//! services catch up, so the peer's `notify`/`broadcast`/`request` fail with
+//! [`SendError::Overloaded`](crate::mesh::SendError::Overloaded) instead of this node's memory
+//! filling up. Connection events (`PeerUp`/`PeerDown`) are never held back or dropped.
+//!
 //! ```
 //! use understudy_cluster::extension::{Extension, ExtensionContext, ExtensionMessage, Starting};
 //!
@@ -49,11 +56,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::identity::NodeName;
-use crate::mesh::{PeerLink, SendError};
+use crate::mesh::{Admit, PeerLink, SendError};
 use crate::node::{Inner, Node};
 use crate::wire::{Control, ExtensionBody};
 use understudy_actor::NodeId;
@@ -67,13 +75,17 @@ pub trait Extension: Send + Sync + 'static {
     /// Starts the service. Called once, inside the node's tokio runtime, after the node is
     /// up; spawn the tasks the service needs and keep the context. The node's `start`
     /// awaits the returned future, so the service is ready when the node is; an `Err`
-    /// (what went wrong) fails the node's start.
+    /// (what went wrong) fails the node's start, and the node is stopped again.
     fn start(&self, ctx: ExtensionContext) -> Starting;
 }
 
+/// Why an extension could not start (any error; a `String` or `&str` converts with `?`).
+pub type ExtensionStartError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What [`Extension::start`] returns: the service's start-up, awaited by the node's start.
-pub type Starting =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'static>>;
+pub type Starting = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), ExtensionStartError>> + Send + 'static>,
+>;
 
 /// Why an extension call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,7 +173,9 @@ impl Responder {
                 id: self.id,
                 result: result.map(ByteBuf::from),
             };
-            let _ = link.send_control(&Control::Extension {
+            // A response is never refused for lack of room: it is sent, or the connection
+            // fails and the requester hears `Disconnected`.
+            let _ = link.send_control_signal(&Control::Extension {
                 service: self.service.clone(),
                 body,
             });
@@ -177,16 +191,115 @@ impl Drop for Responder {
     }
 }
 
+/// How much extension traffic a peer may make this node hold.
+///
+/// ```
+/// use understudy_cluster::extension::ExtensionConfig;
+/// let cfg: ExtensionConfig = toml::from_str("inbox_budget = 1048576")?;
+/// assert_eq!(cfg.inbox_budget, 1 << 20);
+/// # Ok::<(), toml::de::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExtensionConfig {
+    /// Bytes of notices and requests from one connection that may wait in services'
+    /// inboxes (each counts its body plus a fixed overhead). Past it the connection's control
+    /// stream is not read until the services catch up.
+    pub inbox_budget: usize,
+}
+
+impl Default for ExtensionConfig {
+    fn default() -> Self {
+        ExtensionConfig {
+            inbox_budget: 8 << 20,
+        }
+    }
+}
+
+impl ExtensionConfig {
+    /// Checks the values, saying what to change.
+    pub fn validate(&self) -> Result<(), InvalidExtensionConfig> {
+        if !(64 * 1024..=1 << 30).contains(&self.inbox_budget) {
+            return Err(InvalidExtensionConfig(
+                "inbox_budget must be between 64 KiB and 1 GiB".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An extension configuration that does not make sense.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid extension configuration: {0}")]
+pub struct InvalidExtensionConfig(pub String);
+
+/// Bytes an inbox message costs besides its body.
+const MESSAGE_OVERHEAD: usize = 128;
+
+/// The bytes one connection has waiting in inboxes.
+#[derive(Debug)]
+struct Budget {
+    used: Mutex<usize>,
+    limit: usize,
+    freed: Notify,
+}
+
+impl Budget {
+    fn used(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.used.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_over(&self) -> bool {
+        *self.used() > self.limit
+    }
+
+    async fn below_limit(&self) {
+        loop {
+            let freed = self.freed.notified();
+            if !self.is_over() {
+                return;
+            }
+            freed.await;
+        }
+    }
+}
+
+/// A message's share of its connection's budget, given back when the service takes it.
+#[derive(Debug)]
+struct Charge {
+    budget: Arc<Budget>,
+    bytes: usize,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        let mut used = self.budget.used();
+        let was_over = *used > self.budget.limit;
+        *used -= self.bytes;
+        let over = *used > self.budget.limit;
+        drop(used);
+        if was_over && !over {
+            self.budget.freed.notify_waiters();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Queued {
+    message: ExtensionMessage,
+    _charge: Option<Charge>,
+}
+
 /// What peers sent to this service.
 #[derive(Debug)]
 pub struct ExtensionInbox {
-    rx: mpsc::UnboundedReceiver<ExtensionMessage>,
+    rx: mpsc::UnboundedReceiver<Queued>,
 }
 
 impl ExtensionInbox {
     /// The next message; `None` once the node is gone.
     pub async fn recv(&mut self) -> Option<ExtensionMessage> {
-        self.rx.recv().await
+        self.rx.recv().await.map(|q| q.message)
     }
 }
 
@@ -297,15 +410,27 @@ impl ExtensionContext {
 
 type Pending = HashMap<(u64, u64), oneshot::Sender<Result<Vec<u8>, String>>>;
 
-/// A node's extensions: their inboxes and the requests waiting for answers.
-#[derive(Default)]
+/// A node's extensions: their inboxes, each connection's inbox budget, and the requests
+/// waiting for answers.
 pub(crate) struct Extensions {
-    inboxes: Mutex<HashMap<&'static str, mpsc::UnboundedSender<ExtensionMessage>>>,
+    inboxes: Mutex<HashMap<&'static str, mpsc::UnboundedSender<Queued>>>,
+    budgets: Mutex<HashMap<u64, Arc<Budget>>>,
+    config: ExtensionConfig,
     pending: Mutex<Pending>,
     next_request: AtomicU64,
 }
 
 impl Extensions {
+    pub(crate) fn new(config: ExtensionConfig) -> Self {
+        Extensions {
+            inboxes: Mutex::new(HashMap::new()),
+            budgets: Mutex::new(HashMap::new()),
+            config,
+            pending: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(0),
+        }
+    }
+
     fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -324,23 +449,32 @@ impl Extensions {
         }
     }
 
-    /// Routes an extension frame from a peer.
-    pub(crate) fn inbound(&self, link: &Arc<PeerLink>, service: String, body: ExtensionBody) {
-        match body {
+    /// Routes an extension frame from a peer. Says to wait before the next frame while the
+    /// connection's inbox budget is spent.
+    pub(crate) fn inbound(
+        &self,
+        link: &Arc<PeerLink>,
+        service: String,
+        body: ExtensionBody,
+    ) -> Admit {
+        let (message, size, tx) = match body {
             ExtensionBody::Response { id, result } => {
                 if let Some(tx) = self.pending().remove(&(link.serial(), id)) {
                     let _ = tx.send(result.map(ByteBuf::into_vec));
                 }
+                return Admit::Next;
             }
             ExtensionBody::Notice(body) => {
-                if let Some(tx) = self.inbox(&service) {
-                    let _ = tx.send(ExtensionMessage::Notice {
-                        from: link.info().name.clone(),
-                        body,
-                    });
-                } else {
+                let Some(tx) = self.inbox(&service) else {
                     tracing::debug!(peer = %link.info().name, service, "notice for a service this node does not run");
-                }
+                    return Admit::Next;
+                };
+                let size = body.len();
+                let message = ExtensionMessage::Notice {
+                    from: link.info().name.clone(),
+                    body,
+                };
+                (message, size, tx)
             }
             ExtensionBody::Request { id, body } => {
                 let reply = Responder {
@@ -349,21 +483,54 @@ impl Extensions {
                     id,
                     answered: false,
                 };
-                match self.inbox(&service) {
-                    Some(tx) => {
-                        let _ = tx.send(ExtensionMessage::Request {
-                            from: link.info().name.clone(),
-                            body,
-                            reply,
-                        });
-                    }
-                    None => reply.respond(Err(format!("this node runs no service {service:?}"))),
-                }
+                let Some(tx) = self.inbox(&service) else {
+                    reply.respond(Err(format!("this node runs no service {service:?}")));
+                    return Admit::Next;
+                };
+                let size = body.len();
+                let message = ExtensionMessage::Request {
+                    from: link.info().name.clone(),
+                    body,
+                    reply,
+                };
+                (message, size, tx)
             }
+        };
+        let budget = self.budget(link.serial());
+        let bytes = size + MESSAGE_OVERHEAD;
+        *budget.used() += bytes;
+        let charge = Charge {
+            budget: budget.clone(),
+            bytes,
+        };
+        // A closed inbox (its service ended) drops the message, and with it the charge.
+        let _ = tx.send(Queued {
+            message,
+            _charge: Some(charge),
+        });
+        if budget.is_over() {
+            Admit::After(Box::pin(async move { budget.below_limit().await }))
+        } else {
+            Admit::Next
         }
     }
 
-    fn inbox(&self, service: &str) -> Option<mpsc::UnboundedSender<ExtensionMessage>> {
+    fn budget(&self, serial: u64) -> Arc<Budget> {
+        self.budgets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(serial)
+            .or_insert_with(|| {
+                Arc::new(Budget {
+                    used: Mutex::new(0),
+                    limit: self.config.inbox_budget,
+                    freed: Notify::new(),
+                })
+            })
+            .clone()
+    }
+
+    fn inbox(&self, service: &str) -> Option<mpsc::UnboundedSender<Queued>> {
         self.inboxes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -380,10 +547,15 @@ impl Extensions {
         });
     }
 
-    /// A connection ended: its pending requests fail at once, and every service hears of it.
+    /// A connection ended (after its last frame): its pending requests fail at once, and
+    /// every service hears of it.
     pub(crate) fn peer_down(&self, link: &PeerLink) {
         self.pending()
             .retain(|(serial, _), _| *serial != link.serial());
+        self.budgets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&link.serial());
         let info = link.info();
         self.tell_all(|| ExtensionMessage::PeerDown {
             node: info.name.clone(),
@@ -394,7 +566,10 @@ impl Extensions {
     fn tell_all(&self, message: impl Fn() -> ExtensionMessage) {
         let inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
         for tx in inboxes.values() {
-            let _ = tx.send(message());
+            let _ = tx.send(Queued {
+                message: message(),
+                _charge: None,
+            });
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Who a node is: its [`NodeName`], its [`NodeId`] and its [`Incarnation`], in a
 //! [`ClusterName`]d cluster.
 //!
-//! The three answer different questions (ARCHITECTURE §4, "Identity"):
+//! The three answer different questions (docs/ARCHITECTURE.md, section 4):
 //!
 //! - The **name** is what operators and certificates speak: unique in the cluster, chosen in the
 //!   node's config, and written into the node's TLS certificate as the SAN

@@ -45,6 +45,7 @@ pub mod membership;
 pub mod mesh;
 pub mod node;
 pub mod remote;
+pub(crate) mod sync;
 pub mod wire;
 
 pub use certs::{CertError, ClusterCa, ClusterTrust, IdentityMismatch, NodeCert};

@@ -20,7 +20,11 @@
 //!   identity (same run, so peers that never saw it fail see no event).
 //! - **Peers speak only for themselves.** The sender identity in every SWIM packet must be
 //!   the peer the transport verified (the mesh: the TLS certificate), or the packet is
-//!   refused, counted and logged. No byte sequence from the network panics.
+//!   refused, counted and logged. Every node record a peer sends (in a packet or a sync) must
+//!   carry the id its name derives to ([`node_id`](crate::identity::node_id)), so no record
+//!   can take over another node's slot; a sync carries at most
+//!   [`max_sync_members`](MembershipConfig::max_sync_members) records; and a node's load is
+//!   accepted only from that node. No byte sequence from the network panics.
 //!
 //! # Layers
 //!
@@ -46,8 +50,12 @@
 //! identity; the receiving node accepts an `Announce` to a placeholder as addressed to itself.
 //!
 //! Dynamic metadata ([`NodeLoad`]) is not part of the identity (changing an identity churns
-//! the cluster): it travels as a versioned custom broadcast, re-sent every `load_refresh`
-//! and included in syncs, and shows up as [`MembershipEvent::NodeUpdated`].
+//! the cluster): it travels as a versioned report that the node sends straight to every
+//! member (on change, at most once per `gossip_interval`; to each new member as it joins;
+//! every `load_refresh`; and in its syncs), and shows up as
+//! [`MembershipEvent::NodeUpdated`]. It is never relayed: a member takes a node's load only
+//! from that node, since a relayed report could not be told from a forged one. That costs a
+//! packet per member per change, where gossip would cost a few.
 //!
 //! ```
 //! use understudy_cluster::membership::testing::{MemNetwork, local_node};
@@ -75,6 +83,7 @@ mod driver;
 mod member;
 mod stats;
 mod swim;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod transport;
 mod wire;

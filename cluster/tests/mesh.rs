@@ -9,14 +9,15 @@ use tokio::sync::mpsc;
 use understudy_cluster::certs::ClusterCa;
 use understudy_cluster::identity::NodeName;
 use understudy_cluster::mesh::{
-    DialError, FaultPlan, FrameStream, Mesh, MeshConfig, MeshHandler, PeerLink,
+    Admit, DialError, FaultPlan, FrameStream, Mesh, MeshConfig, MeshHandler, PeerLink,
 };
-use understudy_cluster::wire::{Control, Signal};
+use understudy_cluster::wire::{Control, Delivery, Signal};
 
 #[derive(Debug)]
 enum Event {
     Up(String),
     Down(String),
+    Delivery(String, usize, Delivery),
     Signal(String, Signal),
     Control(String, Control),
     Datagram(String, Bytes),
@@ -31,15 +32,24 @@ impl MeshHandler for Recorder {
     fn peer_down(&self, link: &Arc<PeerLink>, _reason: &str) {
         let _ = self.0.send(Event::Down(link.info().name.to_string()));
     }
+    fn delivery(&self, link: &Arc<PeerLink>, lane: usize, delivery: Delivery) -> Admit {
+        let _ = self.0.send(Event::Delivery(
+            link.info().name.to_string(),
+            lane,
+            delivery,
+        ));
+        Admit::Next
+    }
     fn signal(&self, link: &Arc<PeerLink>, signal: Signal) {
         let _ = self
             .0
             .send(Event::Signal(link.info().name.to_string(), signal));
     }
-    fn control(&self, link: &Arc<PeerLink>, control: Control) {
+    fn control(&self, link: &Arc<PeerLink>, control: Control) -> Admit {
         let _ = self
             .0
             .send(Event::Control(link.info().name.to_string(), control));
+        Admit::Next
     }
     fn datagram(&self, link: &Arc<PeerLink>, data: Bytes) {
         let _ = self
@@ -69,7 +79,7 @@ fn node_configured(
     faults: Option<FaultPlan>,
 ) -> TestNode {
     let cert = ca.issue(&name(cert_name)).expect("cert");
-    let mesh = Mesh::bind(
+    let mesh = Mesh::bind_with_faults(
         "127.0.0.1:0".parse().expect("addr"),
         &cert,
         &ca.trust(),
@@ -134,13 +144,10 @@ async fn two_nodes_connect_and_exchange_signals_in_order() {
     assert_eq!(link.info().name, name("b"));
 
     for i in 0..1000u64 {
-        link.send_signal(
-            7,
-            &Signal::Monitor {
-                watcher: i,
-                target: 7,
-            },
-        )
+        link.send_signal(&Signal::Monitor {
+            watcher: i,
+            target: 7,
+        })
         .expect("send");
     }
     for i in 0..1000u64 {
@@ -211,13 +218,10 @@ async fn simultaneous_dials_leave_exactly_one_connection() {
         b.mesh.link(&name("a")).expect("b"),
     );
     // Traffic both ways over what each side kept proves they kept the same connection.
-    la.send_signal(
-        1,
-        &Signal::Monitor {
-            watcher: 1,
-            target: 1,
-        },
-    )
+    la.send_signal(&Signal::Monitor {
+        watcher: 1,
+        target: 1,
+    })
     .expect("a->b");
     expect(
         &mut b.events,
@@ -225,13 +229,10 @@ async fn simultaneous_dials_leave_exactly_one_connection() {
         |e| matches!(e, Event::Signal(n, _) if n == "a"),
     )
     .await;
-    lb.send_signal(
-        1,
-        &Signal::Monitor {
-            watcher: 2,
-            target: 2,
-        },
-    )
+    lb.send_signal(&Signal::Monitor {
+        watcher: 2,
+        target: 2,
+    })
     .expect("b->a");
     expect(
         &mut a.events,
@@ -348,13 +349,10 @@ async fn garbage_on_a_lane_closes_that_connection_only() {
     )
     .await;
     // c is untouched.
-    ac.send_signal(
-        1,
-        &Signal::Monitor {
-            watcher: 1,
-            target: 1,
-        },
-    )
+    ac.send_signal(&Signal::Monitor {
+        watcher: 1,
+        target: 1,
+    })
     .expect("a-c still works");
     assert!(!ac.is_closed());
     assert!(a.mesh.link(&name("c")).is_some());
@@ -409,9 +407,9 @@ async fn twenty_percent_loss_delivers_every_acknowledged_signal() {
     };
     let n = 2000u64;
     for i in 0..n {
-        link.send_signal(
+        link.send(
             i,
-            &Signal::Tell {
+            &Delivery::Tell {
                 to: i,
                 variant: String::new(),
                 args: vec![0; 64],
@@ -421,8 +419,8 @@ async fn twenty_percent_loss_delivers_every_acknowledged_signal() {
     }
     let mut seen = vec![false; n as usize];
     for _ in 0..n {
-        if let Event::Signal(_, Signal::Tell { to, .. }) =
-            expect(&mut b.events, "tell", |e| matches!(e, Event::Signal(..))).await
+        if let Event::Delivery(_, _, Delivery::Tell { to, .. }) =
+            expect(&mut b.events, "tell", |e| matches!(e, Event::Delivery(..))).await
         {
             assert!(!seen[to as usize], "no duplicates");
             seen[to as usize] = true;
@@ -430,4 +428,196 @@ async fn twenty_percent_loss_delivers_every_acknowledged_signal() {
     }
     assert!(seen.iter().all(|s| *s));
     assert!(plan.dropped() > 0, "the plan did drop packets");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_with_different_lane_counts_use_the_smaller_on_both_sides() {
+    let ca = ClusterCa::ephemeral("test");
+    let lanes = |n| MeshConfig {
+        lanes: n,
+        ..MeshConfig::default()
+    };
+    let mut few = node_configured(&ca, "few", lanes(2), None);
+    let mut many = node_configured(&ca, "many", lanes(16), None);
+    let link = many
+        .mesh
+        .dial(few.mesh.local_addr(), Some(name("few")))
+        .await
+        .expect("dial");
+    expect(
+        &mut few.events,
+        "up",
+        |e| matches!(e, Event::Up(n) if n == "many"),
+    )
+    .await;
+    let back = few.mesh.link(&name("many")).expect("few has the link");
+    assert_eq!(link.lanes(), 2);
+    assert_eq!(back.lanes(), 2);
+    assert_eq!(link.info().lanes, 2);
+    // Every key reaches the other side, on a lane both sides have, both ways.
+    let n = 64u64;
+    for key in 0..n {
+        let tell = |to| Delivery::Tell {
+            to,
+            variant: String::new(),
+            args: vec![],
+        };
+        link.send(key, &tell(key)).expect("many -> few");
+        back.send(key, &tell(key)).expect("few -> many");
+    }
+    for (events, what) in [(&mut few.events, "at few"), (&mut many.events, "at many")] {
+        let mut seen = 0;
+        while seen < n {
+            if let Event::Delivery(from, lane, _) =
+                expect(events, what, |e| matches!(e, Event::Delivery(..))).await
+            {
+                assert!(from == "few" || from == "many");
+                assert!(lane < 2, "lane {lane} of 2");
+                seen += 1;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stray_or_repeated_stream_closes_the_connection() {
+    let ca = ClusterCa::ephemeral("test");
+    for header in [0x40u8, 0xff, 0] {
+        let mut a = node(&ca, "a");
+        let b = node(&ca, "b");
+        a.mesh
+            .dial(b.mesh.local_addr(), Some(name("b")))
+            .await
+            .expect("dial");
+        expect(
+            &mut a.events,
+            "up",
+            |e| matches!(e, Event::Up(n) if n == "b"),
+        )
+        .await;
+        let b_to_a = b.mesh.link(&name("a")).expect("b-a");
+        // 0x40: no such lane; 0xff: a second signal stream; 0: a second lane 0.
+        b_to_a
+            .write_raw_uni_for_tests(&[header, 0, 0, 0, 0])
+            .await
+            .expect("write");
+        expect(
+            &mut a.events,
+            "b dropped",
+            |e| matches!(e, Event::Down(n) if n == "b"),
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_are_queued_when_the_data_lane_is_full_and_a_stalled_peer_fails_the_link() {
+    let plan = FaultPlan::new(5);
+    let ca = ClusterCa::ephemeral("test");
+    let small = MeshConfig {
+        lanes: 1,
+        lane_buffer: 64 * 1024,
+        max_frame: 16 * 1024,
+        ..MeshConfig::default()
+    };
+    let a = node_configured(&ca, "a", small.clone(), Some(plan.clone()));
+    let mut b = node_configured(&ca, "b", small, Some(plan.clone()));
+    let link = a
+        .mesh
+        .dial(b.mesh.local_addr(), Some(name("b")))
+        .await
+        .expect("dial");
+    expect(
+        &mut b.events,
+        "up",
+        |e| matches!(e, Event::Up(n) if n == "a"),
+    )
+    .await;
+    // Fill the data lane until it refuses: data gets Overloaded...
+    let big = Delivery::Tell {
+        to: 1,
+        variant: String::new(),
+        args: vec![0; 8 * 1024],
+    };
+    let mut refused = false;
+    for _ in 0..100_000 {
+        if link.send(1, &big).is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "a full lane refuses data");
+    // ...but a signal is still taken.
+    link.send_signal(&Signal::Monitor {
+        watcher: 1,
+        target: 1,
+    })
+    .expect("a signal is never refused for a full data lane");
+    expect(
+        &mut b.events,
+        "the signal",
+        |e| matches!(e, Event::Signal(n, Signal::Monitor { .. }) if n == "a"),
+    )
+    .await;
+    // A peer that takes nothing more (cut off): signals pile up until even the reserve is
+    // full, and then the connection fails rather than drop one.
+    plan.partition(a.mesh.local_addr(), b.mesh.local_addr());
+    let exit = Signal::Exit {
+        from: 1,
+        to: 2,
+        reason: Some("x".repeat(8 * 1024)),
+        after: vec![0],
+    };
+    let mut failed = false;
+    for _ in 0..100_000 {
+        if link.send_signal(&exit).is_err() {
+            failed = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(failed, "a stalled peer fails the link");
+    assert!(link.is_closed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_delivers_what_was_queued() {
+    let ca = ClusterCa::ephemeral("test");
+    let a = node(&ca, "a");
+    let mut b = node(&ca, "b");
+    let link = a
+        .mesh
+        .dial(b.mesh.local_addr(), Some(name("b")))
+        .await
+        .expect("dial");
+    for i in 0..500u64 {
+        link.send(
+            i,
+            &Delivery::Tell {
+                to: i,
+                variant: String::new(),
+                args: vec![1; 512],
+            },
+        )
+        .expect("send");
+    }
+    link.send_control_signal(&Control::Leaving)
+        .expect("goodbye");
+    a.mesh.shutdown("bye", Duration::from_secs(5)).await;
+    let mut tells = 0;
+    loop {
+        match expect(&mut b.events, "traffic", |e| {
+            matches!(
+                e,
+                Event::Delivery(..) | Event::Control(_, Control::Leaving) | Event::Down(_)
+            )
+        })
+        .await
+        {
+            Event::Delivery(..) => tells += 1,
+            Event::Control(..) => {}
+            _ => break,
+        }
+    }
+    assert_eq!(tells, 500, "every queued message arrived before the close");
 }

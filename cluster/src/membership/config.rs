@@ -49,10 +49,10 @@ pub const MAX_DATAGRAM_PACKET: usize = 1140;
 /// grows) with a multiplier of 6 rather than memberlist's 4. With n nodes each relaying an
 /// update t times to random members, a given node misses it with probability about
 /// (1 − 1/n)^(n·t) ≈ e^(−t). At t = 8 (multiplier 4, 10–99 nodes) that is 3·10⁻⁴ per node and
-/// update; a burst of 35 joins has some 1,200 such pairs, and indeed about one such run in
-/// eight left a node missing a member (repaired only by probing or the 30 s sync, seconds
-/// later). At t = 12 it is e⁴ ≈ 55 times rarer, for a few more bytes per packet during the
-/// half second an update is in flight.
+/// update; a burst of 35 joins has some 1,200 such pairs, enough that a node often misses a
+/// member until probing or the 30 s sync repairs it, seconds later. At t = 12 it is
+/// e⁴ ≈ 55 times rarer, for a few more bytes per packet during the half second an update is
+/// in flight.
 ///
 /// `max_packet_size` 1140 fits a QUIC datagram at the minimum 1200-byte MTU (measured
 /// `max_datagram_size()` 1162). It must be equal on all nodes: larger packets are refused.
@@ -91,7 +91,8 @@ pub struct MembershipConfig {
     pub suspect_to_down: Duration,
     /// Updates are piggybacked `retransmit_mult · ⌈log₁₀(n + 1)⌉` times in a cluster of n.
     pub retransmit_mult: u8,
-    /// Periodic gossip of pending updates.
+    /// Periodic gossip of pending updates; also the shortest gap between two load changes
+    /// sent to every member (changes in between are coalesced).
     #[serde(with = "humantime_serde")]
     pub gossip_interval: Duration,
     /// Members each periodic gossip goes to.
@@ -114,9 +115,18 @@ pub struct MembershipConfig {
     /// Periodic push-pull sync with one random member (one also runs on every join).
     #[serde(with = "humantime_serde")]
     pub sync_interval: Duration,
-    /// How long one sync may take.
+    /// How long one sync may take, each way: the node that starts a sync gives up on an
+    /// answer after this long, and the node that answers gives the requester this long to
+    /// send its request and again this long to take the answer, then drops the stream (so a
+    /// peer that opens sync streams and stalls cannot hold them).
     #[serde(with = "humantime_serde")]
     pub sync_timeout: Duration,
+    /// The most node records a push-pull sync payload may carry. A sync carries the sender's
+    /// whole view, so this bounds the cluster size (with the records of recently departed
+    /// nodes); a peer's payload beyond it is refused before it is decoded, so no peer can make
+    /// this node build an arbitrarily large table in one sync. A node whose own view is larger
+    /// sends the live members first and cuts the rest.
+    pub max_sync_members: usize,
     /// First delay between announces to the seeds while the node is not connected; doubles
     /// (with ±25 % jitter) up to `seed_retry_max`, and starts over whenever the node becomes
     /// isolated again.
@@ -125,7 +135,7 @@ pub struct MembershipConfig {
     /// Longest delay between announces to the seeds.
     #[serde(with = "humantime_serde")]
     pub seed_retry_max: Duration,
-    /// How often the node re-broadcasts its load (late joiners and lost packets), if it set one.
+    /// How often the node sends its load to every member again (lost packets), if it set one.
     #[serde(with = "humantime_serde")]
     pub load_refresh: Duration,
     /// Events buffered per subscriber before a slow subscriber misses some (it then gets a
@@ -152,6 +162,7 @@ impl Default for MembershipConfig {
             remove_down_after: Duration::from_secs(3600),
             sync_interval: Duration::from_secs(30),
             sync_timeout: Duration::from_secs(5),
+            max_sync_members: DEFAULT_MAX_SYNC_MEMBERS,
             seed_retry_initial: Duration::from_millis(200),
             seed_retry_max: Duration::from_secs(5),
             load_refresh: Duration::from_secs(10),
@@ -175,6 +186,16 @@ pub struct InvalidMembershipConfig(pub(crate) String);
 
 /// The smallest `max_packet_size` that still fits a header (two identities) and some updates.
 const MIN_PACKET: usize = 512;
+
+/// The default [`MembershipConfig::max_sync_members`]: far above the clusters this crate aims
+/// at (tens to a few hundred nodes), and at about 70 bytes a record still a payload of a few
+/// hundred KiB.
+const DEFAULT_MAX_SYNC_MEMBERS: usize = 4096;
+
+/// The longest interval or timeout accepted.
+const MAX_PERIOD: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest `remove_down_after` accepted.
+const MAX_REMOVE_DOWN_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 impl MembershipConfig {
     /// Checks the values, saying what to change.
@@ -208,11 +229,37 @@ impl MembershipConfig {
         if periods.iter().any(Duration::is_zero) {
             return bad("intervals and timeouts must be positive");
         }
+        // Timers are set as `now + setting`: bounded settings can never overflow the clock.
+        let timers = [
+            self.probe_period,
+            self.probe_rtt,
+            self.suspect_to_down,
+            self.gossip_interval,
+            self.announce_interval,
+            self.announce_down_interval,
+            self.sync_interval,
+            self.sync_timeout,
+            self.seed_retry_initial,
+            self.seed_retry_max,
+            self.load_refresh,
+        ];
+        if timers.iter().any(|d| *d > MAX_PERIOD) || self.remove_down_after > MAX_REMOVE_DOWN_AFTER
+        {
+            return bad(
+                "intervals and timeouts must be at most 24 hours (remove_down_after at most 30 days)",
+            );
+        }
         if self.seed_retry_max < self.seed_retry_initial {
             return bad("seed_retry_max must be at least seed_retry_initial");
         }
         if self.event_buffer == 0 || self.inbound_queue == 0 {
             return bad("event_buffer and inbound_queue must be at least 1");
+        }
+        if self.max_sync_members < 2 {
+            return bad(
+                "max_sync_members must be at least 2 (a sync carries its sender and the members \
+                 it knows); set it above the cluster size",
+            );
         }
         Ok(())
     }
@@ -308,6 +355,10 @@ mod tests {
             },
             MembershipConfig {
                 sync_interval: Duration::ZERO,
+                ..base.clone()
+            },
+            MembershipConfig {
+                max_sync_members: 1,
                 ..base.clone()
             },
         ];

@@ -3,7 +3,8 @@
 //! The task owns the state machine and is its only caller. It waits for whichever comes first
 //! — an inbound packet or sync request, a command from the handle, a finished sync, or the
 //! next timer — feeds it in with the current time, then hands every output on without
-//! awaiting any I/O: packets go to [`Transport::send`] (non-blocking by contract), syncs run
+//! awaiting any I/O: packets go to [`Transport::send`] (to members) or
+//! [`Transport::send_once`] (to anyone else), both non-blocking by contract, syncs run
 //! as separate tasks whose results come back as inputs, and events are published to the
 //! shared view and the subscribers. So a slow peer or a hanging dial never delays a probe.
 
@@ -26,6 +27,7 @@ use super::transport::{InboundMessage, InboundReceiver, SyncError, Transport};
 /// What the handle asks of the task.
 enum Command {
     Leave(oneshot::Sender<()>),
+    MemberLeaving(NodeId, crate::identity::Incarnation),
     SetLoad(NodeLoad),
     Announce(Vec<std::net::SocketAddr>),
 }
@@ -201,6 +203,15 @@ impl Membership {
         let _ = self.commands.send(Command::Announce(seeds));
     }
 
+    /// A member said goodbye on a reliable, authenticated channel (the mesh's control
+    /// stream): record it as [`Left`](super::LeaveReason::Left) now instead of waiting for
+    /// its (lossy) leave gossip. See [`Swim::member_leaving`].
+    pub fn member_leaving(&self, node: NodeId, incarnation: crate::identity::Incarnation) {
+        let _ = self
+            .commands
+            .send(Command::MemberLeaving(node, incarnation));
+    }
+
     /// Leaves the cluster gracefully (peers report [`Left`](super::LeaveReason::Left)) and
     /// stops the task once the goodbye packets are handed to the transport.
     pub async fn leave(&self) {
@@ -283,6 +294,9 @@ impl Driver {
                         return;
                     }
                     Some(Command::SetLoad(load)) => self.swim.set_load(now(), load),
+                    Some(Command::MemberLeaving(node, incarnation)) => {
+                        self.swim.member_leaving(now(), node, incarnation)
+                    }
                     Some(Command::Announce(seeds)) => self.swim.announce(now(), &seeds),
                     // The handle is gone: stop without leaving.
                     None => return,
@@ -326,7 +340,11 @@ impl Driver {
     /// Hands every output on; never awaits.
     fn flush(&mut self, sync_tx: &mpsc::UnboundedSender<SyncOutcome>) {
         while let Some(transmit) = self.swim.poll_transmit() {
-            self.transport.send(&transmit.to, transmit.packet);
+            if transmit.to_member {
+                self.transport.send(&transmit.to, transmit.packet);
+            } else {
+                self.transport.send_once(&transmit.to, transmit.packet);
+            }
         }
         while let Some(request) = self.swim.poll_sync() {
             let call = self.transport.sync(&request.to, request.payload);

@@ -3,7 +3,11 @@
 
 use understudy_actor::NodeId;
 
-/// Metric: SWIM packets refused, labelled by `reason` (`identity`, `malformed`, `protocol`).
+use super::wire::WireError;
+use crate::identity::NodeName;
+
+/// Metric: SWIM packets refused, labelled by `reason` (`identity`, `forged`, `malformed`,
+/// `protocol`).
 pub const REJECTED_PACKETS_METRIC: &str = "understudy_membership_packets_rejected_total";
 /// Metric: push-pull syncs that failed or were refused, labelled by `side`.
 pub const FAILED_SYNCS_METRIC: &str = "understudy_membership_syncs_failed_total";
@@ -18,12 +22,18 @@ pub struct MembershipStats {
     pub packets_sent: u64,
     /// Packets whose header identity did not match the transport's verified peer.
     pub rejected_identity: u64,
+    /// Packets and sync payloads refused because a node record in them carries an id that is
+    /// not its name's (it would take over another node's slot).
+    pub rejected_records: u64,
     /// Packets that were oversize or did not decode.
     pub rejected_malformed: u64,
     /// Packets foca refused for protocol reasons (e.g. claiming to come from ourselves).
     pub protocol_errors: u64,
     /// Custom broadcast items that did not decode (ignored).
     pub broadcasts_rejected: u64,
+    /// Load reports refused because they came from another node than the one they describe
+    /// (a node's load is accepted only from that node).
+    pub loads_refused: u64,
     /// Announces sent while joining or isolated.
     pub announces: u64,
     /// Times this node was declared down and rejoined with a renewed identity.
@@ -36,7 +46,7 @@ pub struct MembershipStats {
     pub syncs_failed: u64,
     /// Peers' syncs answered.
     pub syncs_served: u64,
-    /// Peers' syncs refused (malformed).
+    /// Peers' syncs refused (malformed, a foreign record, more than `max_sync_members`).
     pub syncs_refused: u64,
     /// Inbound packets dropped before reaching the state machine (queue full).
     pub inbound_dropped: u64,
@@ -44,10 +54,11 @@ pub struct MembershipStats {
 
 /// Why [`Swim::handle_packet`](super::Swim::handle_packet) refused a packet. Each is counted in [`MembershipStats`] and
 /// the [`REJECTED_PACKETS_METRIC`]. Refusals decided before foca parses the body (too large,
-/// identity mismatch, bad header) leave the state machine untouched; a body foca rejects
-/// partway may already have applied the valid updates before the bad part (found by the
-/// `swim_packets` fuzzer) — they come from the verified sender, so no one can speak for
-/// another node this way.
+/// identity mismatch, bad header) leave the state machine untouched, and so does a foreign
+/// record (foca decodes every update before it applies any); a body foca rejects partway may
+/// already have applied the valid updates before the bad part (found by the `swim_packets`
+/// fuzzer) — they come from the verified sender, so no one can speak for another node this
+/// way.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PacketError {
@@ -62,6 +73,15 @@ pub enum PacketError {
     /// Not a SWIM packet of this protocol.
     #[error("malformed packet: {0}")]
     Malformed(String),
+    /// The packet carries a node record whose id is not the id of its name in this cluster:
+    /// it would take over another node's slot.
+    #[error("packet names node {name} with id {node_id}, which is not that name's id")]
+    ForeignRecord {
+        /// The id the record claims.
+        node_id: NodeId,
+        /// The name it claims it for.
+        name: NodeName,
+    },
     /// The packet's sender identity is not the peer the transport verified.
     #[error("packet from verified peer {verified} claims to come from {claimed}")]
     IdentityMismatch {
@@ -75,8 +95,24 @@ pub enum PacketError {
     Protocol(String),
 }
 
+/// Maps a refusal of our wire layer to a packet error.
+pub(crate) fn wire_refusal(error: WireError) -> PacketError {
+    match error {
+        WireError::ForeignId { node_id, name } => PacketError::ForeignRecord { node_id, name },
+        other => PacketError::Malformed(other.to_string()),
+    }
+}
+
 /// Maps a foca refusal to ours.
 pub(crate) fn classify(error: foca::Error) -> PacketError {
+    if let foca::Error::Decode(inner) = &error
+        && let Some(WireError::ForeignId { node_id, name }) = inner.downcast_ref::<WireError>()
+    {
+        return PacketError::ForeignRecord {
+            node_id: *node_id,
+            name: name.clone(),
+        };
+    }
     match error {
         foca::Error::DataTooBig => PacketError::Malformed("too big for SWIM".into()),
         foca::Error::MalformedPacket | foca::Error::Decode(_) | foca::Error::CustomBroadcast(_) => {

@@ -27,12 +27,13 @@ use super::config::{InvalidMembershipConfig, MembershipConfig};
 use super::member::{LocalNode, Member, MembershipEvent, NodeLoad};
 use super::stats::{
     FAILED_SYNCS_METRIC, MembershipStats, PacketError, REJECTED_PACKETS_METRIC, classify,
+    wire_refusal,
 };
 use super::transport::{Peer, SyncError, SyncRequest, Transmit};
 use super::wire::{
-    LoadHandler, NodeRecord, SharedBook, SwimCodec, SwimId, SyncPayload, peek_header,
+    LoadHandler, NodeRecord, SharedBook, SwimCodec, SwimId, SyncPayload, WireError, peek_header,
 };
-use crate::identity::{ClusterName, node_id};
+use crate::identity::{ClusterName, Incarnation};
 use timer::{Scheduled, Tick};
 use view::Known;
 
@@ -114,8 +115,13 @@ pub struct Swim {
     book: SharedBook,
     own_load: Option<NodeLoad>,
     load_version: u64,
+    /// When this node last sent its load to every member (fan-outs are at most one per
+    /// `gossip_interval`: each costs a packet per member).
+    last_load_fanout: Option<Instant>,
+    /// A load change waits for the next fan-out slot.
+    load_fanout_pending: bool,
     max_transmissions: u8,
-    transmits: VecDeque<Transmit>,
+    transmits: VecDeque<(Peer, Bytes)>,
     syncs: VecDeque<SyncRequest>,
     events: VecDeque<MembershipEvent>,
     stats: MembershipStats,
@@ -169,7 +175,7 @@ impl Swim {
             SwimId::Node(record.clone()),
             config.foca(1),
             SmallRng::seed_from_u64(rng_seed),
-            SwimCodec,
+            SwimCodec::new(local.identity.cluster().clone()),
             LoadHandler(book.clone()),
         );
         let mut seeds: Vec<SocketAddr> = seeds.into_iter().filter(|s| *s != local.addr).collect();
@@ -203,6 +209,8 @@ impl Swim {
             book,
             own_load: None,
             load_version: 0,
+            last_load_fanout: None,
+            load_fanout_pending: false,
             max_transmissions: config.max_transmissions(1).get(),
             transmits: VecDeque::new(),
             syncs: VecDeque::new(),
@@ -254,13 +262,13 @@ impl Swim {
                 max,
             });
         }
-        let (header, used) =
-            peek_header(packet).map_err(|e| PacketError::Malformed(e.to_string()))?;
+        let (header, used) = peek_header(packet, &self.cluster).map_err(wire_refusal)?;
         let src = header
             .src
             .node()
             .ok_or_else(|| PacketError::Malformed("placeholder sender".into()))?;
-        if src.node_id != from || node_id(&self.cluster, &src.meta.name) != from {
+        // `peek_header` checked that the id is the name's, so the name is `from`'s too.
+        if src.node_id != from {
             return Err(PacketError::IdentityMismatch {
                 verified: from,
                 claimed: format!("{} (id {})", src.meta.name, src.node_id),
@@ -300,6 +308,11 @@ impl Swim {
                 tracing::warn!(peer = %from, %error, "refused SWIM packet");
                 "identity"
             }
+            PacketError::ForeignRecord { .. } => {
+                self.stats.rejected_records += 1;
+                tracing::warn!(peer = %from, %error, "refused SWIM packet");
+                "forged"
+            }
             PacketError::TooLarge { .. } | PacketError::Malformed(_) => {
                 self.stats.rejected_malformed += 1;
                 tracing::debug!(peer = %from, %error, "refused SWIM packet");
@@ -335,9 +348,14 @@ impl Swim {
                 Tick::Rejoin(token) => self.rejoin(now, token),
                 Tick::LoadRefresh => {
                     if self.connected && self.own_load.is_some() {
-                        self.publish_load(now);
+                        self.fan_out_load(now);
                     }
                     self.schedule(now + self.config.load_refresh, Tick::LoadRefresh);
+                }
+                Tick::LoadFanout => {
+                    if self.load_fanout_pending {
+                        self.fan_out_load(now);
+                    }
                 }
             }
         }
@@ -353,11 +371,11 @@ impl Swim {
         if self.left {
             return Err(SyncError::Refused("this node has left".into()));
         }
-        match SyncPayload::decode(request) {
+        match self.decode_sync(request) {
             Ok(payload) => {
                 // What the requester knows may be news to the cluster (it is, at least, news
                 // that the requester exists): gossip it.
-                self.apply_state(now, payload, true);
+                self.apply_state(now, payload, Some(from), true);
                 self.stats.syncs_served += 1;
                 Ok(self.encode_state())
             }
@@ -384,13 +402,14 @@ impl Swim {
             return;
         }
         let outcome = response.and_then(|bytes| {
-            SyncPayload::decode(bytes).map_err(|e| SyncError::Refused(e.to_string()))
+            self.decode_sync(bytes)
+                .map_err(|e| SyncError::Refused(e.to_string()))
         });
         match outcome {
             Ok(payload) => {
                 // The responder gossips what it knows itself; repeating its whole view would
                 // only crowd real news out of our packets.
-                self.apply_state(now, payload, false);
+                self.apply_state(now, payload, peer.node_id(), false);
                 self.stats.syncs_completed += 1;
                 if self.join_sync == Some(id) {
                     // Tell a few members we exist, beside the seed that let us in, so the
@@ -432,13 +451,16 @@ impl Swim {
         self.drain(now);
     }
 
-    /// Publishes this node's load: gossiped at once and re-sent every `load_refresh`.
+    /// Publishes this node's load: sent to every member at once (or, if the last change went
+    /// out less than `gossip_interval` ago, then), to each new member as it joins, and again
+    /// every `load_refresh`. Members accept a node's load only from that node.
     pub fn set_load(&mut self, now: Instant, load: NodeLoad) {
         if self.left {
             return;
         }
         self.own_load = Some(load);
-        self.publish_load(now);
+        self.load_version += 1;
+        self.request_load_fanout(now);
     }
 
     /// Leaves the cluster gracefully: peers report this node
@@ -480,12 +502,63 @@ impl Swim {
         self.connected = false;
     }
 
+    /// A member said goodbye on a reliable channel (the mesh's control stream), as run
+    /// `incarnation`: it is recorded as having left (peers of this node then report
+    /// [`LeaveReason::Left`](super::LeaveReason::Left)), exactly as if its own leave gossip
+    /// had arrived, and the news is gossiped on. Who said it must be authenticated by the
+    /// caller; a goodbye for another run than the member's current one is ignored.
+    pub fn member_leaving(&mut self, now: Instant, node: NodeId, incarnation: Incarnation) {
+        if self.left || node == self.own_id {
+            return;
+        }
+        let current = self
+            .foca
+            .iter_membership_state()
+            .filter(|m| m.state() != foca::State::Down)
+            .filter_map(|m| m.id().node())
+            .find(|r| r.node_id == node)
+            .cloned();
+        let Some(record) = current.filter(|r| r.incarnation == incarnation && !r.leaving) else {
+            return;
+        };
+        let leaving = SwimId::Node(NodeRecord {
+            leaving: true,
+            ..record
+        });
+        let update = foca::Member::new(leaving, 0, foca::State::Down);
+        if let Err(error) = self
+            .foca
+            .apply_many(std::iter::once(update), true, &mut self.rt)
+        {
+            tracing::debug!(%error, "recording a goodbye");
+        }
+        self.drain(now);
+    }
+
     // ---------------------------------------------------------------------------------------
     // Outputs and queries
 
     /// The next SWIM packet to hand to the transport.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let (to, packet) = self.transmits.pop_front()?;
+        // Asked now, after the call that queued the packet has brought the view up to date
+        // (foca writes to a new member before it tells us of it).
+        let to_member = match &to {
+            Peer::Node {
+                node_id,
+                incarnation,
+                ..
+            } => self
+                .known
+                .get(node_id)
+                .is_some_and(|k| k.record.incarnation == *incarnation),
+            Peer::Seed(_) => false,
+        };
+        Some(Transmit {
+            to,
+            packet,
+            to_member,
+        })
     }
 
     /// The next push-pull sync to run (see [`handle_sync_response`](Self::handle_sync_response)).
@@ -532,12 +605,23 @@ impl Swim {
     /// Counters.
     pub fn stats(&self) -> MembershipStats {
         let mut stats = self.stats;
-        stats.broadcasts_rejected = self.book.lock().rejected;
+        let book = self.book.lock();
+        stats.broadcasts_rejected = book.undecodable;
+        stats.loads_refused = book.refused;
         stats
     }
 
     // ---------------------------------------------------------------------------------------
     // Internals
+
+    /// Decodes a peer's sync payload (see [`SyncPayload::decode`]), counting a foreign record.
+    fn decode_sync(&mut self, bytes: &[u8]) -> Result<SyncPayload, WireError> {
+        let decoded = SyncPayload::decode(bytes, &self.cluster, self.config.max_sync_members);
+        if let Err(WireError::ForeignId { .. }) = &decoded {
+            self.stats.rejected_records += 1;
+        }
+        decoded
+    }
 
     fn local_record(&self) -> NodeRecord {
         // Our identity is always a node; `initial` only makes this total.
@@ -559,10 +643,7 @@ impl Swim {
         loop {
             while let Some((to, packet)) = self.rt.to_send() {
                 self.stats.packets_sent += 1;
-                self.transmits.push_back(Transmit {
-                    to: peer_of(&to),
-                    packet,
-                });
+                self.transmits.push_back((peer_of(&to), packet));
             }
             while let Some((after, timer)) = self.rt.to_schedule() {
                 self.schedule(now + after, Tick::Foca(timer));

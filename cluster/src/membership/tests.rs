@@ -14,6 +14,9 @@ use understudy_actor::NodeId;
 
 use super::testing::local_node;
 use super::*;
+use crate::identity::Incarnation;
+
+mod hostile;
 
 const CLUSTER: &str = "sim";
 
@@ -299,6 +302,40 @@ fn graceful_leave_is_reported_as_left() {
 }
 
 #[test]
+fn a_goodbye_on_a_reliable_channel_is_reported_as_left_when_every_datagram_is_lost() {
+    let mut sim = cluster(4, 12);
+    let id = |sim: &Sim, i: usize| sim.nodes[&i].swim.local().node_id();
+    let (leaver, other) = (id(&sim, 2), id(&sim, 3));
+    // n2 says goodbye over each connection and goes: not one of its datagrams arrives.
+    sim.crash(2);
+    let now = sim.now;
+    for i in [0, 1, 3] {
+        let swim = &mut sim.nodes.get_mut(&i).expect("node").swim;
+        swim.member_leaving(now, leaver, Incarnation::new(1));
+        // A goodbye for another run, or for a node that did not say it, changes nothing.
+        swim.member_leaving(now, other, Incarnation::new(7));
+    }
+    sim.collect();
+    let left = sim.run_until(Duration::from_secs(10), |s| {
+        [0, 1, 3].iter().all(|i| s.left_reason(*i, 2).is_some())
+    });
+    assert!(left.is_some());
+    for i in [0, 1, 3] {
+        assert_eq!(
+            sim.left_reason(i, 2),
+            Some(LeaveReason::Left),
+            "seen by {i}"
+        );
+    }
+    for i in [0, 1] {
+        assert!(
+            sim.names_seen_by(i).contains("n3"),
+            "n3 is still a member at {i}"
+        );
+    }
+}
+
+#[test]
 fn crash_is_reported_as_failed() {
     let mut sim = cluster(5, 3);
     sim.crash(3);
@@ -309,6 +346,35 @@ fn crash_is_reported_as_failed() {
     for i in [0, 1, 2, 4] {
         assert_eq!(sim.left_reason(i, 3), Some(LeaveReason::Failed));
     }
+}
+
+#[test]
+fn packets_to_a_failed_node_are_marked_as_not_to_a_member() {
+    let mut sim = cluster(4, 13);
+    sim.crash(3);
+    let detected = sim.run_until(Duration::from_secs(30), |s| {
+        [0, 1, 2].iter().all(|i| s.left_reason(*i, 3).is_some())
+    });
+    assert!(detected.is_some());
+    // Run n0 alone for a few announce-to-down rounds and look at what it writes.
+    let (mut to_gone, mut to_members) = (0, 0);
+    let mut now = sim.now;
+    let n0 = &mut sim.nodes.get_mut(&0).expect("node").swim;
+    while now < sim.now + sim.config.announce_down_interval * 3 {
+        now += Duration::from_millis(100);
+        n0.handle_timeout(now);
+        while let Some(t) = n0.poll_transmit() {
+            let member = n0.members().any(|m| Some(m.node_id()) == t.to.node_id());
+            assert_eq!(t.to_member, member, "{t:?}");
+            if t.to.addr() == addr(3) {
+                to_gone += 1;
+            } else if member {
+                to_members += 1;
+            }
+        }
+    }
+    assert!(to_gone > 0, "n0 announces to the failed n3");
+    assert!(to_members > 0, "and probes its members");
 }
 
 #[test]
@@ -431,6 +497,36 @@ fn loads_travel_and_are_reported_as_updates() {
             .any(|m| m.name().as_str() == "n1" && m.load() == Some(load))
     });
     assert!(late.is_some());
+}
+
+#[test]
+fn load_changes_go_to_each_member_at_most_once_per_gossip_interval() {
+    let mut sim = cluster(4, 12);
+    let now = sim.now;
+    let n1 = &mut sim.nodes.get_mut(&1).expect("node").swim;
+    while n1.poll_transmit().is_some() {}
+    for score in 0..10 {
+        n1.set_load(now, NodeLoad { actors: 1, score });
+    }
+    // One report per member now; the rest wait for the next slot and are coalesced.
+    let mut sent = 0;
+    while n1.poll_transmit().is_some() {
+        sent += 1;
+    }
+    assert_eq!(sent, 3);
+    let last = NodeLoad {
+        actors: 1,
+        score: 9,
+    };
+    let seen = sim.run_until(Duration::from_secs(2), |s| {
+        [0, 2, 3].iter().all(|i| {
+            s.nodes[i]
+                .swim
+                .members()
+                .any(|m| m.name().as_str() == "n1" && m.load() == Some(last))
+        })
+    });
+    assert!(seen.is_some());
 }
 
 #[test]
@@ -683,5 +779,21 @@ proptest! {
         for node in sim.nodes.values() {
             check_events(node)?;
         }
+    }
+}
+
+#[test]
+fn settings_that_would_overflow_the_clock_are_refused() {
+    let huge = Duration::from_secs(u64::MAX / 4);
+    for set in [
+        |c: &mut MembershipConfig, d| c.probe_period = d,
+        |c: &mut MembershipConfig, d| c.sync_interval = d,
+        |c: &mut MembershipConfig, d| c.load_refresh = d,
+        |c: &mut MembershipConfig, d| c.remove_down_after = d,
+        |c: &mut MembershipConfig, d| c.seed_retry_max = d,
+    ] {
+        let mut c = MembershipConfig::default();
+        set(&mut c, huge);
+        assert!(c.validate().is_err(), "{c:?}");
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! | direction | what | semantics |
 //! |---|---|---|
-//! | out | [`Transport::send`] a SWIM packet | fire and forget, never waits, may drop (SWIM tolerates loss) |
+//! | out | [`Transport::send`] a SWIM packet to a member | fire and forget, never waits, may drop (SWIM tolerates loss) |
+//! | out | [`Transport::send_once`] a SWIM packet to a non-member | the same, and keeps nothing (no connection) for it |
 //! | out | [`Transport::sync`] a push-pull request | reliable request/response (the mesh: a QUIC bi-stream) |
 //! | in | [`Inbound::deliver`] a packet from a verified peer | never waits; dropped if membership is overloaded |
 //! | in | [`Inbound::sync`] a peer's push-pull request | answered with our state |
@@ -92,6 +93,11 @@ pub struct Transmit {
     pub to: Peer,
     /// The packet (at most `max_packet_size` bytes).
     pub packet: Bytes,
+    /// Whether `to` is a live member in this node's view (that run of it): then hand it to
+    /// [`Transport::send`], else to [`Transport::send_once`]. SWIM also writes to nodes it
+    /// considers gone (announces, so that the two sides of a healed partition find each
+    /// other), to seeds, and to nodes it has not reported joined yet.
+    pub to_member: bool,
 }
 
 /// A push-pull sync to run: send `payload` to `to`, and give the response (or the failure)
@@ -156,8 +162,17 @@ pub type SyncFuture = Pin<Box<dyn Future<Output = Result<Bytes, SyncError>> + Se
 /// let _transport: std::sync::Arc<dyn Transport> = std::sync::Arc::new(Void);
 /// ```
 pub trait Transport: Send + Sync + 'static {
-    /// Sends a SWIM packet to `to`, without waiting; may drop it.
+    /// Sends a SWIM packet to `to`, a live member, without waiting; may drop it.
     fn send(&self, to: &Peer, packet: Bytes);
+
+    /// Sends a SWIM packet to `to`, which is *not* a live member (a node that left or failed,
+    /// a seed, a node not reported joined yet; see [`Transmit::to_member`]), without waiting;
+    /// may drop it. Unlike [`send`](Transport::send) it must leave nothing behind for `to`:
+    /// a transport that keeps connections to members (the mesh redials them) would otherwise
+    /// keep one to every node that ever left. By default, `send`.
+    fn send_once(&self, to: &Peer, packet: Bytes) {
+        self.send(to, packet);
+    }
 
     /// Sends a push-pull sync request to `to` and resolves to the peer's response (the bytes
     /// its [`Inbound::sync`] returned).
@@ -167,6 +182,10 @@ pub trait Transport: Send + Sync + 'static {
 impl<T: Transport + ?Sized> Transport for Arc<T> {
     fn send(&self, to: &Peer, packet: Bytes) {
         (**self).send(to, packet);
+    }
+
+    fn send_once(&self, to: &Peer, packet: Bytes) {
+        (**self).send_once(to, packet);
     }
 
     fn sync(&self, to: &Peer, request: Bytes) -> SyncFuture {

@@ -35,6 +35,14 @@ pub struct MeshConfig {
     /// Longest delay between redials.
     #[serde(with = "humantime_serde")]
     pub redial_max: Duration,
+    /// How long a node waits for a wanted peer with a lower node id to dial it before it
+    /// dials itself. Only one side dialing halves the handshakes when many nodes start at
+    /// once; the wait keeps a pair from never connecting if the lower one does not want it.
+    #[serde(with = "humantime_serde")]
+    pub dial_grace: Duration,
+    /// TLS handshakes (dials and accepts) in progress at once; more wait their turn, so a
+    /// burst of joins does not starve every handshake of CPU at the same time.
+    pub max_handshakes: usize,
 }
 
 impl Default for MeshConfig {
@@ -48,6 +56,8 @@ impl Default for MeshConfig {
             dial_timeout: Duration::from_secs(5),
             redial_min: Duration::from_millis(100),
             redial_max: Duration::from_secs(5),
+            dial_grace: Duration::from_millis(500),
+            max_handshakes: 16,
         }
     }
 }
@@ -56,6 +66,10 @@ impl Default for MeshConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid mesh configuration: {0}")]
 pub struct InvalidMeshConfig(pub String);
+
+/// The longest duration a setting may have: far beyond any sensible value, and small enough
+/// that adding it to a clock reading cannot overflow.
+pub(crate) const MAX_SETTING: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl MeshConfig {
     /// Checks the values, saying what to change.
@@ -82,6 +96,23 @@ impl MeshConfig {
             return bad(
                 "dial_timeout and redial_min must be positive, and redial_max at least redial_min",
             );
+        }
+        let durations = [
+            self.idle_timeout,
+            self.keep_alive,
+            self.dial_timeout,
+            self.redial_min,
+            self.redial_max,
+            self.dial_grace,
+        ];
+        if durations.iter().any(|d| *d > MAX_SETTING) {
+            return bad("durations must be at most 24 hours");
+        }
+        if self.max_handshakes == 0 || self.max_handshakes > 4096 {
+            return bad("max_handshakes must be between 1 and 4096");
+        }
+        if self.lane_buffer > 1 << 30 {
+            return bad("lane_buffer must be at most 1 GiB");
         }
         Ok(())
     }

@@ -9,61 +9,7 @@
 //! keep the connection dialed by the node with the lower node id, so they agree without talking.
 
 use crate::identity::{ClusterName, NodeName, node_id};
-use crate::wire::{Hello, PROTOCOL_VERSION};
-
-/// Why a Hello was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    /// Another protocol version.
-    #[error("protocol version {theirs} is not {ours}; upgrade the older node")]
-    Version {
-        /// Theirs.
-        theirs: u16,
-        /// Ours.
-        ours: u16,
-    },
-    /// Another cluster.
-    #[error("node is of cluster {theirs:?}, this is {ours:?}")]
-    Cluster {
-        /// Theirs.
-        theirs: String,
-        /// Ours.
-        ours: String,
-    },
-    /// The Hello names another node than the certificate.
-    #[error("Hello claims to be {claimed:?} but the certificate is {certified:?}")]
-    NameMismatch {
-        /// Name in the Hello.
-        claimed: String,
-        /// Name in the certificate.
-        certified: String,
-    },
-    /// The node id is not the one derived from the name.
-    #[error("node id {claimed:016x} does not belong to {name:?}")]
-    NodeId {
-        /// Claimed id.
-        claimed: u64,
-        /// Name.
-        name: String,
-    },
-    /// The peer is this node (dialed our own address).
-    #[error("connected to itself")]
-    Myself,
-    /// A lane count outside 1–64.
-    #[error("invalid lane count {0}")]
-    Lanes(u16),
-    /// An older incarnation than one already connected.
-    #[error("stale incarnation {theirs} (connected: {current})")]
-    Stale {
-        /// Theirs.
-        theirs: u64,
-        /// The connected one.
-        current: u64,
-    },
-    /// A connection to this peer is already up (or wins the tie-break).
-    #[error("duplicate connection")]
-    Duplicate,
-}
+use crate::wire::{Hello, PROTOCOL_VERSION, Refusal};
 
 /// Checks a peer's Hello against its certificate's node name. Returns the peer's name.
 pub(crate) fn check_hello(

@@ -3,9 +3,16 @@
 //! Senders encode frames straight into the lane's buffer under a short lock (no allocation
 //! per message, no channel hop), in the order they call. One writer task swaps the buffer out
 //! and writes it as one chunk, so while the network is busy, frames pile up and leave
-//! together (measured 3.5x faster than a write per frame). A lane holding more than its cap
-//! refuses further frames with [`SendError::Overloaded`]: a slow peer causes backpressure, not
-//! unbounded memory.
+//! together (measured 3.5x faster than a write per frame).
+//!
+//! Two kinds of frame share a lane's buffer, with different rules for a full one:
+//! - **data** (tells, asks, extension notices) is refused with [`SendError::Overloaded`] once
+//!   the lane holds `cap` bytes: a slow peer causes backpressure, not unbounded memory;
+//! - **signals** (DOWNs, replies, exit signals, responses) are never refused for lack of room
+//!   below `hard_cap` (twice `cap`): losing one would leave a monitor or an ask waiting for
+//!   ever. Past `hard_cap` the peer has stopped reading altogether, and the push fails with
+//!   [`Full`] so that the caller fails the whole connection, which every watcher then hears
+//!   as `noconnection`.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -29,9 +36,24 @@ pub enum SendError {
     Frame(#[from] WireError),
 }
 
+/// How a frame is treated when the lane is full (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Refused with `Overloaded` at the cap.
+    Data,
+    /// Taken up to the hard cap.
+    Signal,
+}
+
+/// A signal did not fit even under the hard cap: the connection must fail.
+#[derive(Debug)]
+pub(crate) struct Full;
+
 struct State {
     buf: Vec<u8>,
     closed: bool,
+    /// Frames ever queued (the barrier count of a data lane).
+    frames: u64,
 }
 
 /// One outgoing ordered stream's buffer.
@@ -39,6 +61,7 @@ pub(crate) struct Lane {
     state: Mutex<State>,
     wake: Notify,
     cap: usize,
+    hard_cap: usize,
     max_frame: usize,
 }
 
@@ -51,9 +74,11 @@ impl Lane {
             state: Mutex::new(State {
                 buf: Vec::new(),
                 closed: false,
+                frames: 0,
             }),
             wake: Notify::new(),
             cap,
+            hard_cap: cap.saturating_mul(2),
             max_frame,
         }
     }
@@ -67,22 +92,34 @@ impl Lane {
         self.max_frame
     }
 
-    /// Queues one frame.
-    pub(crate) fn push<T: Serialize>(&self, frame: &T) -> Result<(), SendError> {
+    /// Queues one frame. [`PushError::Full`] means a signal found no room even under the
+    /// hard cap (the caller fails the connection).
+    pub(crate) fn push<T: Serialize>(&self, frame: &T, kind: Kind) -> Result<(), PushError> {
         let mut s = self.state();
         if s.closed {
-            return Err(SendError::Disconnected);
+            return Err(PushError::Send(SendError::Disconnected));
         }
-        if s.buf.len() >= self.cap {
-            return Err(SendError::Overloaded);
+        match kind {
+            Kind::Data if s.buf.len() >= self.cap => {
+                return Err(PushError::Send(SendError::Overloaded));
+            }
+            Kind::Signal if s.buf.len() >= self.hard_cap => return Err(PushError::Full(Full)),
+            _ => {}
         }
         let was_empty = s.buf.is_empty();
-        encode_frame_into(frame, &mut s.buf, self.max_frame)?;
+        encode_frame_into(frame, &mut s.buf, self.max_frame)
+            .map_err(|e| PushError::Send(e.into()))?;
+        s.frames += 1;
         drop(s);
         if was_empty {
             self.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// How many frames were ever queued on this lane.
+    pub(crate) fn frames(&self) -> u64 {
+        self.state().frames
     }
 
     /// Refuses further frames and lets the writer finish what is queued.
@@ -96,9 +133,16 @@ impl Lane {
         self.state().buf.len()
     }
 
-    /// Writes queued frames to `stream` until the lane is closed and drained, or the stream
-    /// fails (then the lane closes).
-    pub(crate) async fn run_writer(&self, mut stream: quinn::SendStream) {
+    /// Writes `header` and then queued frames to `stream` until the lane is closed and
+    /// drained (then finishes the stream and waits for the peer to acknowledge it), or the
+    /// stream fails (then the lane closes).
+    pub(crate) async fn run_writer(&self, mut stream: quinn::SendStream, header: Option<u8>) {
+        if let Some(h) = header
+            && stream.write_all(&[h]).await.is_err()
+        {
+            self.close();
+            return;
+        }
         let mut spare = Vec::new();
         loop {
             let chunk = {
@@ -126,6 +170,17 @@ impl Lane {
                 }
             }
         }
-        let _ = stream.finish();
+        if stream.finish().is_ok() {
+            let _ = stream.stopped().await;
+        }
     }
+}
+
+/// Why [`Lane::push`] failed.
+#[derive(Debug)]
+pub(crate) enum PushError {
+    /// Report this to the sender.
+    Send(SendError),
+    /// A signal did not fit: fail the connection.
+    Full(Full),
 }

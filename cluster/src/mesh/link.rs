@@ -1,15 +1,31 @@
-//! One live connection to a peer: its lanes, its control stream, and the tasks that read them.
+//! One live connection to a peer: its lanes, its signal and control streams, and the tasks
+//! that read them.
+//!
+//! A link's readers hand frames to the [`MeshHandler`](super::MeshHandler) one at a time, in
+//! stream order. The handler may answer [`Admit::After`] to make a data lane or the control
+//! stream wait before the next frame (the receiver is backlogged): the stream is then not
+//! read, QUIC flow control stops the peer's writer, and the peer's lane fills until its sends
+//! fail with `Overloaded`. The signal stream is never paused.
+//!
+//! The link is reported down only after every reader has finished, so a handler sees
+//! `peer_up`, then the link's frames, then `peer_down`, and nothing of the link after that.
 
+use std::any::Any;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
 
-use super::lane::{Lane, SendError};
-use super::{Mesh, MeshHandler};
+use super::lane::{Kind, Lane, PushError, SendError};
+use super::{Mesh, MeshHandler, uni_kind};
 use crate::identity::NodeName;
-use crate::wire::{Control, FrameDecoder, Signal, WireError};
+use crate::wire::{Barrier, Control, Delivery, RawFrames, Signal, WireError};
 use understudy_actor::NodeId;
 
 /// Metric counting connections closed for protocol violations.
@@ -23,7 +39,13 @@ pub(crate) mod close_code {
     pub(crate) const PROTOCOL: u32 = 1;
     /// The Hello was refused.
     pub(crate) const REFUSED: u32 = 2;
+    /// The peer stopped reading: a signal found no room.
+    pub(crate) const STALLED: u32 = 3;
 }
+
+/// Stream priorities: signals before control before data.
+const SIGNAL_PRIORITY: i32 = 20;
+const CONTROL_PRIORITY: i32 = 10;
 
 /// Who is at the other end of a link (as proven by certificate and Hello).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +58,66 @@ pub struct PeerInfo {
     pub incarnation: u64,
     /// Where the peer's mesh endpoint listens.
     pub mesh_addr: SocketAddr,
-    /// How many lanes the peer writes to us.
+    /// How many data lanes the connection uses in each direction (the smaller of the two
+    /// sides' configured counts).
     pub lanes: u16,
+}
+
+/// What a reader does after handing a frame to the handler.
+pub enum Admit {
+    /// Read the next frame.
+    Next,
+    /// Wait for this first (the receiver is backlogged). The wait ends early if the
+    /// connection closes.
+    After(Pin<Box<dyn Future<Output = ()> + Send>>),
+}
+
+impl std::fmt::Debug for Admit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Admit::Next => f.write_str("Next"),
+            Admit::After(_) => f.write_str("After(..)"),
+        }
+    }
+}
+
+/// Counts a link's running tasks of one kind, so that the link can wait for the last one
+/// (its end is reported after the last reader; a graceful close waits for the writers).
+#[derive(Default)]
+struct Tasks {
+    running: AtomicUsize,
+    done: Notify,
+}
+
+impl Tasks {
+    async fn all_done(&self) {
+        loop {
+            let notified = self.done.notified();
+            if self.running.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One running task of a link; the count drops when it is dropped.
+struct TaskGuard {
+    link: Arc<PeerLink>,
+    writer: bool,
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        let tasks = if self.writer {
+            &self.link.writers
+        } else {
+            &self.link.readers
+        };
+        if tasks.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            tasks.done.notify_waiters();
+        }
+    }
 }
 
 /// The sending side of one connection to a peer.
@@ -45,8 +125,16 @@ pub struct PeerLink {
     info: PeerInfo,
     conn: quinn::Connection,
     lanes: Box<[Lane]>,
+    signals: Lane,
     control: Lane,
     serial: u64,
+    readers: Tasks,
+    writers: Tasks,
+    down: Notify,
+    reported_down: AtomicBool,
+    session: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
+    lane_streams: Mutex<Vec<bool>>,
+    signals_claimed: AtomicBool,
 }
 
 impl std::fmt::Debug for PeerLink {
@@ -63,19 +151,27 @@ impl PeerLink {
     pub(crate) fn new(
         info: PeerInfo,
         conn: quinn::Connection,
-        lanes: usize,
         lane_buffer: usize,
         max_frame: usize,
         serial: u64,
     ) -> Self {
+        let lanes = usize::from(info.lanes.max(1));
         PeerLink {
-            info,
             conn,
             lanes: (0..lanes)
                 .map(|_| Lane::new(lane_buffer, max_frame))
                 .collect(),
+            signals: Lane::new(lane_buffer, max_frame),
             control: Lane::new(lane_buffer, max_frame),
             serial,
+            readers: Tasks::default(),
+            writers: Tasks::default(),
+            down: Notify::new(),
+            reported_down: AtomicBool::new(false),
+            session: Mutex::new(None),
+            lane_streams: Mutex::new(vec![false; lanes]),
+            signals_claimed: AtomicBool::new(false),
+            info,
         }
     }
 
@@ -89,33 +185,63 @@ impl PeerLink {
         self.serial
     }
 
-    /// How many lanes the link has.
+    /// How many data lanes the link has.
     pub fn lanes(&self) -> usize {
         self.lanes.len()
     }
 
-    /// The lane that carries signals keyed by `key` (an actor pid).
+    /// The lane that carries messages keyed by `key` (the target actor's pid).
     pub fn lane_of(&self, key: u64) -> usize {
         // Pids are sequential; a multiplicative mix spreads neighbours across lanes.
         (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % self.lanes.len()
     }
 
-    /// Queues a signal on the lane of `key`.
-    pub fn send_signal(&self, key: u64, signal: &Signal) -> Result<(), SendError> {
-        self.lanes[self.lane_of(key)].push(signal)
+    /// Queues a message on the lane of `key`. Fails with [`SendError::Overloaded`] while that
+    /// lane is full.
+    pub fn send(&self, key: u64, delivery: &Delivery) -> Result<(), SendError> {
+        self.push(&self.lanes[self.lane_of(key)], delivery, Kind::Data)
     }
 
-    /// Queues a signal on lane `lane` (`lane < lanes()`).
-    pub fn send_signal_on(&self, lane: usize, signal: &Signal) -> Result<(), SendError> {
-        self.lanes
-            .get(lane)
-            .ok_or(SendError::Disconnected)?
-            .push(signal)
+    /// Queues a signal on the signal stream. A signal is never refused for lack of room: if
+    /// the peer has stopped reading so long that even the reserve is full, the connection
+    /// fails instead (and the error is [`SendError::Disconnected`]).
+    pub fn send_signal(&self, signal: &Signal) -> Result<(), SendError> {
+        self.push(&self.signals, signal, Kind::Signal)
     }
 
-    /// Queues a control frame.
+    /// The barrier for a signal that must not overtake the messages queued so far: how many
+    /// frames each lane has carried.
+    pub fn barrier(&self) -> Barrier {
+        self.lanes.iter().map(Lane::frames).collect()
+    }
+
+    /// Queues a control frame that may be refused when the control stream is full
+    /// (extension notices and requests).
     pub fn send_control(&self, control: &Control) -> Result<(), SendError> {
-        self.control.push(control)
+        self.push(&self.control, control, Kind::Data)
+    }
+
+    /// Queues a control frame that must not be lost (a response, a goodbye): as
+    /// [`send_signal`](Self::send_signal), it fails the connection rather than be refused.
+    pub fn send_control_signal(&self, control: &Control) -> Result<(), SendError> {
+        self.push(&self.control, control, Kind::Signal)
+    }
+
+    fn push<T: serde::Serialize>(
+        &self,
+        lane: &Lane,
+        frame: &T,
+        kind: Kind,
+    ) -> Result<(), SendError> {
+        match lane.push(frame, kind) {
+            Ok(()) => Ok(()),
+            Err(PushError::Send(e)) => Err(e),
+            Err(PushError::Full(_)) => {
+                tracing::warn!(peer = %self.info.name, "the peer stopped reading signals; closing the connection");
+                self.close(close_code::STALLED, "peer stopped reading");
+                Err(SendError::Disconnected)
+            }
+        }
     }
 
     /// Sends an unreliable datagram (SWIM). Never waits; may be dropped.
@@ -140,17 +266,60 @@ impl PeerLink {
         send.write_all(&[kind])
             .await
             .map_err(|_| SendError::Disconnected)?;
-        Ok(FrameStream::new(send, recv, self.lanes[0].max_frame()))
+        Ok(FrameStream::new(send, recv, self.control.max_frame()))
     }
 
-    /// Bytes queued on all lanes, waiting for the network.
+    /// Bytes queued on all lanes and streams, waiting for the network.
     pub fn queued(&self) -> usize {
-        self.lanes.iter().map(Lane::queued).sum::<usize>() + self.control.queued()
+        self.lanes.iter().map(Lane::queued).sum::<usize>()
+            + self.signals.queued()
+            + self.control.queued()
     }
 
     /// Whether the connection has closed.
     pub fn is_closed(&self) -> bool {
         self.conn.close_reason().is_some()
+    }
+
+    /// Keeps the layer above's state for this link until the link is reported down (the
+    /// state usually refers back to the link; dropping it then breaks that cycle).
+    pub fn set_session(&self, session: Arc<dyn Any + Send + Sync>) {
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(session);
+    }
+
+    /// The state kept with [`set_session`](Self::set_session), if it is a `T`.
+    pub fn session<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?
+            .downcast::<T>()
+            .ok()
+    }
+
+    /// Waits until the link has been reported down (all its readers done).
+    pub(crate) async fn reported_down(&self) {
+        loop {
+            let notified = self.down.notified();
+            if self.reported_down.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn mark_reported_down(&self) {
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        self.reported_down.store(true, Ordering::Release);
+        self.down.notify_waiters();
+    }
+
+    /// Closes the connection because the peer broke the protocol (counted and logged).
+    pub fn close_for_violation(&self, what: &str) {
+        violation(self, &WireError::Malformed(what.to_owned()));
     }
 
     /// Closes the connection.
@@ -164,12 +333,13 @@ impl PeerLink {
         for lane in self.lanes.iter() {
             lane.close();
         }
+        self.signals.close();
         self.control.close();
     }
 
     /// Writes raw bytes on a new uni stream, bypassing framing — only for tests that play a
     /// hostile peer.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "testing"))]
     pub async fn write_raw_uni_for_tests(&self, bytes: &[u8]) -> Result<(), SendError> {
         let mut s = self
             .conn
@@ -181,110 +351,264 @@ impl PeerLink {
             .map_err(|_| SendError::Disconnected)?;
         s.finish().map_err(|_| SendError::Disconnected)
     }
+
+    /// Opens a raw bi-directional stream and writes `bytes` on it, bypassing framing — only
+    /// for tests that play a hostile peer. The stream stays open while the returned handle
+    /// lives.
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn open_raw_bi_for_tests(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), SendError> {
+        let (mut send, recv) = self
+            .conn
+            .open_bi()
+            .await
+            .map_err(|_| SendError::Disconnected)?;
+        send.write_all(bytes)
+            .await
+            .map_err(|_| SendError::Disconnected)?;
+        Ok((send, recv))
+    }
+
+    fn reader(self: &Arc<Self>) -> TaskGuard {
+        self.readers.running.fetch_add(1, Ordering::AcqRel);
+        TaskGuard {
+            link: self.clone(),
+            writer: false,
+        }
+    }
+
+    fn writer(self: &Arc<Self>) -> TaskGuard {
+        self.writers.running.fetch_add(1, Ordering::AcqRel);
+        TaskGuard {
+            link: self.clone(),
+            writer: true,
+        }
+    }
+
+    /// Closes gracefully: takes no more frames, lets every stream deliver what is queued
+    /// (waiting at most `timeout` for the peer to acknowledge it), then closes the
+    /// connection.
+    pub(crate) async fn finish(&self, timeout: Duration, reason: &str) {
+        self.shut_lanes();
+        let _ = tokio::time::timeout(timeout, self.writers.all_done()).await;
+        self.close(close_code::NORMAL, reason);
+    }
+
+    /// Claims the incoming signal stream (exactly once).
+    fn claim_signals(&self) -> bool {
+        !self.signals_claimed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Claims data lane `index` for an incoming stream (each exactly once).
+    fn claim_lane(&self, index: usize) -> bool {
+        let mut seen = self.lane_streams.lock().unwrap_or_else(|p| p.into_inner());
+        match seen.get_mut(index) {
+            Some(taken) if !*taken => {
+                *taken = true;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
-/// Starts the tasks of a link that just came up: lane writers, readers, datagrams, streams,
-/// and the watcher that reports the connection's end.
-pub(crate) fn start(
-    mesh: &Mesh,
-    link: Arc<PeerLink>,
-    handler: Arc<dyn MeshHandler>,
-    control: (quinn::SendStream, quinn::RecvStream),
-) {
-    let max_frame = mesh.config().max_frame;
-    let (control_send, control_recv) = control;
+/// Starts the writers of a link that just came up. They run until the link closes.
+pub(crate) fn start_writers(link: &Arc<PeerLink>, control_send: quinn::SendStream) {
     for i in 0..link.lanes.len() {
-        let link = link.clone();
+        let guard = link.writer();
         tokio::spawn(async move {
+            let link = &guard.link;
             let Ok(stream) = link.conn.open_uni().await else {
                 link.shut_lanes();
                 return;
             };
-            link.lanes[i].run_writer(stream).await;
+            // `i < lanes <= 64`, so the header is the lane index itself.
+            link.lanes[i].run_writer(stream, Some(i as u8)).await;
         });
     }
     {
-        let link = link.clone();
+        let guard = link.writer();
         tokio::spawn(async move {
-            let _ = control_send.set_priority(10);
-            link.control.run_writer(control_send).await;
+            let link = &guard.link;
+            let Ok(stream) = link.conn.open_uni().await else {
+                link.shut_lanes();
+                return;
+            };
+            let _ = stream.set_priority(SIGNAL_PRIORITY);
+            link.signals
+                .run_writer(stream, Some(uni_kind::SIGNALS))
+                .await;
         });
     }
     {
-        let (link, handler) = (link.clone(), handler.clone());
+        let guard = link.writer();
         tokio::spawn(async move {
+            let _ = control_send.set_priority(CONTROL_PRIORITY);
+            guard.link.control.run_writer(control_send, None).await;
+        });
+    }
+}
+
+/// Starts the readers of a link and the watcher that reports its end once they are done.
+pub(crate) fn start_readers(
+    mesh: &Mesh,
+    link: Arc<PeerLink>,
+    handler: Arc<dyn MeshHandler>,
+    control_recv: quinn::RecvStream,
+) {
+    let max_frame = mesh.config().max_frame;
+    let first_byte = mesh.config().dial_timeout;
+    {
+        let (guard, handler) = (link.reader(), handler.clone());
+        tokio::spawn(async move {
+            let link = guard.link.clone();
             read_frames::<Control>(&link, control_recv, max_frame, |c| {
                 handler.control(&link, c)
             })
             .await;
+            drop(guard);
         });
     }
     {
-        let (link, handler) = (link.clone(), handler.clone());
+        let (guard, handler) = (link.reader(), handler.clone());
         tokio::spawn(async move {
+            let link = guard.link.clone();
             while let Ok(recv) = link.conn.accept_uni().await {
-                let (link, handler) = (link.clone(), handler.clone());
-                tokio::spawn(async move {
-                    read_frames::<Signal>(&link, recv, max_frame, |s| handler.signal(&link, s))
-                        .await;
-                });
+                let (reader, handler) = (link.reader(), handler.clone());
+                tokio::spawn(read_uni(reader, handler, recv, max_frame, first_byte));
             }
+            drop(guard);
         });
     }
     {
-        let (link, handler) = (link.clone(), handler.clone());
+        let (guard, handler) = (link.reader(), handler.clone());
         tokio::spawn(async move {
+            let link = guard.link.clone();
             while let Ok(data) = link.conn.read_datagram().await {
                 handler.datagram(&link, data);
             }
+            drop(guard);
         });
     }
     {
-        let (link, handler) = (link.clone(), handler.clone());
+        let (guard, handler) = (link.reader(), handler.clone());
         tokio::spawn(async move {
-            while let Ok((send, mut recv)) = link.conn.accept_bi().await {
+            let link = guard.link.clone();
+            while let Ok((send, recv)) = link.conn.accept_bi().await {
                 let (link, handler) = (link.clone(), handler.clone());
-                tokio::spawn(async move {
-                    let mut kind = [0u8; 1];
-                    if recv.read_exact(&mut kind).await.is_ok() {
-                        let stream = FrameStream::new(send, recv, max_frame);
-                        handler.stream(link, kind[0], stream);
-                    }
-                });
+                tokio::spawn(accept_stream(
+                    link, handler, send, recv, max_frame, first_byte,
+                ));
             }
+            drop(guard);
         });
     }
     let mesh = mesh.clone();
     tokio::spawn(async move {
         let reason = link.conn.closed().await;
         link.shut_lanes();
-        mesh.link_closed(&link, &reason.to_string());
+        link.readers.all_done().await;
+        mesh.link_closed(&link, &reason.to_string(), &handler);
     });
 }
 
-/// Reads frames of `T` from `recv` until it ends, handing each to `deliver`. A protocol
-/// violation closes the whole connection (and is logged and counted); nothing else is touched.
+/// Reads an incoming uni stream: its first byte names it (a data lane or the signals).
+async fn read_uni(
+    guard: TaskGuard,
+    handler: Arc<dyn MeshHandler>,
+    mut recv: quinn::RecvStream,
+    max_frame: usize,
+    first_byte: Duration,
+) {
+    let link = guard.link.clone();
+    let mut header = [0u8; 1];
+    match tokio::time::timeout(first_byte, recv.read_exact(&mut header)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return,
+        Err(_) => {
+            return violation(
+                &link,
+                &WireError::Malformed("a stream sent no header in time".into()),
+            );
+        }
+    }
+    match header[0] {
+        uni_kind::SIGNALS if link.claim_signals() => {
+            read_frames::<Signal>(&link, recv, max_frame, |s| {
+                handler.signal(&link, s);
+                Admit::Next
+            })
+            .await;
+        }
+        lane if usize::from(lane) < link.lanes() && link.claim_lane(usize::from(lane)) => {
+            let lane = usize::from(lane);
+            read_frames::<Delivery>(&link, recv, max_frame, |d| handler.delivery(&link, lane, d))
+                .await;
+        }
+        other => violation(
+            &link,
+            &WireError::Malformed(format!("unexpected or repeated stream {other:#04x}")),
+        ),
+    }
+    drop(guard);
+}
+
+/// Accepts a bi-directional stream the peer opened: its first byte names its kind.
+async fn accept_stream(
+    link: Arc<PeerLink>,
+    handler: Arc<dyn MeshHandler>,
+    send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    max_frame: usize,
+    first_byte: Duration,
+) {
+    let mut kind = [0u8; 1];
+    match tokio::time::timeout(first_byte, recv.read_exact(&mut kind)).await {
+        Ok(Ok(())) if kind[0] == super::stream_kind::CONTROL => violation(
+            &link,
+            &WireError::Malformed("a second control stream".into()),
+        ),
+        Ok(Ok(())) => handler.stream(link, kind[0], FrameStream::new(send, recv, max_frame)),
+        Ok(Err(_)) => {}
+        // A stream that names no kind in time is dropped (its peer may be slow or hostile);
+        // dropping resets it, so it holds nothing here.
+        Err(_) => tracing::debug!(peer = %link.info.name, "a stream sent no kind in time; dropped"),
+    }
+}
+
+/// Reads frames of `T` from `recv` until it ends, handing each to `deliver` and waiting when
+/// it says so. A protocol violation closes the whole connection (and is logged and counted);
+/// nothing else is touched.
 pub(crate) async fn read_frames<T: DeserializeOwned>(
     link: &PeerLink,
     mut recv: quinn::RecvStream,
     max_frame: usize,
-    mut deliver: impl FnMut(T),
+    mut deliver: impl FnMut(T) -> Admit,
 ) {
-    let mut dec = FrameDecoder::<T>::new(max_frame);
+    let mut frames = RawFrames::new(max_frame);
     loop {
         match recv.read_chunk(64 * 1024, true).await {
             Ok(Some(chunk)) => {
-                dec.push(&chunk.bytes);
+                frames.push(&chunk.bytes);
                 loop {
-                    match dec.next_frame() {
-                        Ok(Some(frame)) => deliver(frame),
+                    match frames.next_frame::<T>() {
+                        Ok(Some(frame)) => {
+                            if let Admit::After(wait) = deliver(frame) {
+                                tokio::select! {
+                                    () = wait => {}
+                                    _ = link.conn.closed() => return,
+                                }
+                            }
+                        }
                         Ok(None) => break,
                         Err(e) => return violation(link, &e),
                     }
                 }
             }
             Ok(None) => {
-                if let Err(e) = dec.finish() {
+                if let Err(e) = frames.finish() {
                     violation(link, &e);
                 }
                 return;
@@ -304,7 +628,7 @@ fn violation(link: &PeerLink, error: &WireError) {
 pub struct FrameStream {
     send: quinn::SendStream,
     recv: quinn::RecvStream,
-    buf: Vec<u8>,
+    frames: RawFrames,
     max_frame: usize,
 }
 
@@ -319,7 +643,7 @@ impl FrameStream {
         FrameStream {
             send,
             recv,
-            buf: Vec::new(),
+            frames: RawFrames::new(max_frame),
             max_frame,
         }
     }
@@ -338,26 +662,23 @@ impl FrameStream {
         let _ = self.send.finish();
     }
 
+    /// Abandons the stream both ways: resets our sending side (dropping what the peer has not
+    /// taken) and asks the peer to stop sending. For a peer that stalls, so that neither the
+    /// buffers nor the stream (a slot of the peer's stream limit) stay held for it.
+    pub fn abort(&mut self) {
+        let _ = self.send.reset(quinn::VarInt::from_u32(0));
+        let _ = self.recv.stop(quinn::VarInt::from_u32(0));
+    }
+
     /// Receives one frame; `None` when the peer finished the stream cleanly.
     pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, WireError> {
         loop {
-            let mut dec = FrameDecoder::<T>::new(self.max_frame);
-            dec.push(&self.buf);
-            if let Some(frame) = dec.next_frame()? {
-                let used = self.buf.len() - dec.buffered();
-                self.buf.drain(..used);
+            if let Some(frame) = self.frames.next_frame::<T>()? {
                 return Ok(Some(frame));
             }
-            let mut chunk = [0u8; 16 * 1024];
-            match self.recv.read(&mut chunk).await {
-                Ok(Some(n)) => self.buf.extend_from_slice(&chunk[..n]),
-                Ok(None) if self.buf.is_empty() => return Ok(None),
-                Ok(None) => {
-                    return Err(WireError::Truncated {
-                        have: self.buf.len(),
-                        need: self.buf.len() + 1,
-                    });
-                }
+            match self.recv.read_chunk(64 * 1024, true).await {
+                Ok(Some(chunk)) => self.frames.push(&chunk.bytes),
+                Ok(None) => return self.frames.finish().map(|()| None),
                 Err(e) => return Err(WireError::Malformed(format!("stream failed: {e}"))),
             }
         }

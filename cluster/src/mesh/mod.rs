@@ -8,13 +8,22 @@
 //! restarted peer (higher incarnation) replaces its old connection, and peers the node wants
 //! (cluster members) are redialed with exponential backoff.
 //!
-//! On a live connection: K ordered actor lanes per direction ([`PeerLink::send_signal`]), a
-//! priority control stream, unreliable datagrams for SWIM, and on-demand bi-directional
-//! streams (membership sync) — see [`crate::wire`] for what they carry. Inbound traffic goes
-//! to a [`MeshHandler`]; the mesh itself knows nothing of actors or membership.
+//! To keep the number of handshakes down when many nodes start together, a node dials a
+//! wanted peer with a *higher* node id at once but leaves a peer with a lower id a grace
+//! period ([`MeshConfig::dial_grace`]) to dial it first; and at most
+//! [`MeshConfig::max_handshakes`] handshakes run at a time.
+//!
+//! On a live connection (see [`link`](PeerLink)): K ordered data lanes per direction
+//! ([`PeerLink::send`]), a signal stream ([`PeerLink::send_signal`]), a control stream,
+//! unreliable datagrams for SWIM, and on-demand bi-directional streams (membership sync) —
+//! see [`crate::wire`] for what they carry. Inbound traffic goes to a [`MeshHandler`], which
+//! sees, per peer, `peer_up`, that connection's frames, `peer_down`, and only then the next
+//! connection's `peer_up`. The mesh itself knows nothing of actors or membership.
 
 mod config;
+mod connect;
 mod endpoint;
+#[cfg(feature = "testing")]
 mod faults;
 mod handshake;
 mod lane;
@@ -22,23 +31,27 @@ mod link;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 
+pub(crate) use config::MAX_SETTING;
 pub use config::{InvalidMeshConfig, MeshConfig};
+pub use connect::{ConnectFailure, DialError};
 pub use endpoint::EndpointError;
+pub(crate) use endpoint::STREAM_WINDOW;
+#[cfg(feature = "testing")]
 pub use faults::FaultPlan;
-pub use handshake::Refusal;
 pub use lane::SendError;
-pub use link::{FrameStream, PROTOCOL_ERRORS_METRIC, PeerInfo, PeerLink};
+pub use link::{Admit, FrameStream, PROTOCOL_ERRORS_METRIC, PeerInfo, PeerLink};
 
-use crate::certs::{ClusterTrust, NodeCert, cluster_san, node_name_of, node_san};
+pub use crate::wire::Refusal;
+
+use crate::certs::{ClusterTrust, NodeCert};
 use crate::identity::{ClusterName, NodeName, node_id};
-use crate::wire::{Control, FrameDecoder, Hello, PROTOCOL_VERSION, Signal, encode_frame};
-use handshake::{Decision, Existing, RefuseWhy, check_hello, decide_accepted};
+use crate::wire::{Control, Delivery, Hello, PROTOCOL_VERSION, Signal};
 use link::close_code;
 use understudy_actor::NodeId;
 
@@ -50,45 +63,31 @@ pub mod stream_kind {
     pub const MEMBERSHIP_SYNC: u8 = 1;
 }
 
+/// Names of uni-directional streams (their first byte): a data lane's index (below 64), or
+/// the signal stream.
+pub mod uni_kind {
+    /// The signal stream.
+    pub const SIGNALS: u8 = 0xFF;
+}
+
 /// What the mesh hands to the layers above. Called from the connection's tasks; must not
-/// block.
+/// block (a handler that wants a stream to wait returns [`Admit::After`]).
 pub trait MeshHandler: Send + Sync + 'static {
-    /// A connection to a peer is up (after the Hello).
+    /// A connection to a peer is up (after the Hello), before any of its frames.
     fn peer_up(&self, link: &Arc<PeerLink>);
-    /// That connection ended (closed by either side, timed out, or replaced).
+    /// That connection ended (closed by either side, timed out, or replaced), after all of
+    /// its frames.
     fn peer_down(&self, link: &Arc<PeerLink>, reason: &str);
-    /// A signal arrived on a lane.
+    /// A message arrived on data lane `lane`.
+    fn delivery(&self, link: &Arc<PeerLink>, lane: usize, delivery: Delivery) -> Admit;
+    /// A signal arrived on the signal stream (which is never paused).
     fn signal(&self, link: &Arc<PeerLink>, signal: Signal);
     /// A control frame arrived (after the handshake).
-    fn control(&self, link: &Arc<PeerLink>, control: Control);
+    fn control(&self, link: &Arc<PeerLink>, control: Control) -> Admit;
     /// A datagram arrived.
     fn datagram(&self, link: &Arc<PeerLink>, data: Bytes);
     /// The peer opened a stream of `kind` (other than control).
     fn stream(&self, link: Arc<PeerLink>, kind: u8, stream: FrameStream);
-}
-
-/// Why a dial failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DialError {
-    /// QUIC or TLS failed (unreachable, refused certificate, timeout).
-    #[error("connection failed: {0}")]
-    Connect(String),
-    /// The peer's certificate does not name the expected node.
-    #[error("peer certificate: {0}")]
-    Identity(String),
-    /// The peer refused our Hello, or sent a bad one.
-    #[error("handshake refused: {0}")]
-    Refused(String),
-    /// A connection to this peer already exists (this one was dropped).
-    #[error("already connected")]
-    Duplicate,
-    /// The mesh is shutting down.
-    #[error("the mesh is shut down")]
-    Shutdown,
-    /// The mesh has not been started ([`Mesh::start`]) yet.
-    #[error("the mesh is not started yet")]
-    NotStarted,
 }
 
 enum Slot {
@@ -106,10 +105,13 @@ struct Inner {
     peers: Mutex<HashMap<NodeName, Slot>>,
     wanted: Mutex<HashMap<NodeName, SocketAddr>>,
     redialing: Mutex<HashSet<NodeName>>,
-    handler: OnceLock<Arc<dyn MeshHandler>>,
+    /// Taken out on shutdown, which breaks the cycle handler → layers above → mesh.
+    handler: RwLock<Option<Arc<dyn MeshHandler>>>,
     serials: AtomicU64,
-    closing: std::sync::atomic::AtomicBool,
-    silenced: Arc<std::sync::atomic::AtomicBool>,
+    closing: AtomicBool,
+    handshakes: tokio::sync::Semaphore,
+    #[cfg(feature = "testing")]
+    silenced: Arc<AtomicBool>,
 }
 
 /// A node's mesh. Cheap to clone.
@@ -138,12 +140,47 @@ impl Mesh {
         trust: &ClusterTrust,
         incarnation: u64,
         cfg: MeshConfig,
-        faults: Option<FaultPlan>,
     ) -> Result<Mesh, EndpointError> {
-        cfg.validate()
-            .map_err(|e| EndpointError::Quic(e.to_string()))?;
-        let silenced = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let endpoint = endpoint::bind(addr, cert, trust, &cfg, faults, silenced.clone())?;
+        Self::bind_inner(
+            addr,
+            cert,
+            trust,
+            incarnation,
+            cfg,
+            endpoint::Faults::default(),
+        )
+    }
+
+    /// [`Mesh::bind`] with every datagram routed through a fault plan (tests: partitions,
+    /// loss, silent crashes).
+    #[cfg(feature = "testing")]
+    pub fn bind_with_faults(
+        addr: SocketAddr,
+        cert: &NodeCert,
+        trust: &ClusterTrust,
+        incarnation: u64,
+        cfg: MeshConfig,
+        plan: Option<FaultPlan>,
+    ) -> Result<Mesh, EndpointError> {
+        let faults = endpoint::Faults {
+            plan,
+            silenced: Arc::new(AtomicBool::new(false)),
+        };
+        Self::bind_inner(addr, cert, trust, incarnation, cfg, faults)
+    }
+
+    fn bind_inner(
+        addr: SocketAddr,
+        cert: &NodeCert,
+        trust: &ClusterTrust,
+        incarnation: u64,
+        cfg: MeshConfig,
+        faults: endpoint::Faults,
+    ) -> Result<Mesh, EndpointError> {
+        cfg.validate()?;
+        #[cfg(feature = "testing")]
+        let silenced = faults.silenced.clone();
+        let endpoint = endpoint::bind(addr, cert, trust, &cfg, faults)?;
         let local = endpoint
             .local_addr()
             .map_err(|source| EndpointError::Bind { addr, source })?;
@@ -157,11 +194,13 @@ impl Mesh {
             node_id: my_id.get(),
             incarnation,
             mesh_addr: local,
-            lanes: cfg.lanes as u16,
+            // validate() keeps lanes within 1..=64.
+            lanes: u16::try_from(cfg.lanes).unwrap_or(64),
         };
         Ok(Mesh {
             inner: Arc::new(Inner {
                 endpoint,
+                handshakes: tokio::sync::Semaphore::new(cfg.max_handshakes),
                 cfg,
                 cluster,
                 me,
@@ -170,18 +209,27 @@ impl Mesh {
                 peers: Mutex::new(HashMap::new()),
                 wanted: Mutex::new(HashMap::new()),
                 redialing: Mutex::new(HashSet::new()),
-                handler: OnceLock::new(),
+                handler: RwLock::new(None),
                 serials: AtomicU64::new(1),
-                closing: std::sync::atomic::AtomicBool::new(false),
+                closing: AtomicBool::new(false),
+                #[cfg(feature = "testing")]
                 silenced,
             }),
         })
     }
 
-    /// Starts accepting connections, handing traffic to `handler`.
+    /// Starts accepting connections, handing traffic to `handler`. A second call is ignored.
     pub fn start(&self, handler: Arc<dyn MeshHandler>) {
-        if self.inner.handler.set(handler).is_err() {
-            return;
+        {
+            let mut slot = self
+                .inner
+                .handler
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            if slot.is_some() || self.is_closing() {
+                return;
+            }
+            *slot = Some(handler);
         }
         let mesh = self.clone();
         tokio::spawn(async move {
@@ -194,6 +242,18 @@ impl Mesh {
                 });
             }
         });
+    }
+
+    fn handler(&self) -> Option<Arc<dyn MeshHandler>> {
+        self.inner
+            .handler
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn is_closing(&self) -> bool {
+        self.inner.closing.load(Ordering::Acquire)
     }
 
     /// Where the endpoint listens.
@@ -240,10 +300,18 @@ impl Mesh {
             .collect()
     }
 
-    /// Keeps a connection to `name` at `addr`: dials now if not connected, and redials with
-    /// backoff whenever the connection is lost, until [`Mesh::unwant`].
+    /// The live link to the node listening at `addr`, if any.
+    pub fn link_at(&self, addr: SocketAddr) -> Option<Arc<PeerLink>> {
+        self.links()
+            .into_iter()
+            .find(|l| l.info().mesh_addr == addr)
+    }
+
+    /// Keeps a connection to `name` at `addr`: connects now if not connected (see the module
+    /// docs for who dials), and again whenever the connection is lost, until
+    /// [`Mesh::unwant`].
     pub fn want(&self, name: NodeName, addr: SocketAddr) {
-        if name == self.inner.me {
+        if name == self.inner.me || self.is_closing() {
             return;
         }
         lock(&self.inner.wanted).insert(name.clone(), addr);
@@ -253,6 +321,22 @@ impl Mesh {
     /// Stops keeping a connection to `name` (an existing one stays until closed).
     pub fn unwant(&self, name: &NodeName) {
         lock(&self.inner.wanted).remove(name);
+    }
+
+    /// The peers this mesh keeps connections to ([`Mesh::want`]), sorted: the ones it dials
+    /// and redials until [`Mesh::unwant`].
+    ///
+    /// ```no_run
+    /// # fn show(mesh: &understudy_cluster::mesh::Mesh) {
+    /// for name in mesh.wanted() {
+    ///     println!("keeping a connection to {name}");
+    /// }
+    /// # }
+    /// ```
+    pub fn wanted(&self) -> Vec<NodeName> {
+        let mut names: Vec<NodeName> = lock(&self.inner.wanted).keys().cloned().collect();
+        names.sort();
+        names
     }
 
     /// Closes the connection to `name`, if any.
@@ -266,258 +350,44 @@ impl Mesh {
         if self.link(&name).is_some() || !lock(&self.inner.redialing).insert(name.clone()) {
             return;
         }
-        let mesh = self.clone();
+        // The loop holds the mesh only while it dials: a sleeping redial must not keep a
+        // dropped node's endpoint (and port) alive.
+        let weak = Arc::downgrade(&self.inner);
+        let cfg = self.inner.cfg.clone();
+        let lower = node_id(&self.inner.cluster, &name) < self.inner.my_id;
         tokio::spawn(async move {
-            let mut delay = mesh.inner.cfg.redial_min;
-            loop {
+            // A peer with a lower id dials us: give it the first chance.
+            if lower {
+                tokio::time::sleep(cfg.dial_grace).await;
+            }
+            let mut delay = cfg.redial_min;
+            while let Some(inner) = weak.upgrade() {
+                let mesh = Mesh { inner };
                 let addr = lock(&mesh.inner.wanted).get(&name).copied();
-                let Some(addr) = addr else { break };
-                if mesh.link(&name).is_some() || mesh.inner.closing.load(Ordering::Relaxed) {
-                    break;
+                let Some(addr) = addr else {
+                    lock(&mesh.inner.redialing).remove(&name);
+                    return;
+                };
+                if mesh.link(&name).is_some() || mesh.is_closing() {
+                    lock(&mesh.inner.redialing).remove(&name);
+                    return;
                 }
                 match mesh.dial(addr, Some(name.clone())).await {
-                    Ok(_) | Err(DialError::Shutdown) => break,
+                    Ok(_) | Err(DialError::Shutdown) => {
+                        lock(&mesh.inner.redialing).remove(&name);
+                        return;
+                    }
                     // Another dial to this peer is in flight (ours or theirs): look again
                     // shortly; if that one fails, this loop is what retries.
                     Err(e) => {
                         tracing::debug!(peer = %name, error = %e, ?delay, "not connected yet; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(mesh.inner.cfg.redial_max);
                     }
                 }
+                drop(mesh);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(cfg.redial_max);
             }
-            lock(&mesh.inner.redialing).remove(&name);
         });
-    }
-
-    /// Dials `addr`. With `expected`, the peer must be that node (its node SAN is the TLS
-    /// server name); without, any node of the cluster (a seed known only by address).
-    pub async fn dial(
-        &self,
-        addr: SocketAddr,
-        expected: Option<NodeName>,
-    ) -> Result<Arc<PeerLink>, DialError> {
-        if self.inner.closing.load(Ordering::Relaxed) {
-            return Err(DialError::Shutdown);
-        }
-        if self.inner.handler.get().is_none() {
-            return Err(DialError::NotStarted);
-        }
-        let server_name = match &expected {
-            Some(n) => node_san(&self.inner.cluster, n),
-            None => cluster_san(&self.inner.cluster),
-        };
-        let timeout = self.inner.cfg.dial_timeout;
-        let conn = tokio::time::timeout(timeout, async {
-            self.inner
-                .endpoint
-                .connect(addr, &server_name)
-                .map_err(|e| DialError::Connect(e.to_string()))?
-                .await
-                .map_err(|e| DialError::Connect(e.to_string()))
-        })
-        .await
-        .map_err(|_| DialError::Connect(format!("timed out after {timeout:?}")))??;
-        let certified = self.certified_name(&conn).map_err(DialError::Identity)?;
-        if expected.as_ref().is_some_and(|e| e != &certified) {
-            conn.close(close_code::REFUSED.into(), b"unexpected peer");
-            return Err(DialError::Identity(format!(
-                "expected {expected:?}, reached {certified}"
-            )));
-        }
-        // Claim the peer before the Hello so a crossing dial from it sees us dialing.
-        {
-            let mut peers = lock(&self.inner.peers);
-            match peers.get(&certified) {
-                Some(Slot::Up(_)) | Some(Slot::Dialing) => {
-                    conn.close(close_code::NORMAL.into(), b"duplicate");
-                    return Err(DialError::Duplicate);
-                }
-                None => {
-                    peers.insert(certified.clone(), Slot::Dialing);
-                }
-            }
-        }
-        let result = tokio::time::timeout(timeout, self.hello_as_dialer(&conn, &certified)).await;
-        let (hello, control) = match result {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => {
-                self.release_dialing(&certified);
-                conn.close(close_code::REFUSED.into(), b"handshake failed");
-                return Err(e);
-            }
-            Err(_) => {
-                self.release_dialing(&certified);
-                conn.close(close_code::REFUSED.into(), b"handshake timed out");
-                return Err(DialError::Refused("Hello not answered in time".into()));
-            }
-        };
-        Ok(self.install(conn, &certified, &hello, control, false))
-    }
-
-    async fn hello_as_dialer(
-        &self,
-        conn: &quinn::Connection,
-        certified: &NodeName,
-    ) -> Result<(Hello, (quinn::SendStream, quinn::RecvStream)), DialError> {
-        let (mut send, mut recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| DialError::Connect(e.to_string()))?;
-        let mut out = vec![stream_kind::CONTROL];
-        out.extend(
-            encode_frame(
-                &Control::Hello(self.inner.hello.clone()),
-                self.inner.cfg.max_frame,
-            )
-            .map_err(|e| DialError::Refused(e.to_string()))?,
-        );
-        send.write_all(&out)
-            .await
-            .map_err(|e| DialError::Connect(e.to_string()))?;
-        match read_one_control(&mut recv, self.inner.cfg.max_frame).await? {
-            Control::HelloAck(h) => {
-                check_hello(&self.inner.cluster, &self.inner.me, certified, &h)
-                    .map_err(|e| DialError::Refused(e.to_string()))?;
-                Ok((h, (send, recv)))
-            }
-            Control::Refuse { reason } if reason == Refusal::Duplicate.to_string() => {
-                Err(DialError::Duplicate)
-            }
-            Control::Refuse { reason } => Err(DialError::Refused(reason)),
-            other => Err(DialError::Refused(format!(
-                "expected HelloAck, got {other:?}"
-            ))),
-        }
-    }
-
-    async fn accept(&self, incoming: quinn::Incoming) -> Result<(), DialError> {
-        let timeout = self.inner.cfg.dial_timeout;
-        let conn = tokio::time::timeout(timeout, incoming)
-            .await
-            .map_err(|_| DialError::Connect("handshake timed out".into()))?
-            .map_err(|e| DialError::Connect(e.to_string()))?;
-        let certified = self.certified_name(&conn).map_err(DialError::Identity)?;
-        // Released if this accept reserved the peer and then failed, timed out or was dropped
-        // before installing the connection — otherwise a stale reservation would block the
-        // pair for good.
-        let mut reservation = Reservation {
-            mesh: self,
-            name: certified.clone(),
-            armed: false,
-        };
-        let step = async {
-            let (mut send, mut recv) = conn
-                .accept_bi()
-                .await
-                .map_err(|e| DialError::Connect(e.to_string()))?;
-            let mut kind = [0u8; 1];
-            recv.read_exact(&mut kind)
-                .await
-                .map_err(|e| DialError::Connect(e.to_string()))?;
-            if kind[0] != stream_kind::CONTROL {
-                return Err(DialError::Refused(
-                    "first stream is not the control stream".into(),
-                ));
-            }
-            let hello = match read_one_control(&mut recv, self.inner.cfg.max_frame).await? {
-                Control::Hello(h) => h,
-                other => return Err(DialError::Refused(format!("expected Hello, got {other:?}"))),
-            };
-            let refuse = |why: String| Control::Refuse { reason: why };
-            if let Err(r) = check_hello(&self.inner.cluster, &self.inner.me, &certified, &hello) {
-                let _ = write_control(&mut send, &refuse(r.to_string()), self.inner.cfg.max_frame)
-                    .await;
-                return Err(DialError::Refused(r.to_string()));
-            }
-            // Decide and reserve atomically, so two inbound connections cannot both win.
-            let decision = {
-                let mut peers = lock(&self.inner.peers);
-                let existing = match peers.get(&certified) {
-                    None => Existing::None,
-                    Some(Slot::Dialing) => Existing::Dialing,
-                    Some(Slot::Up(l)) => Existing::Up {
-                        incarnation: l.info().incarnation,
-                    },
-                };
-                let d = decide_accepted(
-                    self.inner.my_id.get(),
-                    hello.node_id,
-                    hello.incarnation,
-                    existing,
-                );
-                if matches!(d, Decision::Keep | Decision::Replace)
-                    && !matches!(existing, Existing::Up { .. })
-                {
-                    peers.insert(certified.clone(), Slot::Dialing);
-                    reservation.armed = true;
-                }
-                d
-            };
-            match decision {
-                Decision::Refuse(why) => {
-                    let r = match why {
-                        RefuseWhy::Duplicate => Refusal::Duplicate,
-                        RefuseWhy::Stale => Refusal::Stale {
-                            theirs: hello.incarnation,
-                            current: 0,
-                        },
-                    };
-                    let _ =
-                        write_control(&mut send, &refuse(r.to_string()), self.inner.cfg.max_frame)
-                            .await;
-                    Err(DialError::Duplicate)
-                }
-                Decision::Keep | Decision::Replace => {
-                    write_control(
-                        &mut send,
-                        &Control::HelloAck(self.inner.hello.clone()),
-                        self.inner.cfg.max_frame,
-                    )
-                    .await
-                    .map_err(|e| DialError::Connect(e.to_string()))?;
-                    Ok((hello, (send, recv)))
-                }
-            }
-        };
-        let outcome = tokio::time::timeout(timeout, step).await;
-        match outcome {
-            Ok(Ok((hello, control))) => {
-                reservation.armed = false;
-                self.install(conn, &certified, &hello, control, true);
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                // Give the Refuse frame a moment to leave before closing.
-                let conn2 = conn.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    conn2.close(close_code::REFUSED.into(), b"refused");
-                });
-                if !matches!(e, DialError::Duplicate) {
-                    tracing::warn!(peer = %certified, error = %e, "refused an inbound connection");
-                }
-                Err(e)
-            }
-            Err(_) => {
-                conn.close(close_code::REFUSED.into(), b"handshake timed out");
-                Err(DialError::Refused("Hello not received in time".into()))
-            }
-        }
-    }
-
-    fn certified_name(&self, conn: &quinn::Connection) -> Result<NodeName, String> {
-        let certs = conn
-            .peer_identity()
-            .and_then(|any| {
-                any.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
-                    .ok()
-            })
-            .ok_or_else(|| "peer presented no certificate".to_owned())?;
-        let leaf = certs
-            .first()
-            .ok_or_else(|| "empty certificate chain".to_owned())?;
-        node_name_of(&self.inner.cluster, leaf.as_ref()).map_err(|e| e.to_string())
     }
 
     fn release_dialing(&self, name: &NodeName) {
@@ -527,36 +397,42 @@ impl Mesh {
         }
     }
 
-    /// Puts an established connection in the table and starts its tasks.
+    /// Puts an established connection in the table and starts its tasks. A connection that
+    /// replaces an older one to the same peer is announced (`peer_up`) and read only after
+    /// the old one has been reported down, so the layers above never see the two overlap.
     fn install(
         &self,
         conn: quinn::Connection,
         name: &NodeName,
         hello: &Hello,
         control: (quinn::SendStream, quinn::RecvStream),
-        _accepted: bool,
     ) -> Arc<PeerLink> {
+        let cfg = &self.inner.cfg;
+        // Both sides use the smaller lane count, so every lane written is read.
+        let lanes = hello.lanes.min(self.inner.hello.lanes);
         let info = PeerInfo {
             name: name.clone(),
             id: node_id(&self.inner.cluster, name),
             incarnation: hello.incarnation,
             mesh_addr: hello.mesh_addr,
-            lanes: hello.lanes,
+            lanes,
         };
-        let cfg = &self.inner.cfg;
+        // The lanes, the signal stream, and one spare so that a stray stream is read (and
+        // refused) instead of blocking the peer's writer.
+        conn.set_max_concurrent_uni_streams(quinn::VarInt::from_u32(u32::from(lanes) + 2));
         let serial = self.inner.serials.fetch_add(1, Ordering::Relaxed);
         let link = Arc::new(PeerLink::new(
             info,
             conn,
-            cfg.lanes,
             cfg.lane_buffer,
             cfg.max_frame,
             serial,
         ));
-        let Some(handler) = self.inner.handler.get().cloned() else {
-            // Not started: never table a link nobody reads (it would look up forever).
+        let (control_send, control_recv) = control;
+        let Some(handler) = self.handler().filter(|_| !self.is_closing()) else {
+            // Not started (or shutting down): never table a link nobody reads.
             self.release_dialing(name);
-            link.close(close_code::NORMAL, "node not started");
+            link.close(close_code::NORMAL, "node not running");
             return link;
         };
         let replaced = {
@@ -566,18 +442,28 @@ impl Mesh {
                 _ => None,
             }
         };
-        if let Some(old) = replaced {
-            old.close(close_code::NORMAL, "replaced by a newer connection");
-            handler.peer_down(&old, "replaced by a newer incarnation");
-        }
         tracing::debug!(me = %self.inner.me, peer = %name, incarnation = hello.incarnation, "peer connected");
-        handler.peer_up(&link);
-        link::start(self, link.clone(), handler, control);
+        link::start_writers(&link, control_send);
+        match replaced {
+            None => {
+                handler.peer_up(&link);
+                link::start_readers(self, link.clone(), handler, control_recv);
+            }
+            Some(old) => {
+                old.close(close_code::NORMAL, "replaced by a newer connection");
+                let (mesh, link) = (self.clone(), link.clone());
+                tokio::spawn(async move {
+                    old.reported_down().await;
+                    handler.peer_up(&link);
+                    link::start_readers(&mesh, link, handler, control_recv);
+                });
+            }
+        }
         link
     }
 
-    /// Called by a link's watcher when its connection ended.
-    fn link_closed(&self, link: &Arc<PeerLink>, reason: &str) {
+    /// Called by a link's watcher when its connection ended and its readers are done.
+    fn link_closed(&self, link: &Arc<PeerLink>, reason: &str, handler: &Arc<dyn MeshHandler>) {
         let current = {
             let mut peers = lock(&self.inner.peers);
             match peers.get(&link.info().name) {
@@ -588,22 +474,18 @@ impl Mesh {
                 _ => false,
             }
         };
-        if !current {
-            return; // replaced: peer_down was already reported
-        }
-        if let Some(h) = self.inner.handler.get() {
-            h.peer_down(link, reason);
-        }
-        if !self.inner.closing.load(Ordering::Relaxed)
-            && lock(&self.inner.wanted).contains_key(&link.info().name)
+        handler.peer_down(link, reason);
+        link.mark_reported_down();
+        if current && !self.is_closing() && lock(&self.inner.wanted).contains_key(&link.info().name)
         {
             self.ensure_redial(link.info().name.clone());
         }
     }
 
-    /// Closes every connection and the endpoint, waiting briefly for close frames to leave.
-    pub async fn shutdown(&self, reason: &str) {
-        self.inner.closing.store(true, Ordering::Relaxed);
+    /// Closes every connection and the endpoint at once, without waiting: what dropping a
+    /// node does. Nothing is dialed or accepted afterwards.
+    pub fn close(&self, reason: &str) {
+        self.inner.closing.store(true, Ordering::Release);
         lock(&self.inner.wanted).clear();
         for link in self.links() {
             link.close(close_code::NORMAL, reason);
@@ -611,77 +493,37 @@ impl Mesh {
         self.inner
             .endpoint
             .close(close_code::NORMAL.into(), reason.as_bytes());
+        // The handler holds the layers above, which hold the mesh.
+        self.inner
+            .handler
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+    }
+
+    /// Closes gracefully: dials and accepts no more, lets every connection deliver what is
+    /// queued (a goodbye, last replies) and waits at most `linger` for the peers to
+    /// acknowledge it, then closes every connection and the endpoint.
+    pub async fn shutdown(&self, reason: &str, linger: Duration) {
+        self.inner.closing.store(true, Ordering::Release);
+        lock(&self.inner.wanted).clear();
+        let mut finishing = tokio::task::JoinSet::new();
+        for link in self.links() {
+            let reason = reason.to_owned();
+            finishing.spawn(async move { link.finish(linger, &reason).await });
+        }
+        while finishing.join_next().await.is_some() {}
+        self.close(reason);
         let _ = tokio::time::timeout(Duration::from_secs(1), self.inner.endpoint.wait_idle()).await;
     }
 
     /// Falls silent at once, as a crashed process does: nothing more goes out or comes in,
     /// so peers learn of it only by silence (SWIM, idle timeout). The links are closed
     /// locally (their close frames never leave).
+    #[cfg(feature = "testing")]
     pub fn crash(&self) {
         self.inner.silenced.store(true, Ordering::Relaxed);
-        self.inner.closing.store(true, Ordering::Relaxed);
-        lock(&self.inner.wanted).clear();
         self.inner.endpoint.set_server_config(None);
-        for link in self.links() {
-            link.close(close_code::NORMAL, "crashed");
-        }
+        self.close("crashed");
     }
-
-    /// The live link to the node listening at `addr`, if any.
-    pub fn link_at(&self, addr: SocketAddr) -> Option<Arc<PeerLink>> {
-        self.links()
-            .into_iter()
-            .find(|l| l.info().mesh_addr == addr)
-    }
-}
-
-/// A peer slot reserved by an accept in progress (see [`Mesh::accept`]).
-struct Reservation<'a> {
-    mesh: &'a Mesh,
-    name: NodeName,
-    armed: bool,
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.mesh.release_dialing(&self.name);
-        }
-    }
-}
-
-async fn read_one_control(
-    recv: &mut quinn::RecvStream,
-    max_frame: usize,
-) -> Result<Control, DialError> {
-    let mut dec = FrameDecoder::<Control>::new(max_frame);
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(frame) = dec
-            .next_frame()
-            .map_err(|e| DialError::Refused(e.to_string()))?
-        {
-            return Ok(frame);
-        }
-        match recv.read(&mut buf).await {
-            Ok(Some(n)) => dec.push(&buf[..n]),
-            Ok(None) => {
-                return Err(DialError::Refused(
-                    "stream ended before the handshake completed".into(),
-                ));
-            }
-            Err(e) => return Err(DialError::Connect(e.to_string())),
-        }
-    }
-}
-
-async fn write_control(
-    send: &mut quinn::SendStream,
-    frame: &Control,
-    max_frame: usize,
-) -> Result<(), DialError> {
-    let bytes = encode_frame(frame, max_frame).map_err(|e| DialError::Refused(e.to_string()))?;
-    send.write_all(&bytes)
-        .await
-        .map_err(|e| DialError::Connect(e.to_string()))
 }

@@ -5,8 +5,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::membership::MembershipConfig;
-use crate::mesh::MeshConfig;
+use crate::extension::{ExtensionConfig, InvalidExtensionConfig};
+use crate::identity::{ClusterName, InvalidName, NodeName};
+use crate::membership::{InvalidMembershipConfig, MembershipConfig};
+use crate::mesh::{InvalidMeshConfig, MeshConfig};
+use crate::remote::{InvalidRemoteConfig, RemoteConfig};
 
 /// Everything a node needs to start, apart from its certificates' contents.
 ///
@@ -47,15 +50,15 @@ pub struct NodeConfig {
     /// Where the node fails together with others (rack, zone); placement spreads over these.
     #[serde(default)]
     pub failure_domain: Option<String>,
-    /// Whether the node may hold a Raft vote (the registry picks voters among these).
+    /// Whether the node may hold a Raft vote. Gossiped to every member today; the registry
+    /// (not built yet) will pick its voters among these.
     #[serde(default)]
     pub raft_eligible: bool,
-    /// Among eligible nodes, higher is preferred as a voter.
+    /// Among eligible nodes, higher is preferred as a voter (for the registry, not built yet).
     #[serde(default)]
     pub raft_priority: u8,
-    /// How long `leave()` keeps the connections open after announcing the departure, so the
-    /// news (unreliable SWIM datagrams) reaches the cluster before the connections close;
-    /// otherwise peers may report the node `Failed` instead of `Left`.
+    /// How long `leave()` waits at most for its goodbye and queued traffic to reach the
+    /// peers before it closes the connections.
     #[serde(default = "default_leave_linger", with = "humantime_serde")]
     pub leave_linger: std::time::Duration,
     /// Mesh tuning.
@@ -64,6 +67,39 @@ pub struct NodeConfig {
     /// Membership (SWIM) tuning.
     #[serde(default)]
     pub membership: MembershipConfig,
+    /// Limits on remote-actor state a peer can make this node hold.
+    #[serde(default)]
+    pub remote: RemoteConfig,
+    /// Limits on extension traffic a peer can make this node hold.
+    #[serde(default)]
+    pub extensions: ExtensionConfig,
+}
+
+/// Longest `leave_linger` accepted.
+const MAX_LEAVE_LINGER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A node configuration that does not make sense; the variant says which part.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidConfig {
+    /// The node or cluster name.
+    #[error(transparent)]
+    Name(#[from] InvalidName),
+    /// The `[mesh]` section.
+    #[error(transparent)]
+    Mesh(#[from] InvalidMeshConfig),
+    /// The `[membership]` section.
+    #[error(transparent)]
+    Membership(#[from] InvalidMembershipConfig),
+    /// The `[remote]` section.
+    #[error(transparent)]
+    Remote(#[from] InvalidRemoteConfig),
+    /// The `[extensions]` section.
+    #[error(transparent)]
+    Extensions(#[from] InvalidExtensionConfig),
+    /// `leave_linger` is longer than a minute.
+    #[error("leave_linger {0:?} is longer than the 60 s allowed")]
+    LeaveLinger(std::time::Duration),
 }
 
 fn default_leave_linger() -> std::time::Duration {
@@ -90,11 +126,28 @@ impl NodeConfig {
             leave_linger: default_leave_linger(),
             mesh: MeshConfig::default(),
             membership: MembershipConfig::default(),
+            remote: RemoteConfig::default(),
+            extensions: ExtensionConfig::default(),
         }
     }
 
     /// Parses a TOML document.
     pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         toml::from_str(text)
+    }
+
+    /// Checks every value, saying what to change. [`NodeBuilder::start`](super::NodeBuilder::start)
+    /// calls it before it binds anything.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        ClusterName::new(self.cluster.clone())?;
+        NodeName::new(self.name.clone())?;
+        self.mesh.validate()?;
+        self.membership.validate()?;
+        self.remote.validate()?;
+        self.extensions.validate()?;
+        if self.leave_linger > MAX_LEAVE_LINGER {
+            return Err(InvalidConfig::LeaveLinger(self.leave_linger));
+        }
+        Ok(())
     }
 }

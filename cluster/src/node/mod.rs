@@ -1,5 +1,12 @@
 //! The [`Node`]: one member of a cluster — its actor runtime, its mesh, its remote actors.
 //!
+//! Lifecycle: [`NodeBuilder::start`] checks the whole configuration before it binds
+//! anything, and a start that fails after binding tears down what it started, so the
+//! address is free again and a retry can succeed. [`Node::leave`] says goodbye (peers report
+//! the node `Left`) and then closes. Dropping the last `Node` handle without leaving stops
+//! everything at once — endpoint, connections, membership, the remote agent — and peers see
+//! the node fail.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use understudy_cluster::certs::ClusterCa;
@@ -22,31 +29,30 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ractor::{ActorCell, ActorRef};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use understudy_actor::{ActorAddr, NodeId, RemoteMessage, Runtime};
 
-pub use config::NodeConfig;
+pub use config::{InvalidConfig, NodeConfig};
 
-use crate::certs::{CertError, ClusterCa, ClusterTrust, NodeCert};
-use crate::extension::{Extension, Extensions};
-use crate::identity::{ClusterName, Incarnation, InvalidName, NodeName};
+use crate::certs::{CertError, ClusterCa, ClusterTrust, IdentityMismatch, NodeCert};
+use crate::extension::{Extension, ExtensionStartError, Extensions};
+use crate::identity::{ClusterName, Incarnation, NodeName};
 use crate::membership::{
-    Inbound, InvalidMembershipConfig, LocalNode, Member, Membership, MembershipEvent, NodeMeta,
-    inbound,
+    Inbound, LocalNode, Member, Membership, MembershipEvent, NodeMeta, inbound,
 };
-use crate::mesh::{
-    EndpointError, FaultPlan, FrameStream, Mesh, MeshHandler, PeerLink, stream_kind,
-};
-use crate::remote::{RemoteCore, ResolveError};
-use crate::wire::{Control, Signal};
+#[cfg(feature = "testing")]
+use crate::mesh::FaultPlan;
+use crate::mesh::{Admit, EndpointError, FrameStream, Mesh, MeshHandler, PeerLink, stream_kind};
+use crate::remote::{RemoteDriver, RemoteStats, ResolveError};
+use crate::wire::{Control, Delivery, ExitReason, Signal};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
-    /// A name in the configuration is invalid.
+    /// The configuration is invalid (nothing was started).
     #[error(transparent)]
-    Name(#[from] InvalidName),
+    Config(#[from] InvalidConfig),
     /// Certificates are missing or invalid.
     #[error(transparent)]
     Certs(#[from] CertError),
@@ -65,25 +71,26 @@ pub enum NodeError {
         /// What the certificate names.
         found: String,
     },
+    /// The certificate is not signed by the configured CA.
+    #[error("the node certificate is not trusted by the cluster CA")]
+    Untrusted(#[source] IdentityMismatch),
     /// The mesh endpoint could not start.
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
     /// The remote-actor machinery could not start.
     #[error(transparent)]
     Remote(#[from] ResolveError),
-    /// The membership configuration or metadata is invalid.
-    #[error(transparent)]
-    Membership(#[from] InvalidMembershipConfig),
     /// Two extensions share a name.
     #[error("two extensions are named {0:?}; extension names must be unique on a node")]
     DuplicateExtension(&'static str),
     /// An extension could not start.
-    #[error("the {name:?} extension could not start: {reason}")]
+    #[error("the {name:?} extension could not start")]
     ExtensionStart {
         /// The extension.
         name: &'static str,
         /// What went wrong.
-        reason: String,
+        #[source]
+        source: ExtensionStartError,
     },
     /// Waited too long for something.
     #[error("timed out: {0}")]
@@ -95,6 +102,7 @@ pub enum NodeError {
 pub struct NodeBuilder {
     config: NodeConfig,
     certs: Option<Result<(NodeCert, ClusterTrust), NodeError>>,
+    #[cfg(feature = "testing")]
     faults: Option<FaultPlan>,
     incarnation: Option<Incarnation>,
     extensions: Vec<Box<dyn Extension>>,
@@ -106,6 +114,7 @@ impl NodeBuilder {
         NodeBuilder {
             config,
             certs: None,
+            #[cfg(feature = "testing")]
             faults: None,
             incarnation: None,
             extensions: Vec::new(),
@@ -133,13 +142,14 @@ impl NodeBuilder {
     /// Issues this node a certificate from an in-memory CA (tests and demos).
     pub fn ephemeral_certs(mut self, ca: &ClusterCa) -> Self {
         let issued = NodeName::new(self.config.name.clone())
-            .map_err(NodeError::from)
+            .map_err(|e| NodeError::Config(e.into()))
             .and_then(|name| Ok((ca.issue(&name)?, ca.trust())));
         self.certs = Some(issued);
         self
     }
 
     /// Routes the mesh's datagrams through a fault plan (tests: partitions, loss).
+    #[cfg(feature = "testing")]
     pub fn fault_plan(mut self, plan: FaultPlan) -> Self {
         self.faults = Some(plan);
         self
@@ -186,26 +196,58 @@ impl NodeBuilder {
         }
         trust
             .verify_node_cert(&cert)
-            .map_err(|e| CertError::Generate(e.to_string()))?;
+            .map_err(NodeError::Untrusted)?;
         Ok((cert, trust))
     }
 
-    /// Starts the node: binds the mesh, starts the remote-actor machinery, dials the seeds.
+    fn bind_mesh(
+        &self,
+        cert: &NodeCert,
+        trust: &ClusterTrust,
+        incarnation: u64,
+    ) -> Result<Mesh, EndpointError> {
+        let (addr, cfg) = (self.config.bind, self.config.mesh.clone());
+        #[cfg(feature = "testing")]
+        if self.faults.is_some() {
+            return Mesh::bind_with_faults(
+                addr,
+                cert,
+                trust,
+                incarnation,
+                cfg,
+                self.faults.clone(),
+            );
+        }
+        Mesh::bind(addr, cert, trust, incarnation, cfg)
+    }
+
+    /// Starts the node: checks the configuration, binds the mesh, starts the remote-actor
+    /// machinery, membership and the extensions, and joins through the seeds. On an error
+    /// nothing is left running and the address is free.
     pub async fn start(mut self) -> Result<Node, NodeError> {
-        let cluster = ClusterName::new(self.config.cluster.clone())?;
-        let name = NodeName::new(self.config.name.clone())?;
+        self.config.validate()?;
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = self.extensions.iter().find(|e| !seen.insert(e.name())) {
+            return Err(NodeError::DuplicateExtension(dup.name()));
+        }
+        let cluster = ClusterName::new(self.config.cluster.clone()).map_err(InvalidConfig::from)?;
+        let name = NodeName::new(self.config.name.clone()).map_err(InvalidConfig::from)?;
         let (cert, trust) = self.load_certs(&cluster, &name)?;
         let identity = cert.identity(self.incarnation.unwrap_or_else(|| Incarnation::fresh(None)));
         let runtime = Runtime::with_node_id(identity.node_id());
-        let mesh = Mesh::bind(
-            self.config.bind,
-            &cert,
-            &trust,
-            identity.incarnation().get(),
-            self.config.mesh.clone(),
-            self.faults.clone(),
-        )?;
-        let remote = RemoteCore::start(runtime.clone()).await?;
+        let mesh = self.bind_mesh(&cert, &trust, identity.incarnation().get())?;
+        // Until the node exists, a failure must close the mesh again: `Teardown` does on
+        // drop. After that, dropping the node's `Inner` does.
+        let teardown = Teardown {
+            mesh: Some(mesh.clone()),
+        };
+        let remote = RemoteDriver::start(
+            runtime.clone(),
+            self.config.remote.clone(),
+            self.config.mesh.lane_buffer,
+            self.config.mesh.max_frame,
+        )
+        .await?;
         let (peers_tx, _) = watch::channel(0u64);
         let (inbound, inbox) = inbound(self.config.membership.inbound_queue);
         let local = LocalNode {
@@ -219,66 +261,104 @@ impl NodeBuilder {
                 raft_priority: self.config.raft_priority,
             },
         };
-        let inner = Arc::new(Inner {
-            runtime,
-            mesh: mesh.clone(),
-            remote,
-            extensions: Extensions::default(),
-            membership: std::sync::OnceLock::new(),
-            leave_linger: self.config.leave_linger,
-            name,
-            cluster,
-            peers_changed: peers_tx,
-        });
+        let extensions = Arc::new(Extensions::new(self.config.extensions.clone()));
         // The mesh must accept (and be able to dial) before membership starts announcing.
-        let transport = Arc::new(transport::MeshTransport::new(mesh.clone()));
-        mesh.start(Arc::new(Handler {
-            node: Arc::downgrade(&inner),
-            inbound,
-            transport: transport.clone(),
-        }));
+        let transport = Arc::new(transport::MeshTransport::new(
+            mesh.clone(),
+            self.config.membership.sync_timeout,
+        ));
         let membership = Membership::start(
             local,
             self.config.membership.clone(),
             self.config.seeds.clone(),
-            transport,
+            transport.clone(),
             inbox,
-        )?;
-        let _ = inner.membership.set(membership);
+        )
+        .map_err(InvalidConfig::from)?;
+        let inner = Arc::new(Inner {
+            runtime,
+            mesh: mesh.clone(),
+            remote: remote.clone(),
+            extensions: extensions.clone(),
+            membership,
+            leave_linger: self.config.leave_linger,
+            name,
+            cluster,
+            peers_changed: peers_tx.clone(),
+        });
+        teardown.disarm();
+        mesh.start(Arc::new(Handler {
+            node: Arc::downgrade(&inner),
+            remote,
+            extensions,
+            inbound,
+            transport,
+            peers_changed: peers_tx,
+        }));
         follow_membership(&inner);
         // Contexts first (so every inbox exists before any extension sends), then start.
-        let mut seen = std::collections::HashSet::new();
-        let mut started = Vec::new();
-        for ext in self.extensions {
-            if !seen.insert(ext.name()) {
-                return Err(NodeError::DuplicateExtension(ext.name()));
-            }
-            let ctx = inner.extensions.context(Arc::downgrade(&inner), ext.name());
-            started.push((ext, ctx));
-        }
+        let started: Vec<_> = std::mem::take(&mut self.extensions)
+            .into_iter()
+            .map(|ext| {
+                let ctx = inner.extensions.context(Arc::downgrade(&inner), ext.name());
+                (ext, ctx)
+            })
+            .collect();
         for (ext, ctx) in started {
             let name = ext.name();
-            if let Err(reason) = ext.start(ctx).await {
-                return Err(NodeError::ExtensionStart { name, reason });
+            if let Err(source) = ext.start(ctx).await {
+                // Dropping `inner` stops everything started so far.
+                return Err(NodeError::ExtensionStart { name, source });
             }
         }
         Ok(Node { inner })
     }
 }
 
+/// Closes a mesh whose node did not finish starting.
+struct Teardown {
+    mesh: Option<Mesh>,
+}
+
+impl Teardown {
+    fn disarm(mut self) {
+        self.mesh = None;
+    }
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        if let Some(mesh) = &self.mesh {
+            mesh.close("node start failed");
+        }
+    }
+}
+
 pub(crate) struct Inner {
     runtime: Runtime,
     pub(crate) mesh: Mesh,
-    pub(crate) extensions: Extensions,
-    remote: Arc<RemoteCore>,
-    membership: std::sync::OnceLock<Membership>,
+    pub(crate) extensions: Arc<Extensions>,
+    remote: Arc<RemoteDriver>,
+    membership: Membership,
     leave_linger: Duration,
     name: NodeName,
     cluster: ClusterName,
     peers_changed: watch::Sender<u64>,
 }
 
+impl Drop for Inner {
+    /// The last handle is gone without `leave()`: stop at once, as a crashed process would,
+    /// except that the connections are closed (peers hear it at once; SWIM declares the
+    /// node failed). Membership's task stops when `membership` drops.
+    fn drop(&mut self) {
+        self.mesh.close("node dropped");
+        self.remote.stop();
+    }
+}
+
 /// A running cluster node. Derefs to its actor [`Runtime`], so `node.spawn(..)` works.
+///
+/// Cheap to clone; the node runs while any clone lives (or until [`Node::leave`]).
 #[derive(Clone)]
 pub struct Node {
     inner: Arc<Inner>,
@@ -363,6 +443,7 @@ impl Node {
     }
 
     /// Makes a local actor reachable from other nodes; its address can travel in messages.
+    /// The export ends when the actor stops.
     pub fn export<M: RemoteMessage>(&self, actor: &ActorRef<M>) -> ActorAddr {
         self.inner.remote.export(actor)
     }
@@ -387,24 +468,44 @@ impl Node {
         self.inner.remote.link(local, other).await
     }
 
+    /// Removes a link made with [`Node::link`], on both sides, without an event.
+    pub fn unlink(&self, local: &ActorCell, other: &ActorCell) -> Result<(), ResolveError> {
+        self.inner.remote.unlink(local, other)
+    }
+
+    /// Sends an exit signal to a (possibly remote) actor, as Erlang's `exit(Pid, Reason)`:
+    /// `Some("kill")` kills it, `None` or `Some("normal")` is ignored, any other reason stops
+    /// it with that reason. To a remote actor it takes effect after the messages sent to it
+    /// before.
+    ///
+    /// ```no_run
+    /// # async fn demo(node: understudy_cluster::node::Node, worker: ractor::ActorCell) {
+    /// node.exit(&worker, Some("shutdown".into())).expect("connected");
+    /// # }
+    /// ```
+    pub fn exit(&self, target: &ActorCell, reason: ExitReason) -> Result<(), ResolveError> {
+        self.inner.remote.exit(target, reason)
+    }
+
+    /// What peers make this node hold for remote actors now (proxies, monitors, links,
+    /// backlogs): bounded by the `[remote]` configuration.
+    pub fn remote_stats(&self) -> RemoteStats {
+        self.inner.remote.stats()
+    }
+
     /// The live members of the cluster (never this node).
     pub fn members(&self) -> Vec<Member> {
-        self.inner.membership().members()
+        self.inner.membership.members()
     }
 
     /// Membership events from now on: `NodeJoined`, `NodeLeft { reason }`, `NodeUpdated`.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<MembershipEvent> {
-        self.inner.membership().subscribe()
+    pub fn subscribe(&self) -> broadcast::Receiver<MembershipEvent> {
+        self.inner.membership.subscribe()
     }
 
     /// The current members and the events after them, atomically (no gap, no duplicate).
-    pub fn subscribe_with_snapshot(
-        &self,
-    ) -> (
-        Vec<Member>,
-        tokio::sync::broadcast::Receiver<MembershipEvent>,
-    ) {
-        self.inner.membership().subscribe_with_snapshot()
+    pub fn subscribe_with_snapshot(&self) -> (Vec<Member>, broadcast::Receiver<MembershipEvent>) {
+        self.inner.membership.subscribe_with_snapshot()
     }
 
     /// Waits until `count` other nodes are members and connected.
@@ -433,22 +534,28 @@ impl Node {
     }
 
     /// Leaves the cluster gracefully: peers report this node `Left` (not `Failed`), then
-    /// every connection and the endpoint close.
+    /// every connection and the endpoint close, after what is queued has been delivered
+    /// (waiting at most `leave_linger`).
     pub async fn leave(&self) {
-        self.inner.membership().leave().await;
-        // SWIM's goodbye is datagrams; closing at once could drop them with the connections.
-        tokio::time::sleep(self.inner.leave_linger).await;
-        self.inner.mesh.shutdown("leaving").await;
+        self.inner.membership.leave().await;
+        for link in self.inner.mesh.links() {
+            let _ = link.send_control_signal(&Control::Leaving);
+        }
+        self.inner
+            .mesh
+            .shutdown("leaving", self.inner.leave_linger)
+            .await;
         self.inner.remote.stop();
     }
 
     /// Stops abruptly and silently, as a crash would: no goodbye, nothing more on the
     /// network; peers find out by failure detection (tests and benchmarks).
+    #[cfg(feature = "testing")]
     pub fn crash(&self) {
         self.inner.mesh.crash();
         self.inner.remote.stop();
         let inner = self.inner.clone();
-        tokio::spawn(async move { inner.membership().stop().await });
+        tokio::spawn(async move { inner.membership.stop().await });
     }
 
     #[doc(hidden)]
@@ -457,35 +564,37 @@ impl Node {
     }
 }
 
-impl Inner {
-    fn membership(&self) -> &Membership {
-        // Set in `start` right after the mesh starts, before the node is handed out.
-        self.membership
-            .get()
-            .expect("membership is set before the node is used")
-    }
-}
-
+/// The node's side of the mesh: hands each kind of traffic to its layer.
 struct Handler {
     node: std::sync::Weak<Inner>,
+    remote: Arc<RemoteDriver>,
+    extensions: Arc<Extensions>,
     inbound: Inbound,
     transport: Arc<transport::MeshTransport>,
+    peers_changed: watch::Sender<u64>,
 }
 
 /// Keeps the mesh in step with membership: connect to members, drop the connections of nodes
-/// that left or failed (which fires `noconnection` for their actors).
+/// that left or failed (which fires `noconnection` for their actors). If it falls behind the
+/// events, it starts over from a fresh snapshot, so no join or leave is missed.
 fn follow_membership(inner: &Arc<Inner>) {
-    let (members, mut events) = inner.membership().subscribe_with_snapshot();
-    for m in &members {
-        inner.mesh.want(m.name().clone(), m.addr());
-    }
     let weak = Arc::downgrade(inner);
+    let (members, events) = inner.membership.subscribe_with_snapshot();
+    reconcile(inner, &members, false);
     tokio::spawn(async move {
+        let mut events = events;
         loop {
             let event = match events.recv().await {
                 Ok(e) => e,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let Some(inner) = weak.upgrade() else { return };
+                    tracing::debug!(me = %inner.name, missed, "membership events lagged; reconciling");
+                    let (members, fresh) = inner.membership.subscribe_with_snapshot();
+                    reconcile(&inner, &members, true);
+                    events = fresh;
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
             };
             let Some(inner) = weak.upgrade() else { return };
             match event {
@@ -510,37 +619,71 @@ fn follow_membership(inner: &Arc<Inner>) {
     });
 }
 
+/// Wants every member; after a lag, also stops wanting (and disconnects) every node that is
+/// no longer a member.
+fn reconcile(inner: &Inner, members: &[Member], drop_others: bool) {
+    for m in members {
+        inner.mesh.want(m.name().clone(), m.addr());
+    }
+    if !drop_others {
+        return;
+    }
+    let live: std::collections::HashSet<&NodeName> = members.iter().map(|m| m.name()).collect();
+    for name in inner.mesh.wanted() {
+        if !live.contains(&name) {
+            inner.mesh.unwant(&name);
+        }
+    }
+    for link in inner.mesh.links() {
+        if !live.contains(&link.info().name) {
+            inner
+                .mesh
+                .disconnect(&link.info().name, "not a member any more");
+        }
+    }
+}
+
 impl MeshHandler for Handler {
     fn peer_up(&self, link: &Arc<PeerLink>) {
         self.transport.flush(link);
-        if let Some(n) = self.node.upgrade() {
-            n.remote.peer_up(link);
-            n.extensions.peer_up(link);
-            n.peers_changed.send_modify(|v| *v += 1);
-        }
+        self.remote.peer_up(link);
+        self.extensions.peer_up(link);
+        self.peers_changed.send_modify(|v| *v += 1);
     }
 
     fn peer_down(&self, link: &Arc<PeerLink>, reason: &str) {
-        if let Some(n) = self.node.upgrade() {
-            tracing::debug!(me = %n.name, peer = %link.info().name, reason, "peer down");
-            n.remote.peer_down(link);
-            n.extensions.peer_down(link);
-            n.peers_changed.send_modify(|v| *v += 1);
-        }
+        tracing::debug!(peer = %link.info().name, reason, "peer down");
+        self.remote.peer_down(link);
+        self.extensions.peer_down(link);
+        self.peers_changed.send_modify(|v| *v += 1);
+    }
+
+    fn delivery(&self, link: &Arc<PeerLink>, lane: usize, delivery: Delivery) -> Admit {
+        self.remote.delivery(link, lane, delivery)
     }
 
     fn signal(&self, link: &Arc<PeerLink>, signal: Signal) {
-        if let Some(n) = self.node.upgrade() {
-            n.remote.signal(link, signal);
-        }
+        self.remote.signal(link, signal);
     }
 
-    fn control(&self, link: &Arc<PeerLink>, control: Control) {
-        let Some(n) = self.node.upgrade() else { return };
+    fn control(&self, link: &Arc<PeerLink>, control: Control) -> Admit {
         match control {
-            Control::Extension { service, body } => n.extensions.inbound(link, service, body),
+            Control::Extension { service, body } => self.extensions.inbound(link, service, body),
+            // The peer is leaving on purpose: its goodbye came on the reliable stream, so the
+            // cluster hears `Left` even if every leave datagram is lost.
+            Control::Leaving => {
+                if let Some(node) = self.node.upgrade() {
+                    let info = link.info();
+                    node.membership
+                        .member_leaving(info.id, Incarnation::new(info.incarnation));
+                }
+                Admit::Next
+            }
             // Handshake frames after the handshake, or notices membership already carries.
-            other => tracing::debug!(peer = %link.info().name, ?other, "control frame ignored"),
+            other => {
+                tracing::debug!(peer = %link.info().name, ?other, "control frame ignored");
+                Admit::Next
+            }
         }
     }
 
@@ -550,7 +693,10 @@ impl MeshHandler for Handler {
 
     fn stream(&self, link: Arc<PeerLink>, kind: u8, stream: FrameStream) {
         if kind == stream_kind::MEMBERSHIP_SYNC {
-            tokio::spawn(transport::answer_sync(self.inbound.clone(), link, stream));
+            tokio::spawn(
+                self.transport
+                    .answer_sync(self.inbound.clone(), link, stream),
+            );
         }
     }
 }

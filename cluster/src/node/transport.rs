@@ -5,46 +5,85 @@
 //! node failed just because its connection was still being set up — measured: under CPU
 //! starvation that loop made a 50-node start take up to 25 s). The queue is bounded; beyond
 //! it packets are dropped, which SWIM tolerates by design.
+//!
+//! For a live member ([`Transport::send`]) the dial is [`Mesh::want`]: the mesh keeps a
+//! connection to it until the node's membership follower unwants it when it leaves the view.
+//! For anyone else ([`Transport::send_once`]: nodes membership considers gone, which it still
+//! announces to so that the two sides of a healed partition find each other; seeds; nodes not
+//! reported joined yet) it is a single attempt that leaves nothing behind — wanting those
+//! would redial every node that ever left, for ever. A failed attempt drops what was held for
+//! that address.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_bytes::ByteBuf;
 
 use crate::membership::{Inbound, Peer, SyncError, SyncFuture, Transport};
-use crate::mesh::{DialError, FrameStream, Mesh, PeerLink, stream_kind};
+use crate::mesh::{DialError, FrameStream, Mesh, PeerLink, SendError, stream_kind};
+use crate::wire::WireError;
 
 /// Packets held per peer while its connection is being set up.
 const HELD_PER_PEER: usize = 16;
 /// Peers with held packets at most (stale SWIM packets are worthless anyway).
 const HELD_PEERS: usize = 1024;
 
+type Held = Arc<Mutex<HashMap<SocketAddr, Vec<Bytes>>>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The mesh as membership's [`Transport`].
 pub(crate) struct MeshTransport {
     mesh: Mesh,
-    dialing_seeds: Arc<Mutex<HashSet<SocketAddr>>>,
-    held: Mutex<HashMap<SocketAddr, Vec<Bytes>>>,
+    /// Addresses with a dial in flight (one at a time per address).
+    dialing: Arc<Mutex<HashSet<SocketAddr>>>,
+    held: Held,
+    /// How long a peer gets to send its sync request, and again to take our answer
+    /// ([`MembershipConfig::sync_timeout`](crate::membership::MembershipConfig::sync_timeout)).
+    sync_timeout: Duration,
 }
 
 impl MeshTransport {
-    pub(crate) fn new(mesh: Mesh) -> Self {
+    pub(crate) fn new(mesh: Mesh, sync_timeout: Duration) -> Self {
         MeshTransport {
             mesh,
-            dialing_seeds: Arc::new(Mutex::new(HashSet::new())),
-            held: Mutex::new(HashMap::new()),
+            dialing: Arc::new(Mutex::new(HashSet::new())),
+            held: Arc::new(Mutex::new(HashMap::new())),
+            sync_timeout,
         }
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<Bytes>>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    /// Answers a peer's push-pull sync stream, within deadlines: the request must arrive
+    /// within `sync_timeout`, and our answer must be computed and taken within another. A
+    /// peer that stalls (opens sync streams and sends nothing, trickles its request, or never
+    /// reads the answer) has the stream aborted, so it cannot hold streams or buffers here.
+    pub(crate) fn answer_sync(
+        &self,
+        inbound: Inbound,
+        link: Arc<PeerLink>,
+        mut stream: FrameStream,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let deadline = self.sync_timeout;
+        async move {
+            match answer(&inbound, &link, &mut stream, deadline).await {
+                Ok(()) => stream.finish(),
+                Err(error) => {
+                    tracing::debug!(peer = %link.info().name, %error, "membership sync not answered");
+                    stream.abort();
+                }
+            }
+        }
     }
 
     /// A connection came up: send what was held for its address.
     pub(crate) fn flush(&self, link: &PeerLink) {
-        let packets = self
-            .held()
+        let packets = lock(&self.held)
             .remove(&link.info().mesh_addr)
             .unwrap_or_default();
         for packet in packets {
@@ -54,7 +93,7 @@ impl MeshTransport {
 
     /// Keeps a packet until the connection to `to` is up (bounded; extra ones are dropped).
     fn hold(&self, to: &Peer, packet: Bytes) {
-        let mut held = self.held();
+        let mut held = lock(&self.held);
         // Peers that never answer would keep their packets forever: start over past a bound.
         if held.len() >= HELD_PEERS && !held.contains_key(&to.addr()) {
             held.clear();
@@ -77,50 +116,60 @@ impl MeshTransport {
         }
     }
 
-    /// Starts connecting to `to` in the background (once per seed address at a time).
-    fn connect(&self, to: &Peer) {
-        match to {
-            Peer::Node { name, addr, .. } => self.mesh.want(name.clone(), *addr),
-            Peer::Seed(addr) => {
-                let addr = *addr;
-                let fresh = self
-                    .dialing_seeds
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(addr);
-                if !fresh {
-                    return;
-                }
-                let (mesh, dialing) = (self.mesh.clone(), self.dialing_seeds.clone());
-                tokio::spawn(async move {
-                    if let Ok(link) = mesh.dial(addr, None).await {
-                        mesh.want(link.info().name.clone(), link.info().mesh_addr);
-                    }
-                    dialing
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&addr);
-                });
-            }
-        }
-    }
-}
-
-impl Transport for MeshTransport {
-    fn send(&self, to: &Peer, packet: Bytes) {
+    /// Sends `packet` over the live link to `to`, or holds it and has `connect` start one.
+    fn deliver(&self, to: &Peer, packet: Bytes, connect: impl FnOnce()) {
         match self.link(to) {
             Some(link) => {
                 let _ = link.send_datagram(packet);
             }
             None => {
                 self.hold(to, packet);
-                self.connect(to);
+                connect();
                 // The connection may have come up between the lookup and the hold.
                 if let Some(link) = self.link(to) {
                     self.flush(&link);
                 }
             }
         }
+    }
+
+    /// Tries once, in the background, to connect to `to` (one attempt at a time per
+    /// address); the link's `peer_up` flushes what was held for it.
+    fn dial_once(&self, to: &Peer) {
+        let addr = to.addr();
+        let expected = match to {
+            Peer::Node { name, .. } => Some(name.clone()),
+            Peer::Seed(_) => None,
+        };
+        if !lock(&self.dialing).insert(addr) {
+            return;
+        }
+        let (mesh, dialing, held) = (self.mesh.clone(), self.dialing.clone(), self.held.clone());
+        tokio::spawn(async move {
+            let outcome = mesh.dial(addr, expected).await;
+            lock(&dialing).remove(&addr);
+            match outcome {
+                // Connected (by us, or by a crossing dial): its `peer_up` flushed the packets.
+                Ok(_) | Err(DialError::Duplicate) => {}
+                Err(error) => {
+                    tracing::debug!(%addr, %error, "SWIM peer not reachable");
+                    lock(&held).remove(&addr);
+                }
+            }
+        });
+    }
+}
+
+impl Transport for MeshTransport {
+    fn send(&self, to: &Peer, packet: Bytes) {
+        self.deliver(to, packet, || match to {
+            Peer::Node { name, addr, .. } => self.mesh.want(name.clone(), *addr),
+            Peer::Seed(_) => self.dial_once(to),
+        });
+    }
+
+    fn send_once(&self, to: &Peer, packet: Bytes) {
+        self.deliver(to, packet, || self.dial_once(to));
     }
 
     fn sync(&self, to: &Peer, request: Bytes) -> SyncFuture {
@@ -163,17 +212,47 @@ impl Transport for MeshTransport {
     }
 }
 
-/// Answers a peer's push-pull sync stream.
-pub(crate) async fn answer_sync(inbound: Inbound, link: Arc<PeerLink>, mut stream: FrameStream) {
-    let request = match stream.recv::<ByteBuf>().await {
-        Ok(Some(r)) => r,
-        _ => return,
-    };
-    let answer = inbound
-        .sync(link.info().id, Bytes::from(request.into_vec()))
-        .await
-        .map(|b| ByteBuf::from(b.to_vec()))
-        .map_err(|e| e.to_string());
-    let _ = stream.send(&answer).await;
-    stream.finish();
+/// Why a peer's sync stream was not answered.
+#[derive(Debug, thiserror::Error)]
+enum AnswerError {
+    #[error("no request within {0:?}")]
+    RequestTimedOut(Duration),
+    #[error("the request did not arrive")]
+    Request(#[source] WireError),
+    #[error("the stream ended without a request")]
+    NoRequest,
+    #[error("the answer was not taken within {0:?}")]
+    AnswerTimedOut(Duration),
+    #[error("the answer could not be sent")]
+    Answer(#[source] SendError),
 }
+
+/// Reads one sync request from `stream` and writes membership's answer, each within
+/// `deadline`.
+async fn answer(
+    inbound: &Inbound,
+    link: &PeerLink,
+    stream: &mut FrameStream,
+    deadline: Duration,
+) -> Result<(), AnswerError> {
+    let request = tokio::time::timeout(deadline, stream.recv::<ByteBuf>())
+        .await
+        .map_err(|_| AnswerError::RequestTimedOut(deadline))?
+        .map_err(AnswerError::Request)?
+        .ok_or(AnswerError::NoRequest)?;
+    let respond = async {
+        let answer = inbound
+            .sync(link.info().id, Bytes::from(request.into_vec()))
+            .await
+            .map(|b| ByteBuf::from(b.to_vec()))
+            .map_err(|e| e.to_string());
+        stream.send(&answer).await
+    };
+    tokio::time::timeout(deadline, respond)
+        .await
+        .map_err(|_| AnswerError::AnswerTimedOut(deadline))?
+        .map_err(AnswerError::Answer)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,5 @@
-//! Signals arriving from a peer, dispatched to the runtime and the remote core.
+//! What arrives from a peer: messages from the data lanes (into mailboxes, charged to the
+//! lane's backlog) and signals from the signal stream.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,97 +7,295 @@ use std::time::Duration;
 use ractor::RpcReplyPort;
 use ractor::message::SerializedMessage;
 use understudy_actor::DeliverError;
+use understudy_actor::backlog::MESSAGE_OVERHEAD;
+use understudy_actor::names::Owner;
 
-use super::{DEAD_LETTERS_METRIC, RemoteCore};
-use crate::mesh::PeerLink;
-use crate::wire::{ReplyOutcome, Signal};
+use super::session::{Deferred, Session};
+use super::{ActorAddr, DEAD_LETTERS_METRIC, NOPROC, Proxied, RemoteDriver, apply_exit, send_down};
+use crate::mesh::{Admit, MAX_SETTING, PeerLink};
+use crate::wire::{Delivery, ReplyOutcome, Signal};
 
-impl RemoteCore {
-    /// Handles one inbound signal. Never blocks; asks are answered from a small task.
-    pub fn signal(self: &Arc<Self>, link: &Arc<PeerLink>, signal: Signal) {
-        match signal {
-            Signal::Tell { to, variant, args } => {
+impl RemoteDriver {
+    /// A message arrived on data lane `lane`: into its actor's mailbox, charged to the lane.
+    /// Says to wait before the next frame while the lane's backlog is over budget (unless a
+    /// DOWN waits on this lane).
+    pub fn delivery(&self, link: &Arc<PeerLink>, lane: usize, delivery: Delivery) -> Admit {
+        let Some(session) = link.session::<Session>() else {
+            return Admit::Next;
+        };
+        let session = &session;
+        let Some(inlane) = session.lanes.get(lane) else {
+            return Admit::Next;
+        };
+        let backlog = &inlane.backlog;
+        match delivery {
+            Delivery::Tell { to, variant, args } => {
+                let cost = args.len() + MESSAGE_OVERHEAD;
                 let message = SerializedMessage::Cast {
                     variant,
                     args,
-                    metadata: None,
+                    metadata: Some(backlog.charge(to, cost)),
                 };
-                if let Err(e) = self.runtime.deliver(to, message) {
+                if let Err(e) = self.runtime.exports().deliver_encoded(to, message) {
+                    backlog.refund(to, cost);
                     dead_letter(link, to, &e);
                 }
             }
-            Signal::Ask {
+            Delivery::Ask {
                 to,
                 call,
                 timeout_ms,
                 variant,
                 args,
-            } => self.ask(link, to, call, timeout_ms, variant, args),
-            Signal::Reply { call, outcome } => {
-                let route = self
-                    .state()
-                    .peers
-                    .get(&link.info().id)
-                    .map(|p| p.route.clone());
-                if let Some(route) = route.filter(|r| r.link.serial() == link.serial()) {
-                    route.complete(call, outcome);
-                }
-            }
-            Signal::Monitor { watcher, target } => self.watch(link, watcher, target),
-            Signal::Demonitor { watcher, target } => self.unwatch(link, watcher, target),
-            Signal::Down {
-                watcher, reason, ..
-            } => self.down_copy(link, watcher, reason),
-            Signal::Link { from, to } => {
-                let (core, link) = (self.clone(), link.clone());
-                tokio::spawn(async move { core.linked(link, from, to).await });
-            }
-            // Links are carried by proxies and monitors; explicit unlink/exit are reserved.
-            Signal::Unlink { .. } | Signal::Exit { .. } => {}
+            } => self.ask(session, lane, to, call, timeout_ms, variant, args),
         }
+        session.delivered(lane, |d| self.act(session, d));
+        self.admit(session, lane)
     }
 
+    /// Whether the lane may be read on now.
+    fn admit(&self, session: &Arc<Session>, lane: usize) -> Admit {
+        let backlog = &session.lanes[lane].backlog;
+        let total = backlog.total();
+        if total <= backlog.budget() {
+            return Admit::Next;
+        }
+        if total > session.hard_limit {
+            tracing::warn!(peer = %session.link.info().name, total, "a lane's backlog is past what any barrier allows; closing the connection");
+            session
+                .link
+                .close_for_violation("backlog past every barrier");
+            return Admit::Next;
+        }
+        if session.must_read(lane) {
+            return Admit::Next;
+        }
+        // Charges of actors that stopped with messages unread are written off first.
+        let exports = self.runtime.exports();
+        backlog.retain(|pid| exports.cell_of(pid).is_some());
+        if !backlog.is_over_budget() {
+            return Admit::Next;
+        }
+        let session = session.clone();
+        Admit::After(Box::pin(async move {
+            let backlog = session.lanes[lane].backlog.clone();
+            backlog
+                .wait_while(|b| b.is_over_budget() && !session.must_read(lane))
+                .await;
+        }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn ask(
         &self,
-        link: &Arc<PeerLink>,
+        session: &Arc<Session>,
+        lane: usize,
         to: u64,
         call: u64,
         timeout_ms: u32,
         variant: String,
         args: Vec<u8>,
     ) {
-        let timeout = Duration::from_millis(u64::from(timeout_ms));
+        let link = &session.link;
+        let backlog = &session.lanes[lane].backlog;
+        let timeout = Duration::from_millis(u64::from(timeout_ms)).min(MAX_SETTING);
         let (tx, rx) = ractor::concurrency::oneshot::<Vec<u8>>();
-        let reply = RpcReplyPort::from((tx, timeout));
+        let cost = args.len() + MESSAGE_OVERHEAD;
         let message = SerializedMessage::Call {
             variant,
             args,
-            reply,
-            metadata: None,
+            reply: RpcReplyPort::from((tx, timeout)),
+            metadata: Some(backlog.charge(to, cost)),
         };
         let respond = |outcome| {
-            let _ = link.send_signal(to, &Signal::Reply { call, outcome });
+            let _ = link.send_signal(&Signal::Reply { call, outcome });
         };
-        match self.runtime.deliver(to, message) {
+        match self.runtime.exports().deliver_encoded(to, message) {
             Ok(()) => {
                 let link = link.clone();
                 tokio::spawn(async move {
                     let outcome = match tokio::time::timeout(timeout, rx).await {
                         Ok(Ok(bytes)) => ReplyOutcome::Ok(bytes),
-                        // Timed out or dropped: the asker has (or will have) given up too.
-                        _ => ReplyOutcome::ActorStopped,
+                        Ok(Err(_dropped)) => ReplyOutcome::ActorStopped,
+                        // The asker's own timer decides; a reply now could only race it.
+                        Err(_elapsed) => return,
                     };
-                    let _ = link.send_signal(to, &Signal::Reply { call, outcome });
+                    let _ = link.send_signal(&Signal::Reply { call, outcome });
                 });
             }
-            Err(DeliverError::UnknownActor { .. }) | Err(DeliverError::ActorStopped) => {
+            Err(e @ (DeliverError::UnknownActor { .. } | DeliverError::ActorStopped)) => {
+                backlog.refund(to, cost);
+                dead_letter(link, to, &e);
                 respond(ReplyOutcome::UnknownActor);
             }
             Err(e) => {
+                backlog.refund(to, cost);
                 dead_letter(link, to, &e);
                 respond(ReplyOutcome::Rejected(e.to_string()));
             }
         }
+    }
+
+    /// A signal arrived on the signal stream.
+    pub fn signal(self: &Arc<Self>, link: &Arc<PeerLink>, signal: Signal) {
+        let Some(session) = link.session::<Session>() else {
+            return;
+        };
+        let session = &session;
+        match signal {
+            Signal::Reply { call, outcome } => session.route.complete(call, outcome),
+            Signal::Monitor { watcher, target } => self.watched_by(session, watcher, target),
+            Signal::Demonitor { watcher, target } => {
+                self.state()
+                    .interests
+                    .remove(session.serial(), target, watcher);
+            }
+            Signal::Down {
+                watcher,
+                reason,
+                after,
+                ..
+            } => {
+                // Only for a proxy of ours: a DOWN for anything else holds nothing.
+                if session.has_proxy(watcher) {
+                    self.defer(session, after, Deferred::Down { watcher, reason });
+                }
+            }
+            Signal::Link { from, to } => self.linked(session, from, to),
+            Signal::Unlink { from, to } => self.unlinked(session, from, to),
+            Signal::Exit {
+                to, reason, after, ..
+            } => {
+                if self.local_cell(to).is_some() {
+                    self.defer(session, after, Deferred::Exit { to, reason });
+                }
+            }
+        }
+    }
+
+    fn defer(&self, session: &Arc<Session>, after: Vec<u64>, action: Deferred) {
+        if let Err(e) = session.defer(after, action, |d| self.act(session, d)) {
+            tracing::warn!(peer = %session.link.info().name, error = %e, "bad barrier; closing the connection");
+            session.link.close_for_violation("bad barrier");
+        }
+    }
+
+    /// A deferred signal's barrier is met: it takes effect.
+    fn act(&self, session: &Session, deferred: Deferred) {
+        match deferred {
+            Deferred::Down { watcher, reason } => {
+                if let Some(entry) = session.take_proxy(watcher) {
+                    entry.cell.stop(reason);
+                }
+            }
+            Deferred::Exit { to, reason } => {
+                if let Some(cell) = self.local_cell(to) {
+                    apply_exit(&cell, reason);
+                }
+            }
+        }
+    }
+
+    /// The peer's proxy `watcher` wants a DOWN when our actor `target` exits.
+    fn watched_by(&self, session: &Session, watcher: u64, target: u64) {
+        let serial = session.serial();
+        let cell = self.local_cell(target).filter(Owner::is_alive);
+        let Some(cell) = cell else {
+            send_down(&session.link, watcher, target, Some(NOPROC.to_owned()));
+            return;
+        };
+        if let Err(e) = self.state().interests.add(serial, target, watcher) {
+            tracing::warn!(peer = %session.link.info().name, error = %e, "closing the connection");
+            session.link.close_for_violation("too many monitors");
+            return;
+        }
+        self.watch_local(target, &cell);
+        if cell.is_alive() {
+            return;
+        }
+        // It exited before the agent's monitor took hold, so no exit event will come: answer
+        // here, unless the event came after all and took the interest.
+        let still_there = {
+            let mut st = self.state();
+            let there = st.interests.remove(serial, target, watcher);
+            if !st.interests.is_watched(target) {
+                st.watched.remove(&target);
+            }
+            there
+        };
+        if still_there {
+            send_down(&session.link, watcher, target, Some(NOPROC.to_owned()));
+        }
+    }
+
+    /// The peer linked its actor `from` to our actor `to`.
+    fn linked(self: &Arc<Self>, session: &Arc<Session>, from: u64, to: u64) {
+        // Without our actor, their proxy of it gets `noproc` and they learn it that way.
+        let Some(local) = self.local_cell(to) else {
+            return;
+        };
+        let reserved = session
+            .linked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reserve(from, to);
+        match reserved {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(peer = %session.link.info().name, error = %e, "closing the connection");
+                session.link.close_for_violation("too many links");
+                return;
+            }
+        }
+        let (driver, session) = (self.clone(), session.clone());
+        let addr = ActorAddr {
+            node: session.link.info().id,
+            pid: from,
+        };
+        tokio::spawn(async move {
+            match driver
+                .spawn_proxy(&session, addr, local.clone(), Proxied::TheirLink)
+                .await
+            {
+                Ok((_, key)) => {
+                    let kept = session
+                        .linked
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .set_proxy(from, to, key);
+                    // Unlinked while the proxy was starting: undo it quietly.
+                    if !kept && let Some(entry) = session.take_proxy(key) {
+                        entry.cell.unlink(local);
+                        entry.cell.stop(None);
+                    }
+                }
+                Err(e) => {
+                    session
+                        .linked
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(from, to);
+                    tracing::debug!(error = %e, "remote link not established");
+                }
+            }
+        });
+    }
+
+    /// The peer unlinked its actor `from` from our actor `to`.
+    fn unlinked(&self, session: &Session, from: u64, to: u64) {
+        let key = session
+            .linked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(from, to);
+        let Some(entry) = key.and_then(|k| session.take_proxy(k)) else {
+            return;
+        };
+        if let Some(local) = self.local_cell(to) {
+            entry.cell.unlink(local);
+        }
+        entry.cell.stop(None);
     }
 }
 

@@ -1,49 +1,76 @@
-//! Transparent remote actors: remote `ActorRef`s, asks across nodes, and monitors and links
-//! that fire with `noconnection` when a node goes away.
+//! Transparent remote actors: remote `ActorRef`s, asks across nodes, and monitors, links and
+//! exit signals that work across nodes, with `noconnection` when a node goes away.
 //!
 //! Semantics (Erlang's, on ractor):
 //! - **Addresses.** A local actor whose message type is a `RemoteMessage` gets an
 //!   [`ActorAddr`] by being exported; the address travels in messages and resolves, on any
-//!   node, to a working `ActorRef` ([`RemoteCore::resolve`]).
-//! - **Order.** Signals from one sender to one receiver arrive in send order and are never
-//!   duplicated; a message sent before the sender exits arrives before that exit's DOWN (the
-//!   DOWN travels on every lane and is acted on when all copies arrived). Messages in flight
-//!   may be lost if the connection drops (at most once).
+//!   node, to a working `ActorRef` ([`RemoteDriver::resolve`]).
+//! - **Order.** Messages from one sender to one receiver arrive in send order and are never
+//!   duplicated; a message sent before the sender exits is delivered before that exit's DOWN
+//!   takes effect (the DOWN carries a barrier, see `barrier.rs`). Messages in flight may be
+//!   lost if the connection drops (at most once).
 //! - **Monitors.** Every proxy asks the owning node to tell it when its actor exits; the proxy
 //!   then stops with the actor's exit reason (`noproc` if it never existed), so ractor monitors
-//!   and links on the proxy fire like local ones.
+//!   and links on the proxy fire like local ones. A DOWN is never dropped: it waits for room
+//!   on the signal stream, and if the peer stops reading even that, the connection fails and
+//!   every watcher hears `noconnection`.
 //! - **Node down.** When the connection to a node ends, every proxy of its actors stops with
 //!   reason [`NOCONNECTION`], and every ask waiting on it fails.
-//! - **Links.** [`RemoteCore::link`] links a local actor with a remote one both ways: each side
-//!   gets a dedicated proxy of the other, supervised by its own actor, so each learns of the
-//!   other's exit as a supervision event.
+//! - **Links.** [`RemoteDriver::link`] links a local actor with a remote one both ways: each
+//!   side gets a dedicated proxy of the other, supervised by its own actor, so each learns of
+//!   the other's exit as a supervision event. [`RemoteDriver::unlink`] removes both halves
+//!   without an event. Linking twice is linking once.
+//! - **Exit signals.** [`RemoteDriver::exit`] is Erlang's `exit(Pid, Reason)`: `kill` kills
+//!   the target, `normal` is ignored, any other reason stops it with that reason. It takes
+//!   effect after the messages sent before it.
+//! - **Backpressure.** Messages from the network are charged to their lane's backlog until
+//!   the receiving actor takes them out of its mailbox; a lane over
+//!   [`RemoteConfig::lane_backlog`] is not read until its actors catch up, so the sender's
+//!   lane fills and its sends fail with `Overloaded`. What any peer can make this node hold
+//!   is bounded: backlogs per lane, monitors and links per peer ([`RemoteConfig`]).
+//!
+//! The pure parts — the barrier queue and the bounded tables — are in `barrier.rs` and
+//! `tables.rs`; [`RemoteDriver`] is their async shell on ractor.
 
+mod barrier;
+mod config;
+pub mod gate;
 mod inbound;
 mod proxy;
 mod route;
+mod session;
+mod tables;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use ractor::{ActorCell, ActorId, ActorRef, ActorRuntime};
-use understudy_actor::route::RouteRegistration;
+use understudy_actor::names::Owner;
 use understudy_actor::{ActorAddr, NodeId, RemoteMessage, Runtime};
+
+pub use barrier::BarrierError;
+pub use config::{InvalidRemoteConfig, RemoteConfig};
 
 use crate::mesh::PeerLink;
 use crate::wire::{ExitReason, Signal};
 use proxy::{Agent, Proxy, ProxyState};
-use route::LinkRoute;
+use session::{ProxyEntry, Session};
+use tables::Interests;
 
 /// The exit reason of remote actors whose node or connection went away.
 pub const NOCONNECTION: &str = "noconnection";
 /// The exit reason of a remote actor that did not exist (or was not exported).
 pub const NOPROC: &str = "noproc";
+/// The exit reason that kills an actor outright ([`RemoteDriver::exit`]).
+pub const KILL: &str = "kill";
+/// The exit reason of a normal exit; as an exit signal from another actor, it is ignored.
+pub const NORMAL: &str = "normal";
 
 /// Metric counting inbound messages that could not be delivered (unknown actor, bad bytes).
 pub const DEAD_LETTERS_METRIC: &str = "understudy_dead_letters_total";
 
-/// Why an address could not be turned into a ref.
+/// Why an address could not be turned into a ref, or a link or exit signal not sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResolveError {
@@ -56,76 +83,82 @@ pub enum ResolveError {
     /// The local actor's message type is not the one asked for.
     #[error("actor {0} takes another message type")]
     WrongType(ActorAddr),
-    /// The proxy could not be started.
-    #[error("could not create the remote ref: {0}")]
-    Spawn(String),
+    /// The node is shutting down.
+    #[error("the node is shut down")]
+    Stopped,
+    /// The proxy actor could not be started (ractor refused the spawn).
+    #[error("could not start the proxy of {0}")]
+    Spawn(ActorAddr),
 }
 
-struct PeerState {
-    route: Arc<LinkRoute>,
-    _registration: RouteRegistration,
-    route_id: u64,
-    /// pid → key of the shared proxy.
-    shared: HashMap<u64, u64>,
-}
-
-struct ProxyEntry {
-    peer: NodeId,
-    serial: u64,
-    cell: ActorCell,
-}
-
-/// Who on which connection watches a local actor.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Interest {
-    peer: NodeId,
-    serial: u64,
-    watcher: u64,
-}
-
-#[derive(Default)]
 struct State {
-    peers: HashMap<NodeId, PeerState>,
-    proxies: HashMap<u64, ProxyEntry>,
-    interests: HashMap<u64, Vec<Interest>>,
-    barriers: HashMap<(u64, u64), u16>,
+    sessions: HashMap<NodeId, Arc<Session>>,
+    interests: Interests,
+    /// Local actors the agent monitors (once each).
+    watched: HashSet<u64>,
+    /// Local actors linked to remote ones (reachable for monitors even if not exported).
     linkable: HashMap<u64, ActorCell>,
 }
 
-/// One node's remote-actor machinery.
-pub struct RemoteCore {
+/// One node's remote-actor machinery: the async shell (ractor proxies, the watch agent,
+/// sessions) around the pure barrier and table code.
+pub struct RemoteDriver {
     runtime: Runtime,
+    config: RemoteConfig,
+    /// The backlog past which a lane's peer is cut off (see `Session::hard_limit`).
+    hard_limit: usize,
     state: Mutex<State>,
     next_key: AtomicU64,
     agent: OnceLock<ActorCell>,
 }
 
-impl std::fmt::Debug for RemoteCore {
+impl std::fmt::Debug for RemoteDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteCore").finish_non_exhaustive()
+        f.debug_struct("RemoteDriver").finish_non_exhaustive()
     }
 }
 
-impl RemoteCore {
-    /// Creates the core and its watch agent.
-    pub async fn start(runtime: Runtime) -> Result<Arc<RemoteCore>, ResolveError> {
-        let core = Arc::new(RemoteCore {
+impl RemoteDriver {
+    /// Creates the driver and its watch agent. `lane_buffer` and `max_frame` are the mesh's
+    /// (they bound how far an honest peer can make a barrier read past a lane's backlog).
+    pub async fn start(
+        runtime: Runtime,
+        config: RemoteConfig,
+        lane_buffer: usize,
+        max_frame: usize,
+    ) -> Result<Arc<RemoteDriver>, ResolveError> {
+        // An honest peer's barrier makes a paused lane deliver at most what the peer had
+        // queued (its lane buffer, plus the chunk being written) and what is in flight (the
+        // QUIC stream window): more than that is a peer lying about its counts.
+        let hard_limit = config
+            .lane_backlog
+            .saturating_add(lane_buffer.saturating_mul(2))
+            .saturating_add(max_frame.saturating_mul(2))
+            .saturating_add(crate::mesh::STREAM_WINDOW);
+        let driver = Arc::new(RemoteDriver {
             runtime,
-            state: Mutex::new(State::default()),
+            hard_limit,
+            state: Mutex::new(State {
+                sessions: HashMap::new(),
+                interests: Interests::new(config.max_monitors_per_peer),
+                watched: HashSet::new(),
+                linkable: HashMap::new(),
+            }),
             next_key: AtomicU64::new(1),
             agent: OnceLock::new(),
+            config,
         });
         let (agent, _) = ractor::Actor::spawn(
             None,
             Agent {
-                core: Arc::downgrade(&core),
+                driver: Arc::downgrade(&driver),
             },
             (),
         )
         .await
-        .map_err(|e| ResolveError::Spawn(e.to_string()))?;
-        let _ = core.agent.set(agent.get_cell());
-        Ok(core)
+        .map_err(|_| ResolveError::Stopped)?;
+        let _ = driver.agent.set(agent.get_cell());
+        Ok(driver)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -148,63 +181,52 @@ impl RemoteCore {
         }
     }
 
-    /// A connection came up.
+    /// A connection came up: its session starts (before any of its frames are read).
     pub fn peer_up(&self, link: &Arc<PeerLink>) {
-        let route = LinkRoute::new(link.clone());
-        let registration = understudy_actor::route::register(route.clone());
-        let route_id = registration.id();
-        self.state().peers.insert(
-            link.info().id,
-            PeerState {
-                route,
-                _registration: registration,
-                route_id,
-                shared: HashMap::new(),
-            },
+        let session = Session::new(
+            link.clone(),
+            self.config.lane_backlog,
+            self.hard_limit,
+            self.config.max_links_per_peer,
         );
+        link.set_session(session.clone());
+        self.state().sessions.insert(link.info().id, session);
     }
 
-    /// A connection went down: its proxies stop with `noconnection`, its asks fail, and its
-    /// interest in our actors is forgotten.
+    /// A connection went down (after its last frame): its proxies stop with
+    /// `noconnection`, its asks fail, and its interest in our actors is forgotten.
     pub fn peer_down(&self, link: &Arc<PeerLink>) {
-        let (node, serial) = (link.info().id, link.serial());
-        let (dead, route) = {
-            let mut st = self.state();
-            let route = match st.peers.get(&node) {
-                Some(p) if p.route.link.serial() == serial => {
-                    st.peers.remove(&node).map(|p| p.route)
-                }
-                _ => None,
-            };
-            let keys: Vec<u64> = st
-                .proxies
-                .iter()
-                .filter(|(_, p)| p.peer == node && p.serial == serial)
-                .map(|(k, _)| *k)
-                .collect();
-            let dead: Vec<ActorCell> = keys
-                .iter()
-                .filter_map(|k| st.proxies.remove(k))
-                .map(|p| p.cell)
-                .collect();
-            for list in st.interests.values_mut() {
-                list.retain(|i| !(i.peer == node && i.serial == serial));
-            }
-            st.interests.retain(|_, l| !l.is_empty());
-            st.barriers.retain(|(s, _), _| *s != serial);
-            (dead, route)
+        let Some(session) = link.session::<Session>() else {
+            return;
         };
-        if let Some(route) = route {
-            route.fail_all();
+        {
+            let mut st = self.state();
+            if st
+                .sessions
+                .get(&link.info().id)
+                .is_some_and(|s| s.serial() == link.serial())
+            {
+                st.sessions.remove(&link.info().id);
+            }
+            st.interests.drop_link(link.serial());
         }
-        for cell in dead {
+        session.route.fail_all();
+        for cell in session.take_all_proxies() {
             cell.stop(Some(NOCONNECTION.to_owned()));
         }
     }
 
-    /// Makes `actor` reachable from other nodes; returns its address.
+    fn session(&self, node: NodeId) -> Result<Arc<Session>, ResolveError> {
+        self.state()
+            .sessions
+            .get(&node)
+            .cloned()
+            .ok_or(ResolveError::NotConnected(node))
+    }
+
+    /// Makes `actor` reachable from other nodes; returns its address. The export ends when
+    /// the actor stops.
     pub fn export<M: RemoteMessage>(&self, actor: &ActorRef<M>) -> ActorAddr {
-        // The export table prunes stopped actors itself; `watch` looks there too.
         self.runtime.export(actor)
     }
 
@@ -229,276 +251,301 @@ impl RemoteCore {
                 .cell_of(addr.pid)
                 .ok_or(ResolveError::NoSuchActor(addr));
         }
+        let session = self.session(addr.node)?;
         let existing = {
-            let st = self.state();
-            let peer = st
-                .peers
-                .get(&addr.node)
-                .ok_or(ResolveError::NotConnected(addr.node))?;
-            peer.shared
+            let p = session.proxies();
+            p.shared
                 .get(&addr.pid)
-                .and_then(|k| st.proxies.get(k))
-                .filter(|p| understudy_actor::names::Owner::is_alive(&p.cell))
-                .map(|p| p.cell.clone())
+                .and_then(|k| p.by_key.get(k))
+                .filter(|e| e.cell.is_alive())
+                .map(|e| e.cell.clone())
         };
         if let Some(cell) = existing {
             return Ok(cell);
         }
-        let supervisor = self
-            .agent()
-            .ok_or_else(|| ResolveError::Spawn("node is stopped".into()))?;
-        self.spawn_proxy(addr, supervisor, true).await
+        let supervisor = self.agent().ok_or(ResolveError::Stopped)?;
+        self.spawn_proxy(&session, addr, supervisor, Proxied::Shared)
+            .await
+            .map(|(cell, _)| cell)
     }
 
     /// Spawns a proxy of `addr` supervised by `supervisor`, registers it and asks the owner to
-    /// report the actor's exit. A shared proxy is the one `resolve` hands out.
+    /// report the actor's exit. Returns the proxy (or the shared one that won a race) and its
+    /// key.
     async fn spawn_proxy(
         &self,
+        session: &Arc<Session>,
         addr: ActorAddr,
         supervisor: ActorCell,
-        shared: bool,
-    ) -> Result<ActorCell, ResolveError> {
-        let (route, route_id) = {
-            let st = self.state();
-            let peer = st
-                .peers
-                .get(&addr.node)
-                .ok_or(ResolveError::NotConnected(addr.node))?;
-            (peer.route.clone(), peer.route_id)
-        };
+        kind: Proxied,
+    ) -> Result<(ActorCell, u64), ResolveError> {
         let state = ProxyState {
-            route: route.clone(),
+            route: session.route.clone(),
             pid: addr.pid,
         };
         let id = ActorId::Remote {
-            node_id: route_id,
+            node_id: session.route_id,
             pid: addr.pid,
         };
         let (proxy, _) = ActorRuntime::spawn_linked_remote(None, Proxy, id, state, supervisor)
             .await
-            .map_err(|e| ResolveError::Spawn(e.to_string()))?;
+            .map_err(|_| ResolveError::Spawn(addr))?;
         let cell = proxy.get_cell();
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
-        let winner = {
-            let mut st = self.state();
-            let Some(peer) = st
-                .peers
-                .get_mut(&addr.node)
-                .filter(|p| p.route_id == route_id)
-            else {
-                drop(st);
-                cell.stop(Some(NOCONNECTION.to_owned()));
-                return Err(ResolveError::NotConnected(addr.node));
-            };
-            let raced = if shared {
-                peer.shared.get(&addr.pid).copied()
-            } else {
-                None
-            };
-            let live_other = raced
-                .and_then(|k| st.proxies.get(&k))
-                .filter(|p| understudy_actor::names::Owner::is_alive(&p.cell))
-                .map(|p| p.cell.clone());
-            match live_other {
-                Some(other) => Some(other),
-                None => {
-                    if shared && let Some(peer) = st.peers.get_mut(&addr.node) {
-                        peer.shared.insert(addr.pid, key);
+        if session.link.is_closed() {
+            cell.stop(Some(NOCONNECTION.to_owned()));
+            return Err(ResolveError::NotConnected(addr.node));
+        }
+        {
+            let mut p = session.proxies();
+            match kind {
+                Proxied::Shared => {
+                    let raced = p
+                        .shared
+                        .get(&addr.pid)
+                        .and_then(|k| p.by_key.get(k).map(|e| (*k, e)))
+                        .filter(|(_, e)| e.cell.is_alive())
+                        .map(|(k, e)| (e.cell.clone(), k));
+                    if let Some(winner) = raced {
+                        drop(p);
+                        cell.stop(None);
+                        return Ok(winner);
                     }
-                    st.proxies.insert(
-                        key,
-                        ProxyEntry {
-                            peer: addr.node,
-                            serial: route.link.serial(),
-                            cell: cell.clone(),
-                        },
-                    );
-                    None
+                    p.shared.insert(addr.pid, key);
                 }
+                Proxied::OwnLink { local } => {
+                    p.own_links.insert((local, addr.pid), key);
+                }
+                Proxied::TheirLink => {}
             }
-        };
-        if let Some(other) = winner {
-            cell.stop(None);
-            return Ok(other);
+            p.by_key.insert(
+                key,
+                ProxyEntry {
+                    pid: addr.pid,
+                    cell: cell.clone(),
+                },
+            );
         }
         let monitor = Signal::Monitor {
             watcher: key,
             target: addr.pid,
         };
-        if route.link.send_signal(addr.pid, &monitor).is_err() {
-            self.state().proxies.remove(&key);
+        if session.link.send_signal(&monitor).is_err() {
+            session.take_proxy(key);
             cell.stop(Some(NOCONNECTION.to_owned()));
+            return Err(ResolveError::NotConnected(addr.node));
         }
-        Ok(cell)
+        Ok((cell, key))
     }
 
-    /// Links a local actor with a remote one, both ways (see the module docs).
-    pub async fn link(&self, local: &ActorCell, remote: &ActorCell) -> Result<(), ResolveError> {
-        let ActorId::Remote { pid, .. } = remote.get_id() else {
-            // Both local: ractor's own link, the remote one supervising.
-            local.link(remote.clone());
+    /// Links a local actor with a (possibly remote) one, both ways (see the module docs).
+    pub async fn link(&self, local: &ActorCell, other: &ActorCell) -> Result<(), ResolveError> {
+        let ActorId::Remote { pid, .. } = other.get_id() else {
+            // Both local: ractor's own link, the other supervising.
+            local.link(other.clone());
             return Ok(());
         };
         let here = self.node_id();
-        let addr = ActorAddr::of(remote, here)
-            .ok_or_else(|| ResolveError::Spawn("the remote ref's connection is gone".into()))?;
+        let node = ActorAddr::of(other, here)
+            .ok_or(ResolveError::NotConnected(here))?
+            .node;
+        let session = self.session(node)?;
         let local_pid = local.get_id().pid();
+        if session.proxies().own_links.contains_key(&(local_pid, pid)) {
+            return Ok(());
+        }
         self.state().linkable.insert(local_pid, local.clone());
+        self.watch_local(local_pid, local);
         // Our side: a dedicated proxy of the remote actor, supervised by the local one.
         self.spawn_proxy(
-            ActorAddr {
-                node: addr.node,
-                pid,
-            },
+            &session,
+            ActorAddr { node, pid },
             local.clone(),
-            false,
+            Proxied::OwnLink { local: local_pid },
         )
         .await?;
         // Their side: they make a proxy of our actor supervised by theirs.
-        let route = {
-            let st = self.state();
-            st.peers
-                .get(&addr.node)
-                .map(|p| p.route.clone())
-                .ok_or(ResolveError::NotConnected(addr.node))?
-        };
-        route
+        session
             .link
-            .send_signal(
-                pid,
-                &Signal::Link {
-                    from: local_pid,
-                    to: pid,
-                },
-            )
-            .map_err(|_| ResolveError::NotConnected(addr.node))
+            .send_signal(&Signal::Link {
+                from: local_pid,
+                to: pid,
+            })
+            .map_err(|_| ResolveError::NotConnected(node))
+    }
+
+    /// Removes a link made with [`link`](Self::link), on both sides, without either actor
+    /// hearing of it. Unlinking actors that are not linked does nothing.
+    pub fn unlink(&self, local: &ActorCell, other: &ActorCell) -> Result<(), ResolveError> {
+        let ActorId::Remote { pid, .. } = other.get_id() else {
+            local.unlink(other.clone());
+            return Ok(());
+        };
+        let here = self.node_id();
+        let node = ActorAddr::of(other, here)
+            .ok_or(ResolveError::NotConnected(here))?
+            .node;
+        let session = self.session(node)?;
+        let local_pid = local.get_id().pid();
+        let key = session.proxies().own_links.remove(&(local_pid, pid));
+        if let Some(entry) = key.and_then(|k| session.take_proxy(k)) {
+            entry.cell.unlink(local.clone());
+            entry.cell.stop(None);
+        }
+        session
+            .link
+            .send_signal(&Signal::Unlink {
+                from: local_pid,
+                to: pid,
+            })
+            .map_err(|_| ResolveError::NotConnected(node))
+    }
+
+    /// Sends an exit signal to `target`, local or remote (Erlang's `exit(Pid, Reason)`):
+    /// [`KILL`] kills it, `None` or [`NORMAL`] is ignored, any other reason stops it with that
+    /// reason. To a remote actor it takes effect after the messages sent to it before.
+    pub fn exit(&self, target: &ActorCell, reason: ExitReason) -> Result<(), ResolveError> {
+        let ActorId::Remote { pid, .. } = target.get_id() else {
+            apply_exit(target, reason);
+            return Ok(());
+        };
+        let here = self.node_id();
+        let node = ActorAddr::of(target, here)
+            .ok_or(ResolveError::NotConnected(here))?
+            .node;
+        let session = self.session(node)?;
+        let after = session.link.barrier();
+        session
+            .link
+            .send_signal(&Signal::Exit {
+                from: 0,
+                to: pid,
+                reason,
+                after,
+            })
+            .map_err(|_| ResolveError::NotConnected(node))
+    }
+
+    /// A local actor by pid: linked to a remote one, or exported.
+    fn local_cell(&self, pid: u64) -> Option<ActorCell> {
+        let linked = self.state().linkable.get(&pid).cloned();
+        linked.or_else(|| self.runtime.exports().cell_of(pid))
+    }
+
+    /// Makes the agent monitor a local actor (once), so its exit reaches its remote watchers.
+    /// Returns whether it was already watched.
+    fn watch_local(&self, pid: u64, cell: &ActorCell) -> bool {
+        let first = self.state().watched.insert(pid);
+        if first && let Some(agent) = self.agent() {
+            agent.monitor(cell.clone());
+        }
+        !first
     }
 
     /// A watched local actor exited: send each interested watcher its DOWN, once.
     fn local_exit(&self, pid: u64, reason: ExitReason) {
-        let (interests, links) = {
+        let (interests, sessions) = {
             let mut st = self.state();
+            st.watched.remove(&pid);
             st.linkable.remove(&pid);
-            let interests = st.interests.remove(&pid).unwrap_or_default();
-            let links: HashMap<NodeId, Arc<LinkRoute>> = st
-                .peers
-                .iter()
-                .map(|(n, p)| (*n, p.route.clone()))
+            let interests = st.interests.take(pid);
+            let sessions: HashMap<u64, Arc<Session>> = st
+                .sessions
+                .values()
+                .map(|s| (s.serial(), s.clone()))
                 .collect();
-            (interests, links)
+            (interests, sessions)
         };
         for i in interests {
-            if let Some(route) = links.get(&i.peer).filter(|r| r.link.serial() == i.serial) {
-                send_down(&route.link, i.watcher, pid, reason.clone());
+            if let Some(session) = sessions.get(&i.serial) {
+                send_down(&session.link, i.watcher, pid, reason.clone());
             }
         }
-    }
-
-    /// A remote node asks to hear of `target`'s exit.
-    fn watch(&self, link: &Arc<PeerLink>, watcher: u64, target: u64) {
-        let cell = {
-            let st = self.state();
-            st.linkable
-                .get(&target)
-                .cloned()
-                .or_else(|| self.runtime.exports().cell_of(target))
-        };
-        let interest = Interest {
-            peer: link.info().id,
-            serial: link.serial(),
-            watcher,
-        };
-        let alive = cell
-            .as_ref()
-            .is_some_and(understudy_actor::names::Owner::is_alive);
-        if let (true, Some(cell), Some(agent)) = (alive, cell.clone(), self.agent()) {
-            self.state()
-                .interests
-                .entry(target)
-                .or_default()
-                .push(interest);
-            agent.monitor(cell.clone());
-            // It may have exited between the check and the monitor: then no event will come.
-            if understudy_actor::names::Owner::is_alive(&cell) {
-                return;
+        for session in sessions.values() {
+            for lane in session.lanes.iter() {
+                lane.backlog.forget(pid);
             }
-        }
-        // Not there (or just gone): DOWN now, unless the agent's event already sent it.
-        let still_pending = {
-            let mut st = self.state();
-            match st.interests.get_mut(&target) {
-                Some(list) => {
-                    let before = list.len();
-                    list.retain(|i| *i != interest);
-                    before != list.len() || !alive
-                }
-                None => !alive,
-            }
-        };
-        if still_pending {
-            send_down(link, watcher, target, Some(NOPROC.to_owned()));
-        }
-    }
-
-    fn unwatch(&self, link: &Arc<PeerLink>, watcher: u64, target: u64) {
-        let mut st = self.state();
-        if let Some(list) = st.interests.get_mut(&target) {
-            list.retain(|i| {
-                !(i.peer == link.info().id && i.serial == link.serial() && i.watcher == watcher)
-            });
-        }
-    }
-
-    /// One copy of a DOWN arrived; act when every lane's copy is in.
-    fn down_copy(&self, link: &Arc<PeerLink>, watcher: u64, reason: ExitReason) {
-        let lanes = link.info().lanes.max(1);
-        let cell = {
-            let mut st = self.state();
-            let count = st.barriers.entry((link.serial(), watcher)).or_insert(0);
-            *count += 1;
-            if *count < lanes {
-                return;
-            }
-            st.barriers.remove(&(link.serial(), watcher));
-            let Some(entry) = st.proxies.remove(&watcher) else {
-                return;
-            };
-            if let Some(peer) = st.peers.get_mut(&entry.peer) {
-                peer.shared.retain(|_, k| *k != watcher);
-            }
-            entry.cell
-        };
-        cell.stop(reason);
-    }
-
-    /// The other side linked its actor `from` to our actor `to`.
-    async fn linked(&self, link: Arc<PeerLink>, from: u64, to: u64) {
-        let local = {
-            let st = self.state();
-            st.linkable
-                .get(&to)
-                .cloned()
-                .or_else(|| self.runtime.exports().cell_of(to))
-        };
-        // Without our actor, their side's proxy of it gets `noproc` and they learn it that way.
-        let Some(local) = local else { return };
-        let addr = ActorAddr {
-            node: link.info().id,
-            pid: from,
-        };
-        if let Err(e) = self.spawn_proxy(addr, local, false).await {
-            tracing::debug!(error = %e, "remote link not established");
         }
     }
 }
 
+impl Drop for RemoteDriver {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A snapshot of what peers make this node hold for remote actors (for operations and
+/// tests; every figure is bounded by [`RemoteConfig`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemoteStats {
+    /// Live connections.
+    pub connections: usize,
+    /// Proxies of remote actors.
+    pub proxies: usize,
+    /// Remote watchers of this node's actors.
+    pub monitors: usize,
+    /// Links peers made to this node's actors.
+    pub links: usize,
+    /// DOWNs and exit signals waiting for the messages before them.
+    pub waiting_signals: usize,
+    /// Bytes of messages from the network waiting in this node's mailboxes.
+    pub backlog_bytes: usize,
+}
+
+impl RemoteDriver {
+    /// What peers make this node hold now.
+    pub fn stats(&self) -> RemoteStats {
+        let (sessions, monitors) = {
+            let st = self.state();
+            let sessions: Vec<Arc<Session>> = st.sessions.values().cloned().collect();
+            (sessions, st.interests.len())
+        };
+        let mut stats = RemoteStats {
+            connections: sessions.len(),
+            monitors,
+            ..RemoteStats::default()
+        };
+        for s in &sessions {
+            stats.proxies += s.proxies().by_key.len();
+            stats.links += s.linked.lock().unwrap_or_else(|p| p.into_inner()).len();
+            stats.waiting_signals += s.waiting();
+            stats.backlog_bytes += s.lanes.iter().map(|l| l.backlog.total()).sum::<usize>();
+        }
+        stats
+    }
+}
+
+/// What a proxy is for.
+#[derive(Debug, Clone, Copy)]
+enum Proxied {
+    /// The one `resolve` hands out for the remote pid.
+    Shared,
+    /// Stands for the remote end of a link our actor `local` made.
+    OwnLink { local: u64 },
+    /// Stands for the remote end of a link the peer made.
+    TheirLink,
+}
+
+/// Sends a DOWN that takes effect after everything queued to the peer so far.
 fn send_down(link: &PeerLink, watcher: u64, target: u64, reason: ExitReason) {
     let down = Signal::Down {
         watcher,
         target,
         reason,
+        after: link.barrier(),
     };
-    for lane in 0..link.lanes() {
-        let _ = link.send_signal_on(lane, &down);
+    // On failure the connection is gone (or was failed for not reading): the watcher hears
+    // `noconnection` from its own side.
+    let _ = link.send_signal(&down);
+}
+
+/// Applies an exit signal to a local actor (see [`RemoteDriver::exit`]).
+fn apply_exit(target: &ActorCell, reason: ExitReason) {
+    match reason.as_deref() {
+        None | Some(NORMAL) => {}
+        Some(KILL) => target.kill(),
+        Some(_) => target.stop(reason),
     }
 }

@@ -17,7 +17,7 @@ use ractor::message::SerializedMessage;
 use ractor::{ActorProcessingErr, ActorRef, SupervisionEvent};
 use understudy_actor::route::Route;
 
-use super::RemoteCore;
+use super::RemoteDriver;
 use super::route::LinkRoute;
 
 /// A proxy's message type: nothing is ever sent to it as a local message.
@@ -58,7 +58,7 @@ impl ractor::Actor for Proxy {
 }
 
 pub(crate) struct Agent {
-    pub(crate) core: Weak<RemoteCore>,
+    pub(crate) driver: Weak<RemoteDriver>,
 }
 
 impl ractor::Actor for Agent {
@@ -83,9 +83,9 @@ impl ractor::Actor for Agent {
         };
         // Exits of the proxies it supervises are not news; exits of watched local actors are.
         if let ractor::ActorId::Local(pid) = cell.get_id()
-            && let Some(core) = self.core.upgrade()
+            && let Some(driver) = self.driver.upgrade()
         {
-            core.local_exit(pid, reason);
+            driver.local_exit(pid, reason);
         }
         Ok(())
     }

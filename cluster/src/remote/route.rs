@@ -11,8 +11,9 @@ use ractor::message::SerializedMessage;
 use understudy_actor::route::Route;
 use understudy_actor::{NodeId, TellError};
 
+use crate::mesh::MAX_SETTING;
 use crate::mesh::{PeerLink, SendError};
-use crate::wire::{ReplyOutcome, Signal};
+use crate::wire::{Delivery, ReplyOutcome};
 
 /// Asks whose asker gave up are forgotten this long after their timeout.
 const PENDING_SLACK: Duration = Duration::from_secs(1);
@@ -64,7 +65,7 @@ impl LinkRoute {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Hands a reply to its asker (a lost or late one is dropped).
+    /// Hands a reply to its asker (a late one, whose asker gave up, is dropped).
     pub(crate) fn complete(&self, call: u64, outcome: ReplyOutcome) {
         let Some(p) = self.pending().remove(&call) else {
             return;
@@ -93,9 +94,9 @@ impl Route for LinkRoute {
         match message {
             SerializedMessage::Cast { variant, args, .. } => self
                 .link
-                .send_signal(
+                .send(
                     pid,
-                    &Signal::Tell {
+                    &Delivery::Tell {
                         to: pid,
                         variant,
                         args,
@@ -112,21 +113,24 @@ impl Route for LinkRoute {
                     .get_timeout()
                     .unwrap_or(understudy_actor::DEFAULT_ASK_TIMEOUT);
                 let call = self.next_call.fetch_add(1, Ordering::Relaxed);
+                // Forgotten a little after the asker gave up; an ask that waits longer than
+                // any setting may is kept as long as that.
+                let keep = timeout.min(MAX_SETTING) + PENDING_SLACK;
                 self.pending().insert(
                     call,
                     Pending {
                         reply,
-                        forget_at: Instant::now() + timeout + PENDING_SLACK,
+                        forget_at: Instant::now() + keep,
                     },
                 );
-                let signal = Signal::Ask {
+                let delivery = Delivery::Ask {
                     to: pid,
                     call,
                     timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
                     variant,
                     args,
                 };
-                self.link.send_signal(pid, &signal).map_err(|e| {
+                self.link.send(pid, &delivery).map_err(|e| {
                     self.pending().remove(&call);
                     to_tell_error(e)
                 })

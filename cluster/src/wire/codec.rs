@@ -98,10 +98,7 @@ pub fn encode_frame<T: Serialize>(frame: &T, max: usize) -> Result<Vec<u8>, Wire
 /// # Ok::<(), understudy_cluster::wire::WireError>(())
 /// ```
 pub struct FrameDecoder<T> {
-    buf: Vec<u8>,
-    /// Start of the unread part of `buf`.
-    pos: usize,
-    max: usize,
+    raw: RawFrames,
     _frame: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -109,16 +106,56 @@ impl<T: DeserializeOwned> FrameDecoder<T> {
     /// A decoder that rejects frames over `max` bytes.
     pub fn new(max: usize) -> Self {
         FrameDecoder {
-            buf: Vec::new(),
-            pos: 0,
-            max,
+            raw: RawFrames::new(max),
             _frame: std::marker::PhantomData,
         }
     }
 
     /// Appends bytes received from the stream.
     pub fn push(&mut self, chunk: &[u8]) {
-        // Reclaim consumed space before growing, so the buffer stays about one chunk big.
+        self.raw.push(chunk);
+    }
+
+    /// The next whole frame, `None` if more bytes are needed, or an error (after which the
+    /// stream must be abandoned).
+    pub fn next_frame(&mut self) -> Result<Option<T>, WireError> {
+        self.raw.next_frame()
+    }
+
+    /// Call when the stream has ended: an error if it ended inside a frame.
+    pub fn finish(&self) -> Result<(), WireError> {
+        self.raw.finish()
+    }
+
+    /// Bytes buffered but not yet returned as frames.
+    pub fn buffered(&self) -> usize {
+        self.raw.buffered()
+    }
+}
+
+/// The untyped part of [`FrameDecoder`]: a byte buffer that hands out whole frames, decoding
+/// each as whatever type the caller asks for (a stream whose frames change type, such as a
+/// request followed by its answer, keeps one buffer).
+///
+/// Work is linear in the bytes pushed: consumed bytes are reclaimed only once they are at
+/// least half the buffer, and a frame is decoded once, when it is whole.
+pub(crate) struct RawFrames {
+    buf: Vec<u8>,
+    /// Start of the unread part of `buf`.
+    pos: usize,
+    max: usize,
+}
+
+impl RawFrames {
+    pub(crate) fn new(max: usize) -> Self {
+        RawFrames {
+            buf: Vec::new(),
+            pos: 0,
+            max,
+        }
+    }
+
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
         if self.pos > 0 && (self.pos == self.buf.len() || self.pos > self.buf.len() / 2) {
             self.buf.drain(..self.pos);
             self.pos = 0;
@@ -126,9 +163,7 @@ impl<T: DeserializeOwned> FrameDecoder<T> {
         self.buf.extend_from_slice(chunk);
     }
 
-    /// The next whole frame, `None` if more bytes are needed, or an error (after which the
-    /// stream must be abandoned).
-    pub fn next_frame(&mut self) -> Result<Option<T>, WireError> {
+    pub(crate) fn next_frame<T: DeserializeOwned>(&mut self) -> Result<Option<T>, WireError> {
         let avail = &self.buf[self.pos..];
         let Some((prefix, rest)) = avail.split_first_chunk::<PREFIX>() else {
             return Ok(None);
@@ -138,6 +173,8 @@ impl<T: DeserializeOwned> FrameDecoder<T> {
             return Err(WireError::TooLarge { len, max: self.max });
         }
         if rest.len() < len {
+            // Grow once to the whole frame instead of doubling through it.
+            self.buf.reserve(len - rest.len());
             return Ok(None);
         }
         let body = &rest[..len];
@@ -155,9 +192,8 @@ impl<T: DeserializeOwned> FrameDecoder<T> {
         Ok(Some(frame))
     }
 
-    /// Call when the stream has ended: an error if it ended inside a frame.
-    pub fn finish(&self) -> Result<(), WireError> {
-        let have = self.buf.len() - self.pos;
+    pub(crate) fn finish(&self) -> Result<(), WireError> {
+        let have = self.buffered();
         if have == 0 {
             return Ok(());
         }
@@ -168,8 +204,7 @@ impl<T: DeserializeOwned> FrameDecoder<T> {
         Err(WireError::Truncated { have, need })
     }
 
-    /// Bytes buffered but not yet returned as frames.
-    pub fn buffered(&self) -> usize {
+    pub(crate) fn buffered(&self) -> usize {
         self.buf.len() - self.pos
     }
 }

@@ -12,15 +12,19 @@ fn reason() -> impl Strategy<Value = ExitReason> {
     prop::option::of(".{0,12}")
 }
 
-fn signal() -> impl Strategy<Value = Signal> {
+fn barrier() -> impl Strategy<Value = Barrier> {
+    prop::collection::vec(any::<u64>(), 0..5)
+}
+
+fn delivery() -> impl Strategy<Value = Delivery> {
     prop_oneof![
-        (any::<u64>(), ".{0,8}", bytes()).prop_map(|(to, variant, args)| Signal::Tell {
+        (any::<u64>(), ".{0,8}", bytes()).prop_map(|(to, variant, args)| Delivery::Tell {
             to,
             variant,
             args
         }),
         (any::<u64>(), any::<u64>(), any::<u32>(), bytes()).prop_map(
-            |(to, call, timeout_ms, args)| Signal::Ask {
+            |(to, call, timeout_ms, args)| Delivery::Ask {
                 to,
                 call,
                 timeout_ms,
@@ -28,6 +32,11 @@ fn signal() -> impl Strategy<Value = Signal> {
                 args
             }
         ),
+    ]
+}
+
+fn signal() -> impl Strategy<Value = Signal> {
+    prop_oneof![
         (any::<u64>(), bytes()).prop_map(|(call, b)| Signal::Reply {
             call,
             outcome: ReplyOutcome::Ok(b)
@@ -44,16 +53,22 @@ fn signal() -> impl Strategy<Value = Signal> {
             .prop_map(|(watcher, target)| Signal::Monitor { watcher, target }),
         (any::<u64>(), any::<u64>())
             .prop_map(|(watcher, target)| Signal::Demonitor { watcher, target }),
-        (any::<u64>(), any::<u64>(), reason()).prop_map(|(watcher, target, reason)| Signal::Down {
-            watcher,
-            target,
-            reason
-        }),
+        (any::<u64>(), any::<u64>(), reason(), barrier()).prop_map(
+            |(watcher, target, reason, after)| Signal::Down {
+                watcher,
+                target,
+                reason,
+                after
+            }
+        ),
         (any::<u64>(), any::<u64>()).prop_map(|(from, to)| Signal::Link { from, to }),
-        (any::<u64>(), any::<u64>(), reason()).prop_map(|(from, to, reason)| Signal::Exit {
-            from,
-            to,
-            reason
+        (any::<u64>(), any::<u64>(), reason(), barrier()).prop_map(|(from, to, reason, after)| {
+            Signal::Exit {
+                from,
+                to,
+                reason,
+                after,
+            }
         }),
     ]
 }
@@ -84,7 +99,10 @@ fn control() -> impl Strategy<Value = Control> {
     prop_oneof![
         hello().prop_map(Control::Hello),
         hello().prop_map(Control::HelloAck),
-        ".{0,16}".prop_map(|reason| Control::Refuse { reason }),
+        Just(Control::Refuse(Refusal::Duplicate)),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(theirs, current)| Control::Refuse(Refusal::Stale { theirs, current })),
+        any::<u16>().prop_map(|l| Control::Refuse(Refusal::Lanes(l))),
         Just(Control::Leaving),
         ("[a-z]{1,6}", bytes()).prop_map(|(service, b)| Control::Extension {
             service,
@@ -146,6 +164,15 @@ proptest! {
     }
 
     #[test]
+    fn deliveries_round_trip(frames in prop::collection::vec(delivery(), 0..8)) {
+        let mut stream = Vec::new();
+        for f in &frames {
+            encode_frame_into(f, &mut stream, MAX).unwrap();
+        }
+        prop_assert_eq!(decode_all::<Delivery>(&[&stream]).unwrap(), frames);
+    }
+
+    #[test]
     fn control_frames_round_trip(frames in prop::collection::vec(control(), 0..8)) {
         let mut stream = Vec::new();
         for f in &frames {
@@ -157,6 +184,7 @@ proptest! {
     #[test]
     fn garbage_never_panics(junk in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode_all::<Signal>(&[&junk]);
+        let _ = decode_all::<Delivery>(&[&junk]);
         let _ = decode_all::<Control>(&[&junk]);
     }
 
@@ -195,7 +223,7 @@ fn a_hostile_length_is_refused_before_buffering() {
 
 #[test]
 fn encoding_over_the_cap_fails_and_leaves_the_buffer_as_it_was() {
-    let big = Signal::Tell {
+    let big = Delivery::Tell {
         to: 1,
         variant: String::new(),
         args: vec![7; 2000],

@@ -1,5 +1,6 @@
-//! Mesh stream frames: `FrameDecoder<Signal>` (the lanes) and `FrameDecoder<Control>` (the
-//! control stream), and the way `mesh::FrameStream::recv` drives the same decoder.
+//! Mesh stream frames: `FrameDecoder<Delivery>` (the data lanes), `FrameDecoder<Signal>` (the
+//! signal stream) and `FrameDecoder<Control>` (the control stream), and the way
+//! `mesh::FrameStream::recv` drives the same decoder.
 //!
 //! Input: one config byte, then the stream's bytes.
 //! - bit 7 of the config byte picks the frame cap: set, [`SMALL_CAP`] (so that short inputs
@@ -20,16 +21,19 @@ use std::net::SocketAddr;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use understudy::cluster::wire::{
-    Control, DEFAULT_MAX_FRAME, ExtensionBody, FrameDecoder, Hello, PROTOCOL_VERSION, ReplyOutcome,
-    Signal, WireError, encode_frame,
+    Control, DEFAULT_MAX_FRAME, Delivery, ExtensionBody, FrameDecoder, Hello, PROTOCOL_VERSION,
+    Refusal, ReplyOutcome, Signal, WireError, encode_frame,
 };
 
 /// The frame cap when the config byte's top bit is set.
 pub const SMALL_CAP: usize = 256;
 
-/// `FrameDecoder<Signal>`: what a lane carries.
+/// `FrameDecoder<Signal>` and `FrameDecoder<Delivery>` over the same bytes: what the signal
+/// stream and a data lane carry.
 pub fn signal_frames(data: &[u8]) -> bool {
-    check_stream::<Signal>(data)
+    let signals = check_stream::<Signal>(data);
+    let deliveries = check_stream::<Delivery>(data);
+    signals || deliveries
 }
 
 /// `FrameDecoder<Control>`: what the control stream carries (Hello first).
@@ -200,12 +204,12 @@ fn with_config(config: u8, stream: &[u8]) -> Vec<u8> {
     out
 }
 
-/// One of each signal, with edge values.
-pub fn signals() -> Vec<(&'static str, Signal)> {
+/// One of each message a data lane carries, with edge values.
+pub fn deliveries() -> Vec<(&'static str, Delivery)> {
     vec![
         (
             "tell-empty",
-            Signal::Tell {
+            Delivery::Tell {
                 to: 0,
                 variant: String::new(),
                 args: vec![],
@@ -213,7 +217,7 @@ pub fn signals() -> Vec<(&'static str, Signal)> {
         ),
         (
             "tell",
-            Signal::Tell {
+            Delivery::Tell {
                 to: 7,
                 variant: String::new(),
                 args: crate::checks::messages::sample_args(),
@@ -221,7 +225,7 @@ pub fn signals() -> Vec<(&'static str, Signal)> {
         ),
         (
             "tell-ractor-variant",
-            Signal::Tell {
+            Delivery::Tell {
                 to: u64::MAX,
                 variant: "Ping".into(),
                 args: vec![0xff; 3],
@@ -229,7 +233,7 @@ pub fn signals() -> Vec<(&'static str, Signal)> {
         ),
         (
             "tell-1k",
-            Signal::Tell {
+            Delivery::Tell {
                 to: 1 << 40,
                 variant: String::new(),
                 args: (0..1024u32).map(|i| i as u8).collect(),
@@ -237,7 +241,7 @@ pub fn signals() -> Vec<(&'static str, Signal)> {
         ),
         (
             "ask",
-            Signal::Ask {
+            Delivery::Ask {
                 to: 3,
                 call: u64::MAX,
                 timeout_ms: 5_000,
@@ -245,6 +249,12 @@ pub fn signals() -> Vec<(&'static str, Signal)> {
                 args: vec![1, 2, 3, 4, 5, 6, 7, 8, 0],
             },
         ),
+    ]
+}
+
+/// One of each signal, with edge values.
+pub fn signals() -> Vec<(&'static str, Signal)> {
+    vec![
         (
             "reply-ok",
             Signal::Reply {
@@ -293,6 +303,7 @@ pub fn signals() -> Vec<(&'static str, Signal)> {
                 watcher: 1,
                 target: 2,
                 reason: None,
+                after: vec![0, 0, 0, 0],
             },
         ),
         (
@@ -301,6 +312,7 @@ pub fn signals() -> Vec<(&'static str, Signal)> {
                 watcher: 128,
                 target: 16_384,
                 reason: Some("noconnection".into()),
+                after: vec![u64::MAX; 64],
             },
         ),
         ("link", Signal::Link { from: 5, to: 6 }),
@@ -311,6 +323,7 @@ pub fn signals() -> Vec<(&'static str, Signal)> {
                 from: 9,
                 to: 10,
                 reason: Some("panicked: \u{e9}".into()),
+                after: vec![3],
             },
         ),
     ]
@@ -340,11 +353,13 @@ pub fn controls() -> Vec<(&'static str, Control)> {
             "hello-future-version",
             Control::Hello(hello("10.0.0.1:1", u16::MAX)),
         ),
+        ("refuse-duplicate", Control::Refuse(Refusal::Duplicate)),
         (
-            "refuse",
-            Control::Refuse {
-                reason: "wrong cluster".into(),
-            },
+            "refuse-cluster",
+            Control::Refuse(Refusal::Cluster {
+                theirs: "other".into(),
+                ours: "prod".into(),
+            }),
         ),
         ("leaving", Control::Leaving),
         (
@@ -453,7 +468,13 @@ fn stream_seeds<T: Serialize>(values: Vec<(&'static str, T)>) -> Vec<(String, Ve
 
 /// Seeds of the `signal_frames` target.
 pub fn signal_seeds() -> Vec<(String, Vec<u8>)> {
-    stream_seeds(signals())
+    let mut seeds = stream_seeds(signals());
+    seeds.extend(
+        stream_seeds(deliveries())
+            .into_iter()
+            .map(|(name, bytes)| (format!("delivery-{name}"), bytes)),
+    );
+    seeds
 }
 
 /// Seeds of the `control_frames` target.

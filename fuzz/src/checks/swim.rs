@@ -15,8 +15,9 @@
 //!   a node that is not a member.
 //!
 //! Checks: nothing panics, including the timers and outputs after the input; a packet refused
-//! before it reaches foca (too large, malformed, wrong sender) changes nothing but its
-//! counter; a sync answer is our own state and decodes at a fresh node.
+//! before anything in it is applied (too large, malformed, wrong sender, a record whose id is
+//! not its name's) changes nothing but its counter; a sync answer is our own state and decodes
+//! at a fresh node; and no input leaves `a` with a member whose id is not its name's.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -48,6 +49,7 @@ struct Fixture {
     config: MembershipConfig,
     locals: Vec<LocalNode>,
     ids: Vec<NodeId>,
+    cluster: ClusterName,
     stranger: NodeId,
     /// Everything `a` received, in order, until the end of the simulation.
     record: Vec<Input>,
@@ -63,10 +65,8 @@ fn fixture() -> &'static Fixture {
             .map(|(name, port)| local_node("fuzz", name, port, 1).expect("valid names"))
             .collect();
         let ids = locals.iter().map(|l| l.identity.node_id()).collect();
-        let stranger = node_id(
-            &ClusterName::new("fuzz").expect("valid"),
-            &NodeName::new("zed").expect("valid"),
-        );
+        let cluster = ClusterName::new("fuzz").expect("valid");
+        let stranger = node_id(&cluster, &NodeName::new("zed").expect("valid"));
         let base = Instant::now();
         let record = simulate(base, &config, &locals);
         Fixture {
@@ -74,6 +74,7 @@ fn fixture() -> &'static Fixture {
             config,
             locals,
             ids,
+            cluster,
             stranger,
             record,
         }
@@ -202,6 +203,9 @@ pub fn swim_packets(data: &[u8]) -> bool {
         2 => f.ids[0],
         _ => f.stranger,
     };
+    let forged_before = a.stats().rejected_records;
+    // "Accepted": decoded all the way, whether the node then took it or refused a record in
+    // it whose id is not its name's (the fuzzer's favourite mutation).
     let accepted = if mode & 1 == 0 {
         let (before, stats) = (observable(&a), a.stats());
         let result = a.handle_packet(now, from, bytes);
@@ -219,7 +223,7 @@ pub fn swim_packets(data: &[u8]) -> bool {
                 "a refused packet ({e}) changed more than its counters"
             );
         }
-        result.is_ok()
+        result.is_ok() || matches!(result, Err(PacketError::ForeignRecord { .. }))
     } else {
         match a.handle_sync_request(now, from, bytes) {
             Ok(answer) => {
@@ -230,7 +234,7 @@ pub fn swim_packets(data: &[u8]) -> bool {
                 }
                 true
             }
-            Err(_) => false,
+            Err(_) => a.stats().rejected_records > forged_before,
         }
     };
     // The node keeps working: outputs, then every timer for a while.
@@ -239,12 +243,23 @@ pub fn swim_packets(data: &[u8]) -> bool {
         a.handle_timeout(now + STEP * round * 5);
         drain(&mut a);
     }
+    // Whatever got in, no member holds a slot (id) that is not its name's (found in the
+    // corpus once ids were bound to names; regression input
+    // `swim_packets/regression-foreign-id-takes-a-slot`).
+    for member in a.members() {
+        assert_eq!(
+            member.node_id(),
+            node_id(&f.cluster, member.name()),
+            "a member whose id is not its name's: {member}"
+        );
+    }
     accepted
 }
 
-/// Whether `Swim` refused the packet before handing it to foca: too large, a header that
-/// does not decode or names invalid identities (our wire layer's messages), or a sender that
-/// is not the verified peer. Those must change nothing but a counter.
+/// Whether `Swim` refused the packet before anything in it was applied: too large, a header
+/// that does not decode or names invalid identities (our wire layer's messages), a sender
+/// that is not the verified peer, or a record whose id is not its name's. Those must change
+/// nothing but a counter.
 ///
 /// Not asserted for foca's own `Malformed` refusals: foca applies the sender and the updates
 /// before it decodes the custom broadcasts that follow them, so a packet whose trailing
@@ -252,7 +267,10 @@ pub fn swim_packets(data: &[u8]) -> bool {
 /// regression input `swim_packets/regression-malformed-trailer-applies-updates`).
 fn refused_before_foca(error: &PacketError) -> bool {
     match error {
-        PacketError::TooLarge { .. } | PacketError::IdentityMismatch { .. } => true,
+        // A foreign record is found while foca decodes the updates, before it applies any.
+        PacketError::TooLarge { .. }
+        | PacketError::IdentityMismatch { .. }
+        | PacketError::ForeignRecord { .. } => true,
         PacketError::Malformed(reason) => [
             "undecodable",
             "a seed placeholder",
@@ -281,6 +299,7 @@ fn only_counters(mut stats: MembershipStats) -> MembershipStats {
     stats.packets_received = 0;
     stats.rejected_identity = 0;
     stats.rejected_malformed = 0;
+    stats.rejected_records = 0;
     stats
 }
 

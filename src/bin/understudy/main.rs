@@ -1,7 +1,7 @@
 //! `understudy`: the command-line tool for operating understudy clusters.
 //!
 //! One module per group of subcommands, so later groups (`node run`, `cluster members`, ...)
-//! slot in beside `certs` (ARCHITECTURE §8). Every failure is a one-line message on stderr and
+//! slot in beside `certs`. Every failure is a one-line message on stderr and
 //! exit code 1; argument errors are clap's (usage on stderr, exit code 2). Nothing here panics
 //! on user input.
 

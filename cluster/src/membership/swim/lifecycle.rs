@@ -10,8 +10,9 @@ use super::timer::Tick;
 use super::{Swim, jitter, peer_of};
 use crate::membership::transport::{Peer, SyncRequest};
 use crate::membership::wire::{
-    BroadcastItem, LoadUpdate, NodeRecord, SYNC_VERSION, SwimId, SyncPayload,
+    LoadUpdate, NodeRecord, SYNC_VERSION, SwimId, SyncPayload, load_packet,
 };
+use understudy_actor::NodeId;
 
 impl Swim {
     pub(super) fn on_active(&mut self) {
@@ -92,6 +93,11 @@ impl Swim {
         self.stats.rejoins += 1;
         self.drain(now);
         self.restart_announces(now);
+        // Members that saw this node go down forgot its load, and our view of them may not
+        // change (so no join sends it): send it again.
+        if self.own_load.is_some() {
+            self.request_load_fanout(now);
+        }
     }
 
     pub(super) fn restart_announces(&mut self, now: Instant) {
@@ -158,26 +164,44 @@ impl Swim {
         id
     }
 
+    /// Our state for a push-pull sync: ourselves, then live members, then the down ones
+    /// foca still remembers, cut at `max_sync_members`; and our own load.
     pub(super) fn encode_state(&self) -> Bytes {
-        let mut members: Vec<foca::Member<SwimId>> =
-            self.foca.iter_membership_state().cloned().collect();
-        members.push(foca::Member::alive(self.foca.identity().clone()));
-        let loads = self.book.lock().latest.values().cloned().collect();
+        let state = || self.foca.iter_membership_state();
+        let members: Vec<foca::Member<SwimId>> =
+            std::iter::once(foca::Member::alive(self.foca.identity().clone()))
+                .chain(state().filter(|m| m.state() != foca::State::Down).cloned())
+                .chain(state().filter(|m| m.state() == foca::State::Down).cloned())
+                .take(self.config.max_sync_members)
+                .collect();
         Bytes::from(
             SyncPayload {
                 version: SYNC_VERSION,
                 members,
-                loads,
+                loads: self.own_load_update().into_iter().collect(),
             }
             .encode(),
         )
     }
 
-    pub(super) fn apply_state(&mut self, now: Instant, payload: SyncPayload, do_broadcast: bool) {
-        {
+    /// Applies a peer's sync payload. `from` is the verified peer it came from: its own load
+    /// is the only one taken (see [`LoadUpdate`]).
+    pub(super) fn apply_state(
+        &mut self,
+        now: Instant,
+        payload: SyncPayload,
+        from: Option<NodeId>,
+        do_broadcast: bool,
+    ) {
+        if !payload.loads.is_empty() {
+            let sender = payload
+                .members
+                .iter()
+                .filter_map(|m| m.id().node())
+                .find(|r| Some(r.node_id) == from);
             let mut book = self.book.lock();
             for load in payload.loads {
-                book.offer(load);
+                book.offer_from(sender, load);
             }
         }
         if let Err(error) =
@@ -189,28 +213,66 @@ impl Swim {
         self.drain(now);
     }
 
-    pub(super) fn publish_load(&mut self, now: Instant) {
-        let Some(load) = self.own_load else {
-            return;
-        };
+    /// Our load as members should record it, if we have set one.
+    fn own_load_update(&self) -> Option<LoadUpdate> {
         let me = self.local_record();
-        self.load_version += 1;
-        let item = BroadcastItem::Load(LoadUpdate {
+        self.own_load.map(|load| LoadUpdate {
             node_id: me.node_id,
             incarnation: me.incarnation,
             version: self.load_version,
             load,
-        });
-        let Ok(bytes) = postcard::to_stdvec(&item) else {
+        })
+    }
+
+    /// Sends our load to every member now, or at the next fan-out slot.
+    pub(super) fn request_load_fanout(&mut self, now: Instant) {
+        let next = self
+            .last_load_fanout
+            .map(|at| at + self.config.gossip_interval);
+        match next {
+            Some(at) if at > now => {
+                if !self.load_fanout_pending {
+                    self.load_fanout_pending = true;
+                    self.schedule(at, Tick::LoadFanout);
+                }
+            }
+            _ => self.fan_out_load(now),
+        }
+    }
+
+    /// Sends our load straight to every live member: members take a node's load only from
+    /// the node itself, so it is never relayed.
+    pub(super) fn fan_out_load(&mut self, now: Instant) {
+        self.load_fanout_pending = false;
+        self.last_load_fanout = Some(now);
+        let own = self.own_id;
+        let members: Vec<SwimId> = self
+            .foca
+            .iter_members()
+            .filter(|m| m.id().node_id().is_some_and(|id| id != own))
+            .map(|m| m.id().clone())
+            .collect();
+        for member in &members {
+            self.send_load(member);
+        }
+    }
+
+    /// Sends our load (if any) to `member`.
+    pub(super) fn send_load(&mut self, member: &SwimId) {
+        if self.left {
+            return;
+        }
+        let Some(update) = self.own_load_update() else {
             return;
         };
-        if let Err(error) = self.foca.add_broadcast(&bytes) {
-            tracing::debug!(%error, "publishing load");
+        match load_packet(self.foca.identity(), member, &update) {
+            Ok(packet) => {
+                self.stats.packets_sent += 1;
+                self.transmits
+                    .push_back((peer_of(member), Bytes::from(packet)));
+            }
+            Err(error) => tracing::debug!(%error, "encoding a load report"),
         }
-        if let Err(error) = self.foca.broadcast(&mut self.rt) {
-            tracing::debug!(%error, "broadcasting load");
-        }
-        self.drain(now);
     }
 
     pub(super) fn adjust_transmissions(&mut self) {

@@ -14,6 +14,7 @@ pub(super) enum Tick {
     Announce(u64),
     Sync(u64),
     LoadRefresh,
+    LoadFanout,
     Rejoin(u64),
 }
 
@@ -24,7 +25,8 @@ impl Tick {
             Tick::Announce(_) => 1,
             Tick::Sync(_) => 2,
             Tick::LoadRefresh => 3,
-            Tick::Rejoin(_) => 4,
+            Tick::LoadFanout => 4,
+            Tick::Rejoin(_) => 5,
         }
     }
 }

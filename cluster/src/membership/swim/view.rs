@@ -5,7 +5,7 @@ use understudy_actor::NodeId;
 
 use super::Swim;
 use crate::membership::member::{LeaveReason, MembershipEvent, NodeLoad};
-use crate::membership::wire::NodeRecord;
+use crate::membership::wire::{NodeRecord, SwimId};
 use foca::State;
 
 /// A member we reported as joined, with the load we last reported.
@@ -32,6 +32,10 @@ impl Swim {
             Some((record, _)) => (Some(record), None),
             None => (None, None),
         };
+        if alive.is_none() {
+            // The book follows the live members: a node that comes back sends its load again.
+            self.book.lock().latest.remove(&node);
+        }
         match (self.known.remove(&node), alive) {
             (None, None) => {}
             // A node we first hear of as it leaves never joined, as far as we are concerned.
@@ -80,6 +84,8 @@ impl Swim {
             .map(|u| u.load);
         self.events
             .push_back(MembershipEvent::NodeJoined(record.to_member(load)));
+        // A new member hears our load from us (no one else may tell it).
+        self.send_load(&SwimId::Node(record.clone()));
         self.known.insert(record.node_id, Known { record, load });
     }
 

@@ -1,0 +1,415 @@
+//! Control signals across real nodes (QUIC + mTLS on loopback) under pressure: a DOWN is
+//! never lost to a full lane or a receiver that does not read, nodes with different lane
+//! counts interoperate, exit and unlink signals work, and what a peer's signals can make a
+//! node hold is de-duplicated and bounded.
+#![cfg(feature = "cluster")]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use understudy::cluster::certs::ClusterCa;
+use understudy::cluster::node::{Node, NodeBuilder};
+use understudy::cluster::wire::Signal;
+use understudy::prelude::*;
+use understudy::{ActorAddr, SupervisionEvent, TellError};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Takes `put`s; `hold` blocks it (a receiver that does not read) until the gate opens.
+#[derive(Actor)]
+struct Sink {
+    gate: Arc<Notify>,
+    got: Arc<AtomicU64>,
+}
+
+#[messages(remote)]
+impl Sink {
+    #[message]
+    async fn hold(&mut self) {
+        self.gate.notified().await;
+    }
+
+    #[message]
+    fn put(&mut self, data: Vec<u8>) {
+        let _ = data;
+        self.got.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[message]
+    fn count(&self) -> u64 {
+        self.got.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Actor)]
+struct Echo;
+
+#[messages(remote)]
+impl Echo {
+    #[message]
+    fn echo(&self, n: u64) -> u64 {
+        n
+    }
+}
+
+/// Records supervision events (monitors and links) into a channel.
+struct Watcher(mpsc::UnboundedSender<String>);
+
+impl understudy::Actor for Watcher {
+    async fn on_supervision(
+        &mut self,
+        _ctx: &Ctx<Self>,
+        event: SupervisionEvent,
+    ) -> Result<(), ActorError> {
+        let text = match event {
+            SupervisionEvent::ActorTerminated(_, _, reason) => {
+                format!("terminated:{}", reason.unwrap_or_default())
+            }
+            SupervisionEvent::ActorFailed(_, e) => format!("failed:{e}"),
+            _ => return Ok(()),
+        };
+        let _ = self.0.send(text);
+        Ok(())
+    }
+}
+
+#[messages]
+impl Watcher {
+    #[message]
+    fn ping(&self) {}
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("an event in time")
+        .expect("open")
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// One lane and small buffers, so one flooded receiver fills "the" lane quickly.
+fn small(_: usize, mut b: NodeBuilder) -> NodeBuilder {
+    let cfg = b.config_mut();
+    cfg.mesh.lanes = 1;
+    cfg.mesh.max_frame = 64 * 1024;
+    cfg.mesh.lane_buffer = 1 << 20;
+    cfg.remote.lane_backlog = 256 * 1024;
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_is_delivered_while_the_lane_is_full_and_its_receiver_does_not_read() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster_with(&ca, 2, None, WAIT, small).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+
+    // On b: a sink that stops reading, and a watcher of 20 actors on a.
+    let gate = Arc::new(Notify::new());
+    let got = Arc::new(AtomicU64::new(0));
+    let sink = b
+        .spawn(Sink {
+            gate: gate.clone(),
+            got: got.clone(),
+        })
+        .await
+        .expect("sink");
+    let sink_addr = b.export(&sink);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let watcher = b.spawn(Watcher(tx)).await.expect("watcher");
+    let mut watched = Vec::new();
+    for _ in 0..20 {
+        let echo = a.spawn(Echo).await.expect("echo");
+        let remote: ActorRef<EchoMsg> = b.actor_ref(a.export(&echo)).await.expect("resolve");
+        watcher.get_cell().monitor(remote.get_cell());
+        // A round trip after the proxy's Monitor signal: the watch is registered.
+        remote.echo(1).timeout(WAIT).await.expect("ask");
+        watched.push(echo);
+    }
+
+    // The sink blocks; a floods it until its lane refuses (the sender is told to back off).
+    sink.hold().expect("hold");
+    let sink_on_a: ActorRef<SinkMsg> = a.actor_ref(sink_addr).await.expect("resolve sink");
+    let mut sent = 0u64;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match sink_on_a.put(vec![7; 1024]) {
+            Ok(()) => sent += 1,
+            Err(TellError::Overloaded) => break,
+            Err(e) => panic!("unexpected {e}"),
+        }
+        if sent.is_multiple_of(64) {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lane never filled"
+        );
+    }
+    assert!(
+        b.remote_stats().backlog_bytes > 0,
+        "the sink's mailbox holds a backlog"
+    );
+
+    // Every watched actor stops while the lane is full: every DOWN arrives.
+    for echo in &watched {
+        echo.stop(Some("bye".into()));
+    }
+    for i in 0..watched.len() {
+        let event = next(&mut rx).await;
+        assert_eq!(event, "terminated:bye", "DOWN {i} of {}", watched.len());
+    }
+
+    // Nothing that was accepted is lost: the sink gets every message once it reads again.
+    gate.notify_one();
+    eventually("the sink drained", || got.load(Ordering::Relaxed) == sent).await;
+    assert_eq!(sink.count().timeout(WAIT).await, Ok(sent));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_with_2_and_16_lanes_exchange_messages_asks_and_downs() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster_with(&ca, 2, None, WAIT, |i, mut b| {
+        b.config_mut().mesh.lanes = if i == 0 { 2 } else { 16 };
+        b
+    })
+    .await;
+    for (from, to) in [(0, 1), (1, 0)] {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let watcher = nodes[from].spawn(Watcher(tx)).await.expect("watcher");
+        let mut echoes = Vec::new();
+        // 32 actors: their pids spread over every lane of the larger side.
+        for i in 0..32u64 {
+            let echo = nodes[to].spawn(Echo).await.expect("echo");
+            let remote: ActorRef<EchoMsg> = nodes[from]
+                .actor_ref(nodes[to].export(&echo))
+                .await
+                .expect("resolve");
+            assert_eq!(remote.echo(i).timeout(WAIT).await, Ok(i));
+            if i < 12 {
+                watcher.get_cell().monitor(remote.get_cell());
+                remote.echo(0).timeout(WAIT).await.expect("settled");
+                echoes.push(echo);
+            }
+        }
+        for echo in &echoes {
+            echo.stop(None);
+        }
+        for _ in 0..echoes.len() {
+            assert_eq!(next(&mut rx).await, "terminated:");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_signals_stop_kill_or_are_ignored_as_in_erlang() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster(&ca, 2, None, WAIT).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let watcher = a.spawn(Watcher(tx)).await.expect("watcher");
+
+    let target = a.spawn(Echo).await.expect("echo");
+    watcher.get_cell().monitor(target.get_cell());
+    let remote: ActorRef<EchoMsg> = b.actor_ref(a.export(&target)).await.expect("resolve");
+    // `normal` from another actor is ignored; the actor still answers.
+    b.exit(&remote.get_cell(), None).expect("exit normal");
+    b.exit(&remote.get_cell(), Some("normal".into()))
+        .expect("exit normal");
+    assert_eq!(remote.echo(5).timeout(WAIT).await, Ok(5));
+    // Any other reason stops it with that reason.
+    b.exit(&remote.get_cell(), Some("shutdown".into()))
+        .expect("exit");
+    assert_eq!(next(&mut rx).await, "terminated:shutdown");
+
+    // `kill` kills it.
+    let victim = a.spawn(Echo).await.expect("echo");
+    watcher.get_cell().monitor(victim.get_cell());
+    let remote: ActorRef<EchoMsg> = b.actor_ref(a.export(&victim)).await.expect("resolve");
+    b.exit(&remote.get_cell(), Some("kill".into()))
+        .expect("kill");
+    let event = next(&mut rx).await;
+    assert!(event.starts_with("terminated:"), "{event}");
+    eventually("the victim is dead", || {
+        matches!(
+            victim.get_status(),
+            understudy::ractor::ActorStatus::Stopped | understudy::ractor::ActorStatus::Stopping
+        )
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlink_removes_both_halves_of_a_remote_link() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster(&ca, 2, None, WAIT).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let w = b.spawn(Watcher(tx)).await.expect("watcher");
+    let linked = a.spawn(Echo).await.expect("linked");
+    let linked_on_b: ActorRef<EchoMsg> = b.actor_ref(a.export(&linked)).await.expect("resolve");
+    b.link(&w.get_cell(), &linked_on_b.get_cell())
+        .await
+        .expect("link");
+    // Linking twice is linking once.
+    b.link(&w.get_cell(), &linked_on_b.get_cell())
+        .await
+        .expect("link again");
+    eventually("a holds the peer's link", || a.remote_stats().links == 1).await;
+    b.unlink(&w.get_cell(), &linked_on_b.get_cell())
+        .expect("unlink");
+    eventually("a dropped the peer's link", || a.remote_stats().links == 0).await;
+
+    // The unlinked actor's exit reaches w no more; a linked one's does (and comes first).
+    let fence = a.spawn(Echo).await.expect("fence");
+    let fence_on_b: ActorRef<EchoMsg> = b.actor_ref(a.export(&fence)).await.expect("resolve");
+    b.link(&w.get_cell(), &fence_on_b.get_cell())
+        .await
+        .expect("link fence");
+    fence_on_b.echo(0).timeout(WAIT).await.expect("settled");
+    linked.stop(Some("unlinked".into()));
+    fence.stop(Some("fence".into()));
+    assert_eq!(next(&mut rx).await, "terminated:fence");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_ask_may_wait_without_limit() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster(&ca, 2, None, WAIT).await;
+    let echo = nodes[0].spawn(Echo).await.expect("echo");
+    let remote: ActorRef<EchoMsg> = nodes[1]
+        .actor_ref(nodes[0].export(&echo))
+        .await
+        .expect("resolve");
+    assert_eq!(remote.echo(9).timeout(Duration::MAX).await, Ok(9));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_ends_when_its_actor_stops() {
+    let node = Runtime::new();
+    let echoes: Vec<_> = futures_lite_spawn(&node, 100).await;
+    for e in &echoes {
+        let _ = node.export(e);
+    }
+    assert_eq!(node.exports().len(), 100);
+    for e in &echoes {
+        e.stop(None);
+    }
+    eventually("the exports are gone", || node.exports().is_empty()).await;
+}
+
+async fn futures_lite_spawn(node: &Runtime, n: usize) -> Vec<ActorRef<EchoMsg>> {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push(node.spawn(Echo).await.expect("spawn"));
+    }
+    v
+}
+
+/// Raw signals from `from` to `to`, as a hostile or buggy peer would send them.
+fn raw_link(from: &Node, to: &Node) -> Arc<understudy::cluster::mesh::PeerLink> {
+    from.mesh().link(to.name()).expect("connected")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_monitors_are_held_once_and_unknown_downs_hold_nothing() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster(&ca, 2, None, WAIT).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let echo = b.spawn(Echo).await.expect("echo");
+    let pid = b.export(&echo).pid;
+    let link = raw_link(a, b);
+    let base = b.remote_stats().monitors;
+    for _ in 0..100 {
+        link.send_signal(&Signal::Monitor {
+            watcher: 1 << 40,
+            target: pid,
+        })
+        .expect("send");
+    }
+    // DOWNs for watchers b never made: nothing may wait for them.
+    for watcher in 0..10_000u64 {
+        link.send_signal(&Signal::Down {
+            watcher: (1 << 50) + watcher,
+            target: 1,
+            reason: None,
+            after: vec![u64::MAX; link.lanes()],
+        })
+        .expect("send");
+    }
+    // A different monitor last: once it is counted, everything before it was handled.
+    link.send_signal(&Signal::Monitor {
+        watcher: (1 << 40) + 1,
+        target: pid,
+    })
+    .expect("send");
+    eventually("the fence monitor is counted", || {
+        b.remote_stats().monitors >= base + 2
+    })
+    .await;
+    let stats = b.remote_stats();
+    assert_eq!(stats.monitors, base + 2, "a repeated monitor is held once");
+    assert_eq!(stats.waiting_signals, 0, "unknown DOWNs hold nothing");
+    assert!(!link.is_closed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_past_its_monitor_or_link_limit_is_cut_off() {
+    let ca = ClusterCa::ephemeral("test");
+    for what in ["monitors", "links"] {
+        let nodes = common::cluster_with(&ca, 2, None, WAIT, |i, mut b| {
+            if i == 1 {
+                b.config_mut().remote.max_monitors_per_peer = 16;
+                b.config_mut().remote.max_links_per_peer = 16;
+            }
+            b
+        })
+        .await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let echo = b.spawn(Echo).await.expect("echo");
+        let pid = b.export(&echo).pid;
+        let link = raw_link(a, b);
+        for i in 0..17u64 {
+            let signal = if what == "monitors" {
+                Signal::Monitor {
+                    watcher: 1000 + i,
+                    target: pid,
+                }
+            } else {
+                Signal::Link {
+                    from: 1000 + i,
+                    to: pid,
+                }
+            };
+            if link.send_signal(&signal).is_err() {
+                break;
+            }
+        }
+        eventually(&format!("the {what} flood closes the connection"), || {
+            link.is_closed()
+        })
+        .await;
+        assert!(
+            b.remote_stats().monitors <= 16 && b.remote_stats().links <= 16,
+            "{:?}",
+            b.remote_stats()
+        );
+        let _ = ActorAddr {
+            node: a.node_id(),
+            pid,
+        };
+    }
+}
