@@ -93,12 +93,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     print_events(&mut events, &roster).await;
     println!(
         "n0 sees {} members; groups: {:?}",
-        scopes[0].get_members::<Job>("workers")?.len(),
+        scopes[0].get_members::<Job>("workers").await?.len(),
         scopes[0].which_groups()
     );
 
     // A broadcast from n0 reaches every member, on every node (worker@n1 twice).
-    let sent = scopes[0].broadcast("workers", Job::Hello("n0".into()))?;
+    let sent = scopes[0]
+        .broadcast("workers", Job::Hello("n0".into()))
+        .await?;
     println!("n0 broadcast to {sent} members:");
     tokio::time::sleep(Duration::from_millis(200)).await; // only so the output reads in order
 
@@ -131,7 +133,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (i, scope) in scopes.iter().enumerate().take(3) {
         println!(
             "n{i} sees {} member(s)",
-            scope.get_members::<Job>("workers")?.len()
+            scope.get_members::<Job>("workers").await?.len()
         );
     }
     println!("done in {:?}", started.elapsed());
@@ -141,13 +143,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Prints the monitor's next event, naming nodes from `roster` (node id, name).
 async fn print_events(events: &mut Subscription, roster: &[(NodeId, String)]) {
     match tokio::time::timeout(WAIT, events.recv()).await {
-        Ok(Some(PgEvent::Join { group, members })) => {
+        Ok(Ok(PgEvent::Join { group, members })) => {
             println!("  monitor: {} joined {group}", names(&members, roster))
         }
-        Ok(Some(PgEvent::Leave { group, members })) => {
+        Ok(Ok(PgEvent::Leave { group, members })) => {
             println!("  monitor: {} left {group}", names(&members, roster))
         }
-        Ok(None) => println!("  monitor: closed"),
+        Ok(Err(e)) => println!("  monitor: ended: {e}"),
         Err(_) => println!("  monitor: nothing within {WAIT:?}"),
     }
 }

@@ -5,16 +5,21 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use understudy::cluster::certs::ClusterCa;
+use understudy::cluster::extension::{Extension, ExtensionContext, Starting};
 use understudy::cluster::mesh::FaultPlan;
 use understudy::cluster::node::Node;
-use understudy::pg::{Pg, PgError, PgEvent, Scope, Subscription};
+use understudy::pg::core::MAX_JOINS;
+use understudy::pg::wire::{Envelope, PeerMessage, SyncedMember};
+use understudy::pg::{MONITOR_BACKLOG, Pg, PgError, PgEvent, Scope, Subscription};
 use understudy::prelude::*;
-use understudy::{ActorAddr, NodeId};
+use understudy::{ActorAddr, NodeId, tell};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -133,7 +138,10 @@ async fn joins_on_three_nodes_converge_and_broadcast_reaches_every_member() {
         assert_eq!(scope.get_local_members::<Work>("workers").unwrap().len(), 2);
         assert_eq!(scope.which_groups(), vec!["workers".to_string()]);
     }
-    assert_eq!(scopes[1].broadcast("workers", Work::Job(7)).unwrap(), 6);
+    assert_eq!(
+        scopes[1].broadcast("workers", Work::Job(7)).await.unwrap(),
+        6
+    );
     for _ in 0..6 {
         let n = tokio::time::timeout(WAIT, seen.recv())
             .await
@@ -173,15 +181,15 @@ async fn counted_joins_not_joined_and_type_mismatch_are_errors_not_panics() {
         Err(PgError::TypeMismatch { .. })
     ));
     assert!(matches!(
-        scopes[0].get_members::<Other>("g"),
+        scopes[0].get_members::<Other>("g").await,
         Err(PgError::TypeMismatch { .. })
     ));
     let (members, sub) = scopes[0].monitor("g");
     assert!(matches!(
-        members[0].typed::<Other>(),
+        members[0].typed::<Other>().await,
         Err(PgError::MemberType { .. })
     ));
-    assert!(members[0].typed::<Work>().is_ok());
+    assert!(members[0].typed::<Work>().await.is_ok());
     assert_eq!(scopes[0].monitor_count(), 1);
     sub.demonitor();
     assert_eq!(
@@ -192,7 +200,7 @@ async fn counted_joins_not_joined_and_type_mismatch_are_errors_not_panics() {
 
     // Only local actors join here.
     converge(&scopes, "g", &[me]).await;
-    let remote = scopes[1].get_members::<Work>("g").unwrap().remove(0);
+    let remote = scopes[1].get_members::<Work>("g").await.unwrap().remove(0);
     assert!(matches!(
         scopes[1].join("g", &remote),
         Err(PgError::NotLocal { .. })
@@ -349,7 +357,7 @@ async fn monitors_created_during_churn_see_a_snapshot_plus_exactly_the_later_cha
         for m in &snapshot {
             *counts.entry(m.addr()).or_default() += 1;
         }
-        while let Some(event) = sub.try_recv() {
+        while let Some(event) = sub.try_recv().expect("monitor alive") {
             let (sign, members) = match &event {
                 PgEvent::Join { members, .. } => (1, members),
                 PgEvent::Leave { members, .. } => (-1, members),
@@ -433,4 +441,224 @@ async fn demonitor_stops_delivery_and_a_pg_runs_on_one_node_only() {
     assert!(cause.contains("one Pg per node"), "{error}: {cause}");
     // And a Pg that was never started says so.
     assert_eq!(Pg::new().default_scope().err(), Some(PgError::NotStarted));
+}
+
+/// A node's `pg` channel in the hands of the test: it sends whatever notices the test makes
+/// (a peer that does not run pg's code) and ignores what it receives.
+#[derive(Clone, Default)]
+struct Forger {
+    ctx: Arc<Mutex<Option<ExtensionContext>>>,
+}
+
+impl Extension for Forger {
+    fn name(&self) -> &'static str {
+        understudy::pg::SERVICE
+    }
+
+    fn start(&self, ctx: ExtensionContext) -> Starting {
+        let slot = self.ctx.clone();
+        Box::pin(async move {
+            let mut inbox = ctx.take_inbox().ok_or("inbox taken")?;
+            tokio::spawn(async move { while inbox.recv().await.is_some() {} });
+            *slot.lock().unwrap() = Some(ctx);
+            Ok(())
+        })
+    }
+}
+
+impl Forger {
+    /// Sends `message` for the default scope to `to`.
+    fn send(&self, to: &Node, message: PeerMessage) {
+        let body = Envelope {
+            scope: understudy::pg::DEFAULT_SCOPE.to_owned(),
+            message,
+        }
+        .encode();
+        let ctx = self.ctx.lock().unwrap().clone().expect("forger started");
+        ctx.notify(to.name(), body).expect("notice sent");
+    }
+}
+
+/// Tasks alive on this test's runtime: every actor (a proxy too) runs as one.
+fn tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+/// Waits until `done()` holds, failing with `what` after [`WAIT`].
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A peer's notice is checked whole before anything is made of it, and remote members cost
+/// no actor until a ref to them is asked for. Node `n1` is not a pg node but the test's
+/// forger; its 1,000 actors exist, so a proxy made for one would live on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peers_members_make_no_actor_until_a_ref_is_asked_for() {
+    const N: u64 = 1_000;
+    let ca = ClusterCa::ephemeral("test");
+    let pg = Pg::new();
+    let forger = Forger::default();
+    let nodes = common::cluster_with(&ca, 2, None, WAIT, |i, b| {
+        if i == 0 {
+            b.extension(pg.clone())
+        } else {
+            b.extension(forger.clone())
+        }
+    })
+    .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let scope = pg.default_scope().unwrap();
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let mut pids = Vec::new();
+    let mut actors = Vec::new();
+    for _ in 0..N {
+        let w = b
+            .spawn(Worker {
+                seen: Some(tx.clone()),
+            })
+            .await
+            .unwrap();
+        b.export(&w);
+        pids.push(w.get_id().pid());
+        actors.push(w);
+    }
+    let sync = |groups: Vec<(String, Vec<SyncedMember>)>| PeerMessage::Sync {
+        version: 1,
+        groups,
+        reply: false,
+    };
+    let members = |count: u32| -> Vec<SyncedMember> {
+        pids.iter().map(|pid| (*pid, Work::TAG, count)).collect()
+    };
+    let before = tasks();
+
+    // Over the limit: every pid once, and one of them MAX_JOINS + 1 times in all.
+    let mut over = members(1);
+    over.push((pids[0], Work::TAG, MAX_JOINS));
+    forger.send(a, sync(vec![("g".into(), over)]));
+    until("the over-limit sync is refused", || scope.rejected() == 1).await;
+    assert!(scope.members("g").is_empty());
+    let made = tasks().saturating_sub(before);
+    assert!(made < 100, "a refused notice made {made} tasks");
+
+    // Within the limit: 1,000 remote members, stored, no actor made for them.
+    forger.send(a, sync(vec![("g".into(), members(1))]));
+    until("the sync is applied", || {
+        scope.members("g").len() == N as usize
+    })
+    .await;
+    assert_eq!(scope.rejected(), 1);
+    let made = tasks().saturating_sub(before);
+    assert!(made < 100, "1,000 remote members made {made} tasks");
+
+    // A broadcast goes by address: every member gets it, and no proxy per member is made.
+    assert_eq!(
+        scope.broadcast("g", Work::Job(1)).await.unwrap(),
+        N as usize
+    );
+    for _ in 0..N {
+        let got = tokio::time::timeout(WAIT, seen.recv()).await.unwrap();
+        assert_eq!(got, Some(1));
+    }
+    let made = tasks().saturating_sub(before);
+    assert!(
+        made < 100,
+        "a broadcast to 1,000 remote members made {made} tasks"
+    );
+
+    // Refs are made when asked for (one proxy each), and kept for the next lookup.
+    let refs = scope.get_members::<Work>("g").await.unwrap();
+    assert_eq!(refs.len(), N as usize);
+    let with_refs = tasks();
+    assert!(
+        with_refs.saturating_sub(before) >= N as usize,
+        "refs to 1,000 remote members made only {} tasks",
+        with_refs - before
+    );
+    for r in &refs {
+        tell(r, Work::Job(2)).unwrap();
+    }
+    for _ in 0..N {
+        let got = tokio::time::timeout(WAIT, seen.recv()).await.unwrap();
+        assert_eq!(got, Some(2));
+    }
+    let again = scope.get_members::<Work>("g").await.unwrap();
+    assert_eq!(again.len(), N as usize);
+    let more = tasks().saturating_sub(with_refs);
+    assert!(more < 100, "a second lookup made {more} tasks");
+    let member = scope.members("g").remove(0);
+    assert!(member.typed::<Work>().await.is_ok());
+    drop(actors);
+}
+
+/// A monitor whose subscriber does not read while a peer changes a group as fast as it can:
+/// its queue stops at [`MONITOR_BACKLOG`] member occurrences (about 4 MiB), then the
+/// subscriber reads what was queued and `MonitorOverflow`, and the monitor is gone. A
+/// subscriber that reads keeps up through the same flood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_that_does_not_read_is_bounded_under_a_peers_flood() {
+    const BATCH: usize = 1_000;
+    let (nodes, pgs) = pg_cluster(2, None, Duration::from_secs(1)).await;
+    let scopes = default_scopes(&pgs);
+    let (_, mut idle) = scopes[0].monitor("flood");
+    let (_, mut reader) = scopes[0].monitor("flood");
+    assert_eq!(scopes[0].monitor_count(), 2);
+    let read = Arc::new(AtomicUsize::new(0));
+    let counted = read.clone();
+    let reading = tokio::spawn(async move {
+        while let Ok(event) = reader.recv().await {
+            counted.fetch_add(event.members().len(), Ordering::Relaxed);
+        }
+    });
+    let mut actors = Vec::with_capacity(BATCH);
+    for _ in 0..BATCH {
+        actors.push(worker(&nodes[1]).await);
+    }
+    // The peer joins and leaves its members until the reader has seen the group change
+    // three backlogs' worth; the idle subscriber never reads meanwhile.
+    let target = 3 * MONITOR_BACKLOG;
+    let mut peak = 0;
+    while read.load(Ordering::Relaxed) < target {
+        scopes[1].join_many("flood", &actors).unwrap();
+        scopes[1].leave_many("flood", &actors).unwrap();
+        peak = peak.max(idle.backlog());
+        assert!(
+            peak <= MONITOR_BACKLOG,
+            "an unread monitor holds {peak} members"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(idle.backlog() <= MONITOR_BACKLOG);
+    // What was queued is read, then the overflow, and the monitor is gone.
+    let mut drained = 0;
+    let end = loop {
+        match tokio::time::timeout(WAIT, idle.recv())
+            .await
+            .expect("in time")
+        {
+            Ok(event) => drained += event.members().len(),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(
+        end,
+        PgError::MonitorOverflow {
+            backlog: MONITOR_BACKLOG
+        }
+    );
+    assert!(drained <= MONITOR_BACKLOG, "{drained} members queued");
+    assert_eq!(idle.backlog(), 0);
+    assert!(idle.try_recv().is_err(), "the overflow is final");
+    assert_eq!(
+        scopes[0].monitor_count(),
+        1,
+        "the overflowed monitor is gone"
+    );
+    reading.abort();
 }

@@ -87,7 +87,8 @@ OPTIONS:
                                                        failure detection (docs/BENCHMARKS.md)
   understudy-benches --pg [--help]                     process groups: join visibility on 5
                                                        nodes, broadcast throughput, get_members
-                                                       vs ractor::pg (docs/BENCHMARKS.md)
+                                                       vs ractor::pg, memory per node of a
+                                                       group (docs/BENCHMARKS.md)
 ";
 
 fn main() -> ExitCode {

@@ -1,12 +1,13 @@
 //! Process-group benchmarks (`understudy::pg`): how fast a join becomes visible across a
-//! cluster, broadcast throughput to a group spread over nodes, and `get_members` lookups
-//! side by side with `ractor::pg`.
+//! cluster, broadcast throughput to a group spread over nodes, `get_members` lookups side by
+//! side with `ractor::pg`, and what a group costs in memory per node.
 //!
 //! ```text
 //! cargo run --release -- --pg                     # full run, tables on stdout
 //! cargo run --release -- --pg --quick             # smoke run
 //! cargo run --release -- --pg-test join           # one measurement in this process
 //! cargo run --release -- --pg-test lookup --framework ractor --members 100
+//! cargo run --release -- --pg-test memory --gnodes 10 --gmembers 100000
 //! ```
 //!
 //! As for the other benchmarks, the driver never measures in its own process: each
@@ -49,8 +50,9 @@ USAGE:
                                                    one measurement in this process
 
 OPTIONS:
-  --test T,..         join | broadcast | lookup                    [all three]
-  --framework F,..    understudy | ractor (lookup only; join and broadcast are understudy's)
+  --test T,..         join | broadcast | lookup | memory           [all four]
+  --framework F,..    understudy | ractor (lookup and memory; join and broadcast are
+                      understudy's)
   --quick             small sizes, 3 runs
   --runs N            runs per cell                                [5; quick 3]
   --nodes N           cluster size of the join test                [5]
@@ -59,6 +61,8 @@ OPTIONS:
   --bmembers N        group size of the broadcast test             [100]
   --members N,..      group sizes of the lookup test               [10,100]
   --refs N            refs handed out per lookup run (lookups x members) [50000000; quick 5000000]
+  --gnodes N          nodes of the memory test                     [10]
+  --gmembers N        group size of the memory test, spread evenly [100000; quick 10000]
   -h, --help          this text
 ";
 
@@ -114,14 +118,58 @@ async fn pg_cluster(n: usize) -> (Vec<Node>, Vec<Scope>) {
     (nodes, scopes)
 }
 
+/// A node `name` of a cluster of its own, running pg, and its default scope.
+async fn lone_node(name: &str) -> (Node, Scope) {
+    let pg = Pg::new();
+    let node = Node::builder(CLUSTER, name)
+        .ephemeral_certs(&ClusterCa::ephemeral(CLUSTER))
+        .extension(pg.clone())
+        .start()
+        .await
+        .expect("node starts");
+    (node, pg.default_scope().expect("pg started"))
+}
+
+/// `n` group members on `node`, counting into `delivered`.
+async fn spawn_members(node: &Node, n: usize, delivered: &Arc<AtomicU64>) -> Vec<ActorRef<Tick>> {
+    let mut actors = Vec::with_capacity(n);
+    for _ in 0..n {
+        actors.push(
+            node.spawn(Member {
+                delivered: delivered.clone(),
+            })
+            .await
+            .expect("spawn"),
+        );
+    }
+    actors
+}
+
+/// `n` raw ractor actors (ractor::pg's members), as cells.
+async fn ractor_cells(n: usize) -> Vec<ractor::ActorCell> {
+    let mut cells = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (actor, _) = ractor::Actor::spawn(None, crate::fw::ractor::Counter, ())
+            .await
+            .expect("spawn");
+        cells.push(actor.get_cell());
+    }
+    cells
+}
+
 /// Waits until every scope sees `want` members of [`GROUP`].
 async fn converge(scopes: &[Scope], want: usize) {
-    let deadline = Instant::now() + LIMIT;
+    converge_within(scopes, want, LIMIT).await;
+}
+
+/// [`converge`], failing the run after `limit`.
+async fn converge_within(scopes: &[Scope], want: usize, limit: Duration) {
+    let deadline = Instant::now() + limit;
     while scopes.iter().any(|s| s.members(GROUP).len() != want) {
         let views: Vec<usize> = scopes.iter().map(|s| s.members(GROUP).len()).collect();
         assert!(
             Instant::now() < deadline,
-            "pg views did not converge to {want} members within {LIMIT:?}: {views:?}"
+            "pg views did not converge to {want} members within {limit:?}: {views:?}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -241,16 +289,7 @@ async fn broadcast(members: usize, n: u64) -> Metrics {
     let mut keep = Vec::new();
     for (i, (node, scope)) in nodes.iter().zip(&scopes).enumerate() {
         let here = members / 3 + usize::from(i < members % 3);
-        let mut actors = Vec::with_capacity(here);
-        for _ in 0..here {
-            actors.push(
-                node.spawn(Member {
-                    delivered: delivered.clone(),
-                })
-                .await
-                .expect("spawn"),
-            );
-        }
+        let actors = spawn_members(node, here, &delivered).await;
         scope.join_many(GROUP, &actors).expect("join");
         keep.push(actors);
     }
@@ -266,7 +305,7 @@ async fn broadcast_run(scope: &Scope, delivered: &AtomicU64, members: usize, n: 
     let mut handed = 0u64;
     let mut refused = 0u64;
     for i in 0..n {
-        let sent = scope.broadcast(GROUP, Tick(i)).expect("broadcast") as u64;
+        let sent = scope.broadcast(GROUP, Tick(i)).await.expect("broadcast") as u64;
         handed += sent;
         if sent < members as u64 {
             // A remote send refused (lane buffer full): let the writers drain.
@@ -316,38 +355,26 @@ async fn lookup(fw: &str, members: usize, refs: u64) -> Metrics {
     let group: String = GROUP.to_owned();
     match fw {
         "understudy" => {
-            let pg = Pg::new();
-            let node = Node::builder(CLUSTER, "n0")
-                .ephemeral_certs(&ClusterCa::ephemeral(CLUSTER))
-                .extension(pg.clone())
-                .start()
-                .await
-                .expect("node starts");
-            let scope = pg.default_scope().expect("pg started");
-            let delivered = Arc::new(AtomicU64::new(0));
-            let mut actors = Vec::with_capacity(members);
-            for _ in 0..members {
-                actors.push(
-                    node.spawn(Member {
-                        delivered: delivered.clone(),
-                    })
-                    .await
-                    .expect("spawn"),
-                );
-            }
+            let (node, scope) = lone_node("n0").await;
+            let actors = spawn_members(&node, members, &Arc::default()).await;
             scope.join_many(&group, &actors).expect("join");
-            let got = scope.get_members::<Tick>(&group).expect("lookup");
+            let got = scope.get_members::<Tick>(&group).await.expect("lookup");
             assert_eq!(got.len(), members);
             drop(got);
+            // One future that awaits every lookup, as an async caller does; none waits, so
+            // one poll runs the whole loop on this thread.
             let run = |n: u64| {
                 let clock = LoopClock::start();
-                for _ in 0..n {
-                    black_box(
-                        scope
-                            .get_members::<Tick>(black_box(&group))
-                            .expect("lookup"),
-                    );
-                }
+                ready(async {
+                    for _ in 0..n {
+                        black_box(
+                            scope
+                                .get_members::<Tick>(black_box(&group))
+                                .await
+                                .expect("lookup"),
+                        );
+                    }
+                });
                 clock.stop()
             };
             run((n / 10).max(1));
@@ -355,13 +382,7 @@ async fn lookup(fw: &str, members: usize, refs: u64) -> Metrics {
             lookup_metrics(span, n)
         }
         "ractor" => {
-            let mut cells = Vec::with_capacity(members);
-            for _ in 0..members {
-                let (actor, _) = ractor::Actor::spawn(None, crate::fw::ractor::Counter, ())
-                    .await
-                    .expect("spawn");
-                cells.push(actor.get_cell());
-            }
+            let cells = ractor_cells(members).await;
             ractor::pg::join(group.clone(), cells);
             assert_eq!(ractor::pg::get_members(&group).len(), members);
             let run = |n: u64| {
@@ -376,6 +397,16 @@ async fn lookup(fw: &str, members: usize, refs: u64) -> Metrics {
             lookup_metrics(span, n)
         }
         other => panic!("unknown lookup framework {other:?} (one of {FRAMEWORKS:?})"),
+    }
+}
+
+/// The output of a future that needs no waiting (lookups of local members), polled once on
+/// this thread, so a lookup loop stays synchronous; a panic if it would wait.
+fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(f).poll(&mut cx) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => panic!("a lookup of local members waited"),
     }
 }
 
@@ -425,6 +456,90 @@ fn lookup_metrics((span, thread_ns): (crate::bench::Span, u64), n: u64) -> Metri
 }
 
 // ------------------------------------------------------------------------------------------
+// memory: what a group costs per node.
+
+/// How long a memory run may take to converge (a group of 100,000 on 10 nodes is 900,000
+/// remote memberships to apply in one process).
+const MEMORY_LIMIT: Duration = Duration::from_secs(600);
+
+/// Resident memory per node of one group of `members` actors spread evenly over `nodes`
+/// nodes (release build, RSS of the whole process, in which every node runs).
+///
+/// understudy: first the cost of a *local* member, on a lone node: spawn `members / nodes`
+/// actors, then `join_many` them (RSS before and after the join). Then a cluster of `nodes`:
+/// every node spawns its share; RSS; every node joins its share in one `join_many`; wait until
+/// every node sees all `members`; RSS again. The growth divided by `nodes` is the memory per
+/// node of the group: its own members (local) and everyone else's (remote, as this node
+/// stores them); taking the local cost out and dividing by the remote members a node holds
+/// gives the cost of a remote member. The actors themselves are spawned before the baselines
+/// and not counted.
+///
+/// ractor: `ractor::pg` keeps local refs only (a remote member in ractor_cluster is a proxy
+/// actor, i.e. a spawned actor: see the `memory` row of the local benchmarks), so its row is
+/// the cost of a local member: `members` actors spawned, RSS, one `ractor::pg::join`, RSS.
+async fn memory(fw: &str, nodes: usize, members: usize) -> Metrics {
+    assert!(nodes >= 2, "--gnodes must be at least 2");
+    let share = members / nodes;
+    assert!(share >= 1, "--gmembers must be at least --gnodes");
+    let members = share * nodes;
+    let delivered = Arc::new(AtomicU64::new(0));
+    match fw {
+        "understudy" => {
+            // A local member, on a node of its own.
+            let (solo, scope) = lone_node("solo").await;
+            let actors = spawn_members(&solo, share, &delivered).await;
+            settle().await;
+            let before = crate::bench::rss_bytes();
+            scope.join_many(GROUP, &actors).expect("join");
+            settle().await;
+            let local = crate::bench::rss_bytes().saturating_sub(before) as f64 / share as f64;
+
+            // The group on a cluster.
+            let (nodes, scopes) = pg_cluster(nodes).await;
+            let mut shares = Vec::with_capacity(nodes.len());
+            for node in &nodes {
+                shares.push(spawn_members(node, share, &delivered).await);
+            }
+            settle().await;
+            let before = crate::bench::rss_bytes();
+            let t0 = Instant::now();
+            for (scope, actors) in scopes.iter().zip(&shares) {
+                scope.join_many(GROUP, actors).expect("join");
+            }
+            converge_within(&scopes, members, MEMORY_LIMIT).await;
+            let converged = t0.elapsed();
+            settle().await;
+            let grown = crate::bench::rss_bytes().saturating_sub(before) as f64;
+            let per_node = grown / nodes.len() as f64;
+            let remote = (per_node - local * share as f64) / (members - share) as f64;
+            vec![
+                ("bytes_per_node", per_node),
+                ("bytes_per_member", per_node / members as f64),
+                ("bytes_per_local_member", local),
+                ("bytes_per_remote_member", remote),
+                ("converge_ms", converged.as_secs_f64() * 1e3),
+            ]
+        }
+        "ractor" => {
+            let cells = ractor_cells(members).await;
+            settle().await;
+            let before = crate::bench::rss_bytes();
+            ractor::pg::join(GROUP.to_owned(), cells);
+            assert_eq!(ractor::pg::get_members(&GROUP.to_owned()).len(), members);
+            settle().await;
+            let local = crate::bench::rss_bytes().saturating_sub(before) as f64 / members as f64;
+            vec![("bytes_per_local_member", local)]
+        }
+        other => panic!("unknown memory framework {other:?} (one of {FRAMEWORKS:?})"),
+    }
+}
+
+/// Lets background work (proxies starting, notices in flight) finish before reading RSS.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+// ------------------------------------------------------------------------------------------
 // Options, driver and tables.
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -432,15 +547,17 @@ enum Test {
     Join,
     Broadcast,
     Lookup,
+    Memory,
 }
 
 impl Test {
-    const ALL: [Test; 3] = [Test::Join, Test::Broadcast, Test::Lookup];
+    const ALL: [Test; 4] = [Test::Join, Test::Broadcast, Test::Lookup, Test::Memory];
     fn name(self) -> &'static str {
         match self {
             Test::Join => "join",
             Test::Broadcast => "broadcast",
             Test::Lookup => "lookup",
+            Test::Memory => "memory",
         }
     }
     fn parse(s: &str) -> Option<Test> {
@@ -458,6 +575,8 @@ struct Opts {
     bmembers: usize,
     members: Vec<usize>,
     refs: u64,
+    gnodes: usize,
+    gmembers: usize,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -472,6 +591,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         bmembers: 100,
         members: vec![10, 100],
         refs: if quick { 5_000_000 } else { 50_000_000 },
+        gnodes: 10,
+        gmembers: if quick { 10_000 } else { 100_000 },
     };
     let list = crate::bench::positive_list;
     let mut it = args.iter();
@@ -500,6 +621,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--bmembers" => o.bmembers = list(&value()?)?[0],
             "--members" => o.members = list(&value()?)?,
             "--refs" => o.refs = list(&value()?)?[0] as u64,
+            "--gnodes" => o.gnodes = list(&value()?)?[0],
+            "--gmembers" => o.gmembers = list(&value()?)?[0],
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -534,6 +657,7 @@ pub fn main(args: &[String]) -> ExitCode {
             o.members[0],
             o.refs,
         );
+        let (gnodes, gmembers) = (o.gnodes, o.gmembers);
         let fw2 = fw.clone();
         let m = runtime().block_on(async move {
             tokio::spawn(async move {
@@ -541,6 +665,7 @@ pub fn main(args: &[String]) -> ExitCode {
                     Test::Join => join(nodes, samples).await,
                     Test::Broadcast => broadcast(bmembers, broadcasts).await,
                     Test::Lookup => lookup(&fw2, members, refs).await,
+                    Test::Memory => memory(&fw2, gnodes, gmembers).await,
                 }
             })
             .await
@@ -561,8 +686,16 @@ type Results = BTreeMap<Key, Vec<f64>>;
 fn driver(o: &Opts) -> ExitCode {
     let exe = std::env::current_exe().expect("current_exe");
     eprintln!(
-        "understudy-benches --pg: {} run(s) each; join: {} nodes, {} samples; broadcast: {} x {} members; lookup: members {:?}, {} refs",
-        o.runs, o.nodes, o.samples, o.broadcasts, o.bmembers, o.members, o.refs
+        "understudy-benches --pg: {} run(s) each; join: {} nodes, {} samples; broadcast: {} x {} members; lookup: members {:?}, {} refs; memory: {} members on {} nodes",
+        o.runs,
+        o.nodes,
+        o.samples,
+        o.broadcasts,
+        o.bmembers,
+        o.members,
+        o.refs,
+        o.gmembers,
+        o.gnodes
     );
     let mut results = Results::new();
     for run in 0..o.runs {
@@ -570,13 +703,16 @@ fn driver(o: &Opts) -> ExitCode {
             // (framework, size) per child process.
             let jobs: Vec<(String, usize)> = match test {
                 Test::Join | Test::Broadcast => vec![("understudy".into(), 0)],
-                Test::Lookup => {
+                Test::Lookup | Test::Memory => {
                     let n = o.frameworks.len();
-                    o.members
-                        .iter()
-                        .flat_map(|&m| {
-                            (0..n).map(move |i| (o.frameworks[(i + run) % n].clone(), m))
-                        })
+                    let sizes = if test == Test::Lookup {
+                        o.members.clone()
+                    } else {
+                        vec![0]
+                    };
+                    sizes
+                        .into_iter()
+                        .flat_map(|m| (0..n).map(move |i| (o.frameworks[(i + run) % n].clone(), m)))
                         .collect()
                 }
             };
@@ -599,7 +735,9 @@ fn driver(o: &Opts) -> ExitCode {
                     .args(["--samples", &o.samples.to_string()])
                     .args(["--broadcasts", &o.broadcasts.to_string()])
                     .args(["--bmembers", &o.bmembers.to_string()])
-                    .args(["--refs", &o.refs.to_string()]);
+                    .args(["--refs", &o.refs.to_string()])
+                    .args(["--gnodes", &o.gnodes.to_string()])
+                    .args(["--gmembers", &o.gmembers.to_string()]);
                 if size > 0 {
                     cmd.args(["--members", &size.to_string()]);
                 }
@@ -781,6 +919,39 @@ fn rows(o: &Opts) -> Vec<Row> {
             Info,
         );
     }
+    let (gm, gn) = (o.gmembers, o.gnodes);
+    r(
+        Test::Memory,
+        0,
+        "bytes_per_remote_member",
+        "pg memory per remote member (bytes)".into(),
+        false,
+        AtMost(300.0),
+    );
+    r(
+        Test::Memory,
+        0,
+        "bytes_per_local_member",
+        "pg memory per local member (bytes)".into(),
+        false,
+        Info,
+    );
+    r(
+        Test::Memory,
+        0,
+        "bytes_per_node",
+        format!("pg memory per node, {gm} members on {gn} nodes (bytes)"),
+        false,
+        Info,
+    );
+    r(
+        Test::Memory,
+        0,
+        "converge_ms",
+        format!("{gm} members on {gn} nodes: joins until all visible everywhere (ms)"),
+        false,
+        Info,
+    );
     rows
 }
 

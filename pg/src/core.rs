@@ -23,7 +23,11 @@
 //!
 //! No I/O, no clock, no randomness: inputs are method calls, outputs are [`Output`]s the
 //! driver carries out and events pushed to [`EventSink`]s. Member handles are a type
-//! parameter (`ActorCell`s in the driver, plain values in the property tests).
+//! parameter (plain values in the property tests; in the driver a local member's cell, and
+//! for a remote member nothing until a ref to it is asked for, which the driver then caches
+//! with [`ScopeCore::set_handles`]). A peer's message is checked whole against the limits
+//! before anything of it is applied, and applying it makes no handle the caller did not
+//! provide, so a refused message costs nothing but its decoding.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -283,6 +287,22 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
             .find(|t| *t != wanted)
     }
 
+    /// Every member occurrence of `group`, if they all take message type `wanted`; else the
+    /// first other type found (one lookup of the group for both).
+    pub fn typed_members(&self, group: &str, wanted: Tag) -> Result<&[Entry<H>], Tag> {
+        let Some(view) = self.view.get(group) else {
+            return Ok(&[]);
+        };
+        // One type, the one wanted: by far the usual case, and the cheapest check.
+        if view.tags.len() == 1 && view.tags.contains_key(&wanted) {
+            return Ok(&view.members);
+        }
+        match view.tags.keys().copied().find(|t| *t != wanted) {
+            Some(found) => Err(found),
+            None => Ok(&view.members),
+        }
+    }
+
     /// This node's version and membership hash (what its digests carry).
     pub fn digest(&self) -> (u64, u64) {
         (self.version, hash_groups(&self.local))
@@ -425,6 +445,19 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
         );
     }
 
+    /// Replaces handles of `group`'s members: `f` sees each member occurrence and returns its
+    /// new handle, or `None` to keep the one it has. Membership does not change and monitors
+    /// hear nothing (the driver caches the refs it made on demand here).
+    pub fn set_handles(&mut self, group: &str, mut f: impl FnMut(&Entry<H>) -> Option<H>) {
+        if let Some(view) = self.view.get_mut(group) {
+            for entry in &mut view.members {
+                if let Some(handle) = f(entry) {
+                    entry.handle = handle;
+                }
+            }
+        }
+    }
+
     // ---- monitors ---------------------------------------------------------------------
 
     /// Registers a monitor of the whole scope; returns its id and the current membership.
@@ -503,8 +536,11 @@ impl<H: Clone, S: EventSink<H>> ScopeCore<H, S> {
         });
     }
 
-    /// A message from `from`. Members it adds need handles: `resolve` makes them (the
-    /// driver resolves remote refs before calling this, so it never blocks here).
+    /// A message from `from`, applied only if it is valid whole (counts within [`MAX_JOINS`],
+    /// the peer within [`MAX_MEMBERSHIPS`], one message type per pid); an invalid one is
+    /// counted ([`ScopeCore::rejected`]) and changes nothing. Members it adds need handles:
+    /// `resolve` makes them, called only once the message is accepted (the driver gives
+    /// remote members no handle yet: their refs are made when asked for).
     pub fn receive(
         &mut self,
         from: NodeId,

@@ -3,15 +3,18 @@
 //! The driver feeds the scopes' pure cores from the extension inbox, in order: connections
 //! coming and going become `peer_up`/`peer_down` (as Erlang's pg follows `nodeup`/`nodedown`:
 //! a lost connection means the peer's members are unreachable, and their refs here have
-//! stopped with `noconnection`), notices from peers are decoded, their members resolved to
-//! refs (the only await), then applied; a timer runs the anti-entropy rounds. The watcher is one plain actor that
-//! monitors every local member and turns its exit into `member_down` in every scope.
+//! stopped with `noconnection`), notices from peers are decoded and applied (the core checks
+//! a notice whole before it applies any of it; a remote member is stored as its address, so
+//! a peer's notice makes no actor, task or monitor here, and the driver never waits); a timer
+//! runs the anti-entropy rounds. The watcher is one plain actor that monitors every local
+//! member and turns its exit into `member_down` in every scope.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use ractor::{ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use understudy_actor::route::Route;
 use understudy_actor::{ActorAddr, NodeId, RemoteMessage, Runtime};
 use understudy_cluster::extension::{
     Extension, ExtensionContext, ExtensionInbox, ExtensionMessage, Starting,
@@ -39,6 +42,8 @@ pub(crate) struct Env {
     runtime: Runtime,
     cluster: ClusterName,
     names: Mutex<HashMap<NodeId, NodeName>>,
+    /// The route id of the connection to each peer that broadcasts went to.
+    routes: Mutex<HashMap<NodeId, u64>>,
     watcher: ActorCell,
 }
 
@@ -78,6 +83,47 @@ impl Env {
     /// Watches a local member (idempotent: ractor keeps one monitor per pair).
     pub(crate) fn watch(&self, cell: &ActorCell) {
         self.watcher.monitor(cell.clone());
+    }
+
+    /// A ref for a member: the local actor's cell, or the proxy of a remote one (made now if
+    /// this node has none).
+    pub(crate) async fn resolve(&self, addr: ActorAddr) -> Result<ActorCell, PgError> {
+        let node = self.ctx.node().ok_or(PgError::NodeGone)?;
+        node.actor_cell(addr)
+            .await
+            .map_err(|source| PgError::Unreachable {
+                member: addr,
+                source,
+            })
+    }
+
+    /// The route to `peer`'s actors (the connection a remote `tell` to them takes), if a
+    /// broadcast found it already on the current connection.
+    pub(crate) fn known_route(&self, peer: NodeId) -> Option<Arc<dyn Route>> {
+        let id = lock(&self.routes).get(&peer).copied()?;
+        understudy_actor::route::lookup(id).filter(|route| route.node() == peer)
+    }
+
+    /// Finds the route to `peer`'s actors from `member`, one of them: its proxy (made now if
+    /// there is none) names the connection. That one proxy is all a broadcast to the peer's
+    /// members makes. `None` if `peer` is not connected.
+    pub(crate) async fn find_route(&self, peer: NodeId, member: u64) -> Option<Arc<dyn Route>> {
+        let addr = ActorAddr {
+            node: peer,
+            pid: member,
+        };
+        let cell = self.resolve(addr).await.ok()?;
+        // A remote cell's id carries the route id of its connection (`understudy_actor::route`).
+        let ActorId::Remote { node_id: id, .. } = cell.get_id() else {
+            return None;
+        };
+        let route = understudy_actor::route::lookup(id).filter(|r| r.node() == peer)?;
+        lock(&self.routes).insert(peer, id);
+        Some(route)
+    }
+
+    fn forget_route(&self, peer: NodeId) {
+        lock(&self.routes).remove(&peer);
     }
 
     fn learn(&self, name: &NodeName) -> NodeId {
@@ -256,6 +302,7 @@ impl Extension for Pg {
                 runtime: node.runtime().clone(),
                 cluster: node.cluster().clone(),
                 names: Mutex::new(HashMap::new()),
+                routes: Mutex::new(HashMap::new()),
                 watcher: watcher.get_cell(),
             });
             let started = Started {
@@ -288,7 +335,7 @@ async fn run(pg: Pg, mut inbox: ExtensionInbox, watcher: ActorRef<()>) {
     loop {
         tokio::select! {
             message = inbox.recv() => match message {
-                Some(message) => on_message(&pg, message).await,
+                Some(message) => on_message(&pg, message),
                 None => break,
             },
             _ = tick.tick() => pg.each_scope(|s| s.shared().update(|core| core.tick())),
@@ -297,7 +344,7 @@ async fn run(pg: Pg, mut inbox: ExtensionInbox, watcher: ActorRef<()>) {
     watcher.stop(None);
 }
 
-async fn on_message(pg: &Pg, message: ExtensionMessage) {
+fn on_message(pg: &Pg, message: ExtensionMessage) {
     let Ok(env) = pg.started().map(|s| s.env.clone()) else {
         return;
     };
@@ -308,7 +355,9 @@ async fn on_message(pg: &Pg, message: ExtensionMessage) {
             return;
         }
         ExtensionMessage::PeerDown { node, .. } => {
-            pg.peer_down(env.learn(&node));
+            let peer = env.learn(&node);
+            env.forget_route(peer);
+            pg.peer_down(peer);
             return;
         }
         ExtensionMessage::Request { reply, .. } => {
@@ -330,53 +379,16 @@ async fn on_message(pg: &Pg, message: ExtensionMessage) {
     let Some(scope) = pg.find_scope(&envelope.scope) else {
         return;
     };
-    let Some(handles) = resolve(&env, peer, &envelope.message).await else {
-        tracing::debug!(peer = %from, "pg: members not resolvable now; anti-entropy will repair");
-        return;
-    };
-    // `handles` holds every pid the message adds (collected from the same message), so
-    // the fallback is never taken; it only spares the core an `Option`.
+    // A remote member gets no handle until a ref to it is asked for (see `scope`).
     let rejected = scope.shared().update(|core| {
         let before = core.rejected();
-        core.receive(peer, envelope.message, &mut |addr, _| {
-            handles
-                .get(&addr.pid)
-                .cloned()
-                .unwrap_or_else(|| env.watcher.clone())
-        });
+        core.receive(peer, envelope.message, &mut |_, _| None);
         core.rejected() > before
     });
     if rejected {
         metrics::counter!(REJECTED_METRIC).increment(1);
-        tracing::warn!(peer = %from, "pg: dropped a notice with join counts above the limit");
+        tracing::warn!(peer = %from, "pg: dropped a notice above the limits or retyping a member");
     }
-}
-
-/// Refs for the members a message adds (the sender's actors). `None` if the sender is not
-/// reachable now.
-async fn resolve(
-    env: &Env,
-    peer: NodeId,
-    message: &PeerMessage,
-) -> Option<HashMap<u64, ActorCell>> {
-    let pids: BTreeSet<u64> = match message {
-        PeerMessage::Sync { groups, .. } => groups
-            .iter()
-            .flat_map(|(_, members)| members.iter().map(|(pid, _, _)| *pid))
-            .collect(),
-        PeerMessage::Join { members, .. } => members.iter().map(|(pid, _)| *pid).collect(),
-        PeerMessage::Leave { .. } | PeerMessage::Digest { .. } => BTreeSet::new(),
-    };
-    let mut handles = HashMap::with_capacity(pids.len());
-    if pids.is_empty() {
-        return Some(handles);
-    }
-    let node = env.ctx.node()?;
-    for pid in pids {
-        let cell = node.actor_cell(ActorAddr { node: peer, pid }).await.ok()?;
-        handles.insert(pid, cell);
-    }
-    Some(handles)
 }
 
 /// Monitors the local members and reports their exits to every scope.

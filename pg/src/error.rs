@@ -48,6 +48,26 @@ pub enum PgError {
         /// Its type's tag.
         found: Tag,
     },
+    /// A ref to a member could not be made: its node is not connected now (it is gone, and
+    /// its members' leave is on the way), or this node is shutting down.
+    #[error("member {member} cannot be reached: {source}")]
+    Unreachable {
+        /// The member.
+        member: ActorAddr,
+        /// Why.
+        #[source]
+        source: understudy_cluster::remote::ResolveError,
+    },
+    /// A monitor's subscriber fell more than `backlog` member occurrences behind, so its
+    /// monitor was stopped rather than let its queue grow; monitor again for a fresh
+    /// snapshot (and read events as they come).
+    #[error(
+        "the monitor fell more than {backlog} members behind and was stopped; monitor again for a fresh snapshot"
+    )]
+    MonitorOverflow {
+        /// How many member occurrences a monitor's queue holds at most.
+        backlog: usize,
+    },
     /// The `Pg` handle was used before its node started (register it with
     /// `Node::builder(..).extension(pg.clone())` and start the node first).
     #[error("pg is not started: add it to a node with `.extension(pg.clone())` and start the node")]

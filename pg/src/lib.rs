@@ -12,8 +12,18 @@
 //!   a group one is not in is [`PgError::NotJoined`]. A member that stops leaves every group.
 //! - **Typed**: the members of a group are actors of one message type `M: RemoteMessage`;
 //!   asking for another type is [`PgError::TypeMismatch`], never a wrong ref.
-//! - **Lookups** ([`Scope::get_members`], [`Scope::get_local_members`], [`Scope::which_groups`])
-//!   read this node's view without waiting for the network.
+//! - **Lookups** ([`Scope::get_members`], [`Scope::get_local_members`], [`Scope::members`],
+//!   [`Scope::which_groups`]) read this node's view without waiting for the network.
+//! - **Remote members cost no actor**: this node stores a remote member as its address and
+//!   message type (under 200 bytes). A ref to it is a proxy actor (several KB), made only
+//!   when one is asked for ([`Scope::get_members`], which is why it is `async`, and
+//!   [`Member::typed`]) and reused while it runs; [`Scope::broadcast`] sends by address and
+//!   makes none. A peer's notice is checked whole against the limits before any of it is
+//!   applied, and never makes an actor here.
+//! - **Bounded against peers**: a peer may hold at most [`core::MAX_MEMBERSHIPS`] memberships
+//!   per scope in this node's view; a monitor's queue holds at most [`MONITOR_BACKLOG`] member
+//!   occurrences, and a subscriber that falls further behind gets
+//!   [`PgError::MonitorOverflow`] instead of a silent gap (Erlang's mailbox would grow).
 //! - **Monitors** ([`Scope::monitor_scope`], [`Scope::monitor`]) return the current membership
 //!   and a [`Subscription`] atomically: the snapshot plus the events give exactly the later
 //!   view, each change once, in the order this node applied them. Dropping the subscription
@@ -36,9 +46,9 @@
 //!
 //! let worker = node.spawn(Worker).await?;
 //! scope.join("workers", &worker)?;
-//! let event = events.recv().await.expect("an event");
+//! let event = events.recv().await?;
 //! assert!(matches!(event, PgEvent::Join { ref group, .. } if group == "workers"));
-//! assert_eq!(scope.broadcast("workers", WorkerMsg::Ping)?, 1);
+//! assert_eq!(scope.broadcast("workers", WorkerMsg::Ping).await?, 1);
 //! # Ok(()) }
 //! ```
 //!
@@ -59,7 +69,7 @@ pub mod wire;
 
 pub use driver::{DEFAULT_ANTI_ENTROPY, DEFAULT_SCOPE, Pg, SERVICE};
 pub use error::PgError;
-pub use event::{Member, PgEvent, Subscription};
+pub use event::{MONITOR_BACKLOG, Member, PgEvent, Subscription};
 pub use scope::Scope;
 
 #[doc(hidden)]

@@ -1430,3 +1430,53 @@ fn sync_replaces_a_members_tag() {
     let tags: Vec<Tag> = core.members("g").iter().map(|e| e.tag).collect();
     assert_eq!(tags, vec![Tag(2)]);
 }
+
+/// The driver caches the refs it makes on demand with `set_handles`: handles change, and
+/// nothing else does (no member, no event, no message, same digests).
+#[test]
+fn set_handles_changes_handles_only() {
+    let me = node(0);
+    let peer = node(1);
+    let mut core = Core::new(me);
+    core.join(
+        "g",
+        vec![Entry {
+            addr: ActorAddr { node: me, pid: 1 },
+            tag: TAG,
+            handle: ActorAddr { node: me, pid: 1 },
+        }],
+    )
+    .unwrap();
+    let sync = PeerMessage::Sync {
+        version: 1,
+        groups: vec![("g".into(), vec![(7, TAG, 2), (8, TAG, 1)])],
+        reply: false,
+    };
+    core.receive(peer, sync, &mut resolve);
+    let log = Log::default();
+    core.monitor_scope(TestSink(log.clone()));
+    core.take_outputs();
+    let digests = (core.digest(), core.view_digest(peer));
+    let addrs = |core: &Core| {
+        let mut a: Vec<ActorAddr> = core.members("g").iter().map(|e| e.addr).collect();
+        a.sort();
+        a
+    };
+    let before = addrs(&core);
+    // A made-up handle for the peer's pid 7 (both occurrences), none for the others.
+    let made = ActorAddr {
+        node: peer,
+        pid: 99,
+    };
+    core.set_handles("g", |e| (e.addr.pid == 7).then_some(made));
+    core.set_handles("nonexistent", |_| Some(made));
+    assert_eq!(addrs(&core), before);
+    for e in core.members("g") {
+        let want = if e.addr.pid == 7 { made } else { e.addr };
+        assert_eq!(e.handle, want, "handle of {}", e.addr);
+    }
+    assert!(log.borrow().is_empty(), "set_handles notified a monitor");
+    assert!(core.take_outputs().is_empty(), "set_handles sent a message");
+    assert_eq!((core.digest(), core.view_digest(peer)), digests);
+    assert!(core.groups() == vec!["g".to_string()]);
+}
