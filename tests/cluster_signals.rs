@@ -455,3 +455,57 @@ async fn a_waiting_send_rides_out_backpressure_and_loses_nothing() {
         .expect("no panic");
     eventually("every message arrived", || got.load(Ordering::Relaxed) == N).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_lane_paused_replies_and_downs_still_arrive() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster_with(&ca, 2, None, WAIT, |_, mut b| {
+        b.config_mut().remote.lane_backlog = 256 * 1024;
+        b
+    })
+    .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let link = a.mesh().link(b.name()).expect("a-b");
+    // A sink on b for every lane a writes to b, none of them reading.
+    let gate = Arc::new(Notify::new());
+    let mut sinks: Vec<Option<ActorRef<SinkMsg>>> = vec![None; link.lanes()];
+    while sinks.iter().any(Option::is_none) {
+        let sink = b
+            .spawn(Sink {
+                gate: gate.clone(),
+                got: Arc::new(AtomicU64::new(0)),
+            })
+            .await
+            .expect("sink");
+        let lane = link.lane_of(sink.get_id().pid());
+        if sinks[lane].is_none() {
+            sink.hold().expect("hold");
+            let remote: ActorRef<SinkMsg> = a.actor_ref(b.export(&sink)).await.expect("resolve");
+            sinks[lane] = Some(remote);
+        }
+    }
+    // b watches an actor on a, and can ask it.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let watcher = b.spawn(Watcher(tx)).await.expect("watcher");
+    let echo = a.spawn(Echo).await.expect("echo");
+    let echo_on_b: ActorRef<EchoMsg> = b.actor_ref(a.export(&echo)).await.expect("resolve");
+    watcher.get_cell().monitor(echo_on_b.get_cell());
+    echo_on_b.echo(1).timeout(WAIT).await.expect("settled");
+
+    // Flood every lane until it refuses: each of b's readers is paused with a full window.
+    for sink in sinks.iter().flatten() {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while sink.put(vec![0; 16 * 1024]) != Err(TellError::Overloaded) {
+            tokio::task::yield_now().await;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "a lane never filled"
+            );
+        }
+    }
+    // The answer and the DOWN travel on the signal stream, which has window to spare.
+    assert_eq!(echo_on_b.echo(7).timeout(WAIT).await, Ok(7));
+    echo.stop(Some("gone".into()));
+    assert_eq!(next(&mut rx).await, "terminated:gone");
+    gate.notify_waiters();
+}

@@ -12,10 +12,20 @@ use super::faults::{FaultPlan, FaultySocket};
 use crate::certs::tls::{client_config, server_config};
 use crate::certs::{CertError, ClusterTrust, NodeCert};
 
-/// Bytes a peer may have in flight on one stream before it must wait for us to read.
-pub(crate) const STREAM_WINDOW: usize = 8 << 20;
-/// Bytes a peer may have in flight on one connection, all streams together.
-pub(crate) const CONNECTION_WINDOW: usize = 32 << 20;
+/// Bytes a peer may have in flight on one stream before it must wait for us to read (ample
+/// for a LAN's bandwidth-delay product).
+pub(crate) const STREAM_WINDOW: usize = 2 << 20;
+/// Stream windows kept free, beyond the data lanes and the control stream (which this node
+/// may pause), for the streams it never pauses: signals and membership syncs.
+const RESERVED_WINDOWS: usize = 4;
+
+/// Bytes a peer may have in flight on a connection with `lanes` data lanes, all streams
+/// together. QUIC returns connection credit only as the application reads, so if every
+/// pausable stream is paused with a full window, this still leaves room for signals: a DOWN
+/// or a reply is never stuck behind paused lanes.
+pub(crate) fn connection_window(lanes: usize) -> usize {
+    (lanes + 1 + RESERVED_WINDOWS) * STREAM_WINDOW
+}
 
 /// ALPN protocol id of the mesh.
 pub(crate) const ALPN: &[u8] = b"understudy/1";
@@ -71,8 +81,10 @@ fn transport(cfg: &MeshConfig) -> Result<Arc<TransportConfig>, EndpointError> {
     t.max_concurrent_bidi_streams(VarInt::from_u32(16));
     // Generous windows: the mesh is a LAN link carrying many small frames.
     t.stream_receive_window(VarInt::from_u32(STREAM_WINDOW as u32));
-    t.receive_window(VarInt::from_u32(CONNECTION_WINDOW as u32));
-    t.send_window(CONNECTION_WINDOW as u64);
+    // Before the Hello only the control stream is read; `Mesh::install` widens the window
+    // to the agreed lane count.
+    t.receive_window(VarInt::from_u32(connection_window(0) as u32));
+    t.send_window(connection_window(64) as u64);
     t.datagram_receive_buffer_size(Some(1024 * 1024));
     Ok(Arc::new(t))
 }

@@ -420,6 +420,10 @@ impl Mesh {
         // The lanes, the signal stream, and one spare so that a stray stream is read (and
         // refused) instead of blocking the peer's writer.
         conn.set_max_concurrent_uni_streams(quinn::VarInt::from_u32(u32::from(lanes) + 2));
+        let window = endpoint::connection_window(usize::from(lanes));
+        conn.set_receive_window(quinn::VarInt::from_u32(
+            u32::try_from(window).unwrap_or(u32::MAX),
+        ));
         let serial = self.inner.serials.fetch_add(1, Ordering::Relaxed);
         let link = Arc::new(PeerLink::new(
             info,
