@@ -509,3 +509,92 @@ async fn with_every_lane_paused_replies_and_downs_still_arrive() {
     assert_eq!(next(&mut rx).await, "terminated:gone");
     gate.notify_waiters();
 }
+
+/// A service that answers every request with its body, or (muted) never reads its inbox.
+struct Service {
+    name: &'static str,
+    muted: bool,
+    ctx: mpsc::UnboundedSender<(
+        &'static str,
+        understudy::cluster::extension::ExtensionContext,
+    )>,
+}
+
+impl understudy::cluster::extension::Extension for Service {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn start(
+        &self,
+        ctx: understudy::cluster::extension::ExtensionContext,
+    ) -> understudy::cluster::extension::Starting {
+        let _ = self.ctx.send((self.name, ctx.clone()));
+        let mut inbox = ctx.take_inbox().expect("inbox");
+        if !self.muted {
+            tokio::spawn(async move {
+                while let Some(m) = inbox.recv().await {
+                    if let understudy::cluster::extension::ExtensionMessage::Request {
+                        body,
+                        reply,
+                        ..
+                    } = m
+                    {
+                        reply.respond(Ok(body));
+                    }
+                }
+            });
+        } else {
+            // Held, never read.
+            std::mem::forget(inbox);
+        }
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_does_not_read_does_not_hold_back_other_services_answers() {
+    let ca = ClusterCa::ephemeral("test");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let nodes = common::cluster_with(&ca, 2, None, WAIT, |_, b| {
+        b.extension(Service {
+            name: "echo",
+            muted: false,
+            ctx: tx.clone(),
+        })
+        .extension(Service {
+            name: "mute",
+            muted: true,
+            ctx: tx.clone(),
+        })
+    })
+    .await;
+    let mut ctxs = Vec::new();
+    while ctxs.len() < 4 {
+        ctxs.push(rx.recv().await.expect("contexts"));
+    }
+    let ctx = |node: &Node, service: &str| {
+        ctxs.iter()
+            .find(|(s, c)| *s == service && c.node().is_some_and(|n| n.name() == node.name()))
+            .map(|(_, c)| c.clone())
+            .expect("context")
+    };
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // a floods b's mute service until b stops reading a's control stream.
+    let a_mute = ctx(a, "mute");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !matches!(
+        a_mute.notify(b.name(), vec![0; 16 * 1024]),
+        Err(understudy::cluster::extension::ExtensionError::Send(
+            understudy::cluster::mesh::SendError::Overloaded
+        ))
+    ) {
+        tokio::task::yield_now().await;
+        assert!(tokio::time::Instant::now() < deadline, "never overloaded");
+    }
+    // b asks a's echo: the answer comes back on a→b, which is not held back.
+    let answer = ctx(b, "echo")
+        .request(a.name(), b"ping".to_vec(), WAIT)
+        .await
+        .expect("answered");
+    assert_eq!(answer, b"ping");
+}

@@ -63,7 +63,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use crate::identity::NodeName;
 use crate::mesh::{Admit, PeerLink, SendError};
 use crate::node::{Inner, Node};
-use crate::wire::{Control, ExtensionBody};
+use crate::wire::{Control, ExtensionBody, Signal};
 use understudy_actor::NodeId;
 
 /// A service that runs on every node (registry, process groups, locks, or your own).
@@ -169,16 +169,17 @@ impl Responder {
 
     fn send(&self, result: Result<Vec<u8>, String>) {
         if let Some(link) = self.link.upgrade() {
-            let body = ExtensionBody::Response {
+            // On the signal stream: never behind this peer's paused control stream, never
+            // refused for lack of room (the connection fails instead, and the requester hears
+            // `Disconnected`). An answer too large for a frame becomes an error answer.
+            let response = |result: Result<Vec<u8>, String>| Signal::ExtensionResponse {
+                service: self.service.clone(),
                 id: self.id,
                 result: result.map(ByteBuf::from),
             };
-            // A response is never refused for lack of room: it is sent, or the connection
-            // fails and the requester hears `Disconnected`.
-            let _ = link.send_control_signal(&Control::Extension {
-                service: self.service.clone(),
-                body,
-            });
+            if let Err(SendError::Frame(e)) = link.send_signal(&response(result)) {
+                let _ = link.send_signal(&response(Err(format!("the response does not fit: {e}"))));
+            }
         }
     }
 }
@@ -458,12 +459,6 @@ impl Extensions {
         body: ExtensionBody,
     ) -> Admit {
         let (message, size, tx) = match body {
-            ExtensionBody::Response { id, result } => {
-                if let Some(tx) = self.pending().remove(&(link.serial(), id)) {
-                    let _ = tx.send(result.map(ByteBuf::into_vec));
-                }
-                return Admit::Next;
-            }
             ExtensionBody::Notice(body) => {
                 let Some(tx) = self.inbox(&service) else {
                     tracing::debug!(peer = %link.info().name, service, "notice for a service this node does not run");
@@ -512,6 +507,18 @@ impl Extensions {
             Admit::After(Box::pin(async move { budget.below_limit().await }))
         } else {
             Admit::Next
+        }
+    }
+
+    /// The answer to one of this node's requests arrived.
+    pub(crate) fn response(
+        &self,
+        link: &PeerLink,
+        id: u64,
+        result: Result<serde_bytes::ByteBuf, String>,
+    ) {
+        if let Some(tx) = self.pending().remove(&(link.serial(), id)) {
+            let _ = tx.send(result.map(ByteBuf::into_vec));
         }
     }
 

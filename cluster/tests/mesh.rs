@@ -11,7 +11,7 @@ use understudy_cluster::identity::NodeName;
 use understudy_cluster::mesh::{
     Admit, DialError, FaultPlan, FrameStream, Mesh, MeshConfig, MeshHandler, PeerLink,
 };
-use understudy_cluster::wire::{Control, Delivery, Signal};
+use understudy_cluster::wire::{Control, Delivery, ExtensionBody, Signal};
 
 #[derive(Debug)]
 enum Event {
@@ -161,11 +161,15 @@ async fn two_nodes_connect_and_exchange_signals_in_order() {
     }
     // And back, over b's side of the same connection.
     let back = b.mesh.link(&name("a")).expect("b has a link to a");
-    back.send_control(&Control::Leaving).expect("control");
+    let notice = Control::Extension {
+        service: "test".into(),
+        body: ExtensionBody::Notice(vec![1]),
+    };
+    back.send_control(&notice).expect("control");
     expect(
         &mut a.events,
         "control from b",
-        |e| matches!(e, Event::Control(n, Control::Leaving) if n == "b"),
+        |e| matches!(e, Event::Control(n, Control::Extension { .. }) if n == "b"),
     )
     .await;
     back.send_datagram(Bytes::from_static(b"swim"))
@@ -601,21 +605,20 @@ async fn a_graceful_shutdown_delivers_what_was_queued() {
         )
         .expect("send");
     }
-    link.send_control_signal(&Control::Leaving)
-        .expect("goodbye");
+    link.send_signal(&Signal::Leaving).expect("goodbye");
     a.mesh.shutdown("bye", Duration::from_secs(5)).await;
     let mut tells = 0;
     loop {
         match expect(&mut b.events, "traffic", |e| {
             matches!(
                 e,
-                Event::Delivery(..) | Event::Control(_, Control::Leaving) | Event::Down(_)
+                Event::Delivery(..) | Event::Signal(_, Signal::Leaving) | Event::Down(_)
             )
         })
         .await
         {
             Event::Delivery(..) => tells += 1,
-            Event::Control(..) => {}
+            Event::Signal(..) => {}
             _ => break,
         }
     }

@@ -314,7 +314,6 @@ fn control_name(c: &Control) -> &'static str {
         Control::Hello(_) => "Hello",
         Control::HelloAck(_) => "HelloAck",
         Control::Refuse(_) => "Refuse",
-        Control::Leaving => "Leaving",
         Control::Extension { .. } => "Extension",
     }
 }

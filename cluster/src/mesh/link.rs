@@ -227,12 +227,6 @@ impl PeerLink {
         self.push(&self.control, control, Kind::Data)
     }
 
-    /// Queues a control frame that must not be lost (a response, a goodbye): as
-    /// [`send_signal`](Self::send_signal), it fails the connection rather than be refused.
-    pub fn send_control_signal(&self, control: &Control) -> Result<(), SendError> {
-        self.push(&self.control, control, Kind::Signal)
-    }
-
     fn push<T: serde::Serialize>(
         &self,
         lane: &Lane,

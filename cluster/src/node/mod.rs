@@ -539,7 +539,7 @@ impl Node {
     pub async fn leave(&self) {
         self.inner.membership.leave().await;
         for link in self.inner.mesh.links() {
-            let _ = link.send_control_signal(&Control::Leaving);
+            let _ = link.send_signal(&Signal::Leaving);
         }
         self.inner
             .mesh
@@ -663,22 +663,26 @@ impl MeshHandler for Handler {
     }
 
     fn signal(&self, link: &Arc<PeerLink>, signal: Signal) {
-        self.remote.signal(link, signal);
-    }
-
-    fn control(&self, link: &Arc<PeerLink>, control: Control) -> Admit {
-        match control {
-            Control::Extension { service, body } => self.extensions.inbound(link, service, body),
-            // The peer is leaving on purpose: its goodbye came on the reliable stream, so the
+        match signal {
+            Signal::ExtensionResponse { id, result, .. } => {
+                self.extensions.response(link, id, result)
+            }
+            // The peer is leaving on purpose: its goodbye came on a reliable stream, so the
             // cluster hears `Left` even if every leave datagram is lost.
-            Control::Leaving => {
+            Signal::Leaving => {
                 if let Some(node) = self.node.upgrade() {
                     let info = link.info();
                     node.membership
                         .member_leaving(info.id, Incarnation::new(info.incarnation));
                 }
-                Admit::Next
             }
+            other => self.remote.signal(link, other),
+        }
+    }
+
+    fn control(&self, link: &Arc<PeerLink>, control: Control) -> Admit {
+        match control {
+            Control::Extension { service, body } => self.extensions.inbound(link, service, body),
             // Handshake frames after the handshake, or notices membership already carries.
             other => {
                 tracing::debug!(peer = %link.info().name, ?other, "control frame ignored");

@@ -156,6 +156,8 @@ impl RemoteDriver {
                     self.defer(session, after, Deferred::Exit { to, reason });
                 }
             }
+            // Node-level signals are the node's (it does not hand them here).
+            Signal::ExtensionResponse { .. } | Signal::Leaving => {}
         }
     }
 

@@ -94,8 +94,6 @@ pub enum Control {
     HelloAck(Hello),
     /// The acceptor refuses the connection (wrong cluster, version, identity, duplicate).
     Refuse(Refusal),
-    /// The sender is leaving the cluster on purpose (peers report Left, not Failed).
-    Leaving,
     /// Traffic of an extension service (registry, pg, locks, user services).
     Extension {
         /// The service's name.
@@ -105,25 +103,19 @@ pub enum Control {
     },
 }
 
-/// An extension's message: a one-way notice, a request, or the response to one.
+/// An extension's message: a one-way notice or a request. (The response to a request is a
+/// [`Signal::ExtensionResponse`]: it must not wait behind a paused control stream.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ExtensionBody {
     /// One-way.
     Notice(#[serde(with = "serde_bytes")] Vec<u8>),
-    /// Expects a [`ExtensionBody::Response`] with the same id.
+    /// Expects a [`Signal::ExtensionResponse`] with the same id.
     Request {
         /// Correlation id, unique per sender connection.
         id: u64,
         /// The request.
         #[serde(with = "serde_bytes")]
         body: Vec<u8>,
-    },
-    /// The answer to a request.
-    Response {
-        /// The request's id.
-        id: u64,
-        /// The answer, or why there is none.
-        result: Result<serde_bytes::ByteBuf, String>,
     },
 }
 
@@ -252,4 +244,16 @@ pub enum Signal {
         /// The sender's lane counts when it sent this.
         after: Barrier,
     },
+    /// The answer to an extension's request ([`ExtensionBody::Request`]).
+    ExtensionResponse {
+        /// The service's name.
+        service: String,
+        /// The request's id.
+        id: u64,
+        /// The answer, or why there is none.
+        result: Result<serde_bytes::ByteBuf, String>,
+    },
+    /// The sender is leaving the cluster on purpose: record this run of it as left (peers
+    /// report Left, not Failed) even if its leave datagrams are lost.
+    Leaving,
 }

@@ -4,11 +4,12 @@
 //! length, then that many bytes of postcard. Per connection and direction there are:
 //!
 //! - the **control stream** (bi-directional, opened by the dialer): [`Control`] frames — the
-//!   [`Hello`] handshake that must complete before anything else is trusted, extension
-//!   traffic, and node-level notices such as [`Control::Leaving`];
+//!   [`Hello`] handshake that must complete before anything else is trusted, then extension
+//!   notices and requests (the receiver may pause it while its services catch up);
 //! - the **signal stream** (one uni stream, highest priority): [`Signal`] frames — replies to
-//!   asks, monitors, DOWNs, links and exit signals. The receiver never pauses it and the
-//!   sender never refuses a signal for lack of room: it is delivered or the connection fails;
+//!   asks, monitors, DOWNs, links, exit signals, extension responses and the goodbye of a
+//!   leaving node. The receiver never pauses it and the sender never refuses a signal for lack
+//!   of room: it is delivered or the connection fails;
 //! - the **data lanes** (K ordered uni streams): [`Delivery`] frames — tells and asks. A
 //!   message's lane is chosen by its target, so everything one actor receives from one node
 //!   arrives in send order. A DOWN or exit signal carries a [`Barrier`] (the sender's lane

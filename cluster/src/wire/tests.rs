@@ -103,7 +103,6 @@ fn control() -> impl Strategy<Value = Control> {
         (any::<u64>(), any::<u64>())
             .prop_map(|(theirs, current)| Control::Refuse(Refusal::Stale { theirs, current })),
         any::<u16>().prop_map(|l| Control::Refuse(Refusal::Lanes(l))),
-        Just(Control::Leaving),
         ("[a-z]{1,6}", bytes()).prop_map(|(service, b)| Control::Extension {
             service,
             body: ExtensionBody::Notice(b)
@@ -112,20 +111,6 @@ fn control() -> impl Strategy<Value = Control> {
             service,
             body: ExtensionBody::Request { id, body }
         }),
-        (
-            "[a-z]{1,6}",
-            any::<u64>(),
-            prop::result::maybe_ok(bytes(), ".{0,8}")
-        )
-            .prop_map(|(service, id, r)| {
-                Control::Extension {
-                    service,
-                    body: ExtensionBody::Response {
-                        id,
-                        result: r.map(serde_bytes::ByteBuf::from),
-                    },
-                }
-            }),
     ]
 }
 

@@ -326,6 +326,23 @@ pub fn signals() -> Vec<(&'static str, Signal)> {
                 after: vec![3],
             },
         ),
+        (
+            "extension-response-ok",
+            Signal::ExtensionResponse {
+                service: "registry".into(),
+                id: 300,
+                result: Ok(vec![9, 9].into()),
+            },
+        ),
+        (
+            "extension-response-err",
+            Signal::ExtensionResponse {
+                service: "locks".into(),
+                id: 0,
+                result: Err("no such lock".into()),
+            },
+        ),
+        ("leaving", Signal::Leaving),
     ]
 }
 
@@ -361,7 +378,6 @@ pub fn controls() -> Vec<(&'static str, Control)> {
                 ours: "prod".into(),
             }),
         ),
-        ("leaving", Control::Leaving),
         (
             "extension-notice",
             Control::Extension {
@@ -376,26 +392,6 @@ pub fn controls() -> Vec<(&'static str, Control)> {
                 body: ExtensionBody::Request {
                     id: 300,
                     body: vec![0x80; 130],
-                },
-            },
-        ),
-        (
-            "extension-response-ok",
-            Control::Extension {
-                service: "registry".into(),
-                body: ExtensionBody::Response {
-                    id: 300,
-                    result: Ok(vec![9, 9].into()),
-                },
-            },
-        ),
-        (
-            "extension-response-err",
-            Control::Extension {
-                service: "locks".into(),
-                body: ExtensionBody::Response {
-                    id: 0,
-                    result: Err("no such lock".into()),
                 },
             },
         ),
