@@ -598,3 +598,84 @@ async fn a_service_that_does_not_read_does_not_hold_back_other_services_answers(
         .expect("answered");
     assert_eq!(answer, b"ping");
 }
+
+#[derive(Actor)]
+struct Big;
+
+#[messages(remote)]
+impl Big {
+    #[message]
+    fn blob(&self, n: usize) -> Vec<u8> {
+        vec![7; n]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_or_reason_too_large_for_a_frame_is_never_silently_lost() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster_with(&ca, 2, None, WAIT, |_, mut b| {
+        b.config_mut().mesh.max_frame = 4096;
+        b
+    })
+    .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let big = a.spawn(Big).await.expect("big");
+    let remote: ActorRef<BigMsg> = b.actor_ref(a.export(&big)).await.expect("resolve");
+    assert_eq!(remote.blob(10).timeout(WAIT).await.map(|v| v.len()), Ok(10));
+    // An answer larger than a frame: the asker hears at once that none will come.
+    assert_eq!(
+        remote.blob(10_000).timeout(WAIT).await,
+        Err(AskError::ActorStopped)
+    );
+    // A message larger than a frame is refused with the sizes.
+    let echo = a.spawn(Echo).await.expect("echo");
+    let sink_on_a = a
+        .spawn(Sink {
+            gate: Arc::new(Notify::new()),
+            got: Arc::new(AtomicU64::new(0)),
+        })
+        .await
+        .expect("sink");
+    let sink_on_b: ActorRef<SinkMsg> = b.actor_ref(a.export(&sink_on_a)).await.expect("resolve");
+    assert!(matches!(
+        sink_on_b.put(vec![0; 10_000]),
+        Err(TellError::TooLarge { max: 4096, .. })
+    ));
+    // A DOWN with a long reason arrives, its reason cut.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let watcher = b.spawn(Watcher(tx)).await.expect("watcher");
+    let echo_on_b: ActorRef<EchoMsg> = b.actor_ref(a.export(&echo)).await.expect("resolve");
+    watcher.get_cell().monitor(echo_on_b.get_cell());
+    echo_on_b.echo(0).timeout(WAIT).await.expect("settled");
+    echo.stop(Some("x".repeat(10_000)));
+    let down = next(&mut rx).await;
+    assert!(
+        down.starts_with("terminated:xxx") && down.ends_with('…'),
+        "{down}"
+    );
+    assert!(down.len() <= "terminated:".len() + 1024);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_signals_are_bounded_in_bytes() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster(&ca, 2, None, WAIT).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let echo = b.spawn(Echo).await.expect("echo");
+    let pid = b.export(&echo).pid;
+    let link = raw_link(a, b);
+    // Exit signals with 1 MiB reasons, waiting on frames that will never come.
+    let exit = Signal::Exit {
+        from: 1,
+        to: pid,
+        reason: Some("r".repeat(1 << 20)),
+        after: vec![u64::MAX; link.lanes()],
+    };
+    for _ in 0..32 {
+        if link.send_signal(&exit).is_err() {
+            break;
+        }
+    }
+    eventually("the connection is cut", || link.is_closed()).await;
+    assert!(echo.echo(1).await.is_ok(), "the target was not touched");
+}

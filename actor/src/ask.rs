@@ -45,6 +45,15 @@ pub enum TellError {
     /// is full). Nothing was sent; retry later or slow down.
     #[error("the remote node is not keeping up (send buffer full); retry later")]
     Overloaded,
+    /// The actor is remote and the message does not fit in one frame (`mesh.max_frame`).
+    /// Nothing was sent.
+    #[error("the message is {size} bytes, more than the {max}-byte frame limit (mesh.max_frame)")]
+    TooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Why an ask failed.
@@ -61,8 +70,9 @@ pub enum AskError {
         "the actor's mailbox is closed: it has stopped; look it up again (by name) or restart it"
     )]
     MailboxClosed,
-    /// The message was enqueued, but the actor stopped (or dropped the reply port) before
-    /// it answered.
+    /// The message was enqueued, but no answer will come: the actor stopped or dropped the
+    /// reply port before it answered (or, for a remote actor, its answer could not be sent
+    /// back, e.g. it is larger than a frame).
     #[error("the actor stopped before it replied")]
     ActorStopped,
     /// The ref's message type does not match the actor, or the message could not be
@@ -74,6 +84,14 @@ pub enum AskError {
     /// The actor is remote and the connection to its node is not keeping up. Nothing was sent.
     #[error("the remote node is not keeping up (send buffer full); retry later")]
     Overloaded,
+    /// The actor is remote and the message does not fit in one frame. Nothing was sent.
+    #[error("the message is {size} bytes, more than the {max}-byte frame limit (mesh.max_frame)")]
+    TooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl<T> From<MessagingErr<T>> for TellError {
@@ -91,6 +109,7 @@ impl From<TellError> for AskError {
             TellError::MailboxClosed => AskError::MailboxClosed,
             TellError::WrongActorType => AskError::WrongActorType,
             TellError::Overloaded => AskError::Overloaded,
+            TellError::TooLarge { size, max } => AskError::TooLarge { size, max },
         }
     }
 }

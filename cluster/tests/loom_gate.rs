@@ -32,7 +32,7 @@ fn record(gate: &Arc<BarrierGate<&'static str>>, fired: &Fired) -> impl FnMut(&'
 #[test]
 fn a_down_waiting_on_a_lane_fires_once_after_its_frames_never_stuck() {
     model(|| {
-        let gate = Arc::new(BarrierGate::new(1, 8));
+        let gate = Arc::new(BarrierGate::new(1, 64));
         let fired: Fired = Arc::default();
         let reader = {
             let (gate, fired) = (gate.clone(), fired.clone());
@@ -42,7 +42,7 @@ fn a_down_waiting_on_a_lane_fires_once_after_its_frames_never_stuck() {
                 }
             })
         };
-        gate.defer(vec![2], "down", record(&gate, &fired))
+        gate.defer(vec![2], "down", 1, record(&gate, &fired))
             .expect("valid");
         reader.join().unwrap();
         let fired = fired.lock().unwrap();
@@ -57,7 +57,7 @@ fn a_down_waiting_on_a_lane_fires_once_after_its_frames_never_stuck() {
 #[test]
 fn signals_fire_in_arrival_order_across_two_lanes() {
     model(|| {
-        let gate = Arc::new(BarrierGate::new(2, 8));
+        let gate = Arc::new(BarrierGate::new(2, 64));
         let fired: Arc<Mutex<Vec<&'static str>>> = Arc::default();
         let readers: Vec<_> = (0..2)
             .map(|lane| {
@@ -68,9 +68,9 @@ fn signals_fire_in_arrival_order_across_two_lanes() {
         // The first waits for lane 0, the second for lane 1: whichever lane comes first,
         // "first" takes effect before "second".
         let push = |s| fired.lock().unwrap().push(s);
-        gate.defer(vec![1, 0], "first", push).expect("valid");
+        gate.defer(vec![1, 0], "first", 1, push).expect("valid");
         let push = |s| fired.lock().unwrap().push(s);
-        gate.defer(vec![0, 1], "second", push).expect("valid");
+        gate.defer(vec![0, 1], "second", 1, push).expect("valid");
         for r in readers {
             r.join().unwrap();
         }

@@ -27,36 +27,41 @@ pub enum BarrierError {
         /// Lanes of the connection.
         lanes: usize,
     },
-    /// More signals wait than any honest peer could make wait.
-    #[error("more than {0} signals wait on their barriers")]
+    /// More signals (in bytes) wait than any honest peer could make wait.
+    #[error("signals of more than {0} bytes wait on their barriers")]
     TooMany(usize),
 }
 
 /// Signals waiting on their barriers, and how far each lane must be read for them.
 #[derive(Debug)]
 pub(crate) struct Barriers<A> {
-    waiting: VecDeque<(Barrier, A)>,
+    waiting: VecDeque<(Barrier, A, usize)>,
     needed: Vec<u64>,
+    /// Bytes the waiting signals cost, and the most they may.
+    held: usize,
     limit: usize,
 }
 
 impl<A> Barriers<A> {
-    /// Barriers for a connection with `lanes` lanes, holding at most `limit` signals.
+    /// Barriers for a connection with `lanes` lanes, holding signals of at most `limit`
+    /// bytes together.
     pub(crate) fn new(lanes: usize, limit: usize) -> Self {
         Barriers {
             waiting: VecDeque::new(),
             needed: vec![0; lanes],
+            held: 0,
             limit,
         }
     }
 
-    /// Takes a signal that must wait until every lane `i` has been read `after[i]` frames.
-    /// Returns the signals that may take effect now (this one, if nothing waits before it and
-    /// its barrier is met), in order.
+    /// Takes a signal (of `cost` bytes) that must wait until every lane `i` has been read
+    /// `after[i]` frames. Returns the signals that may take effect now (this one, if nothing
+    /// waits before it and its barrier is met), in order.
     pub(crate) fn push(
         &mut self,
         after: Barrier,
         action: A,
+        cost: usize,
         read: &[u64],
     ) -> Result<Vec<A>, BarrierError> {
         if after.len() != self.needed.len() {
@@ -65,13 +70,14 @@ impl<A> Barriers<A> {
                 lanes: self.needed.len(),
             });
         }
-        if self.waiting.len() >= self.limit {
+        if self.held.saturating_add(cost) > self.limit {
             return Err(BarrierError::TooMany(self.limit));
         }
         for (need, a) in self.needed.iter_mut().zip(&after) {
             *need = (*need).max(*a);
         }
-        self.waiting.push_back((after, action));
+        self.held += cost;
+        self.waiting.push_back((after, action, cost));
         Ok(self.progress(read))
     }
 
@@ -79,11 +85,12 @@ impl<A> Barriers<A> {
     /// frames, in order (stopping at the first that must still wait).
     pub(crate) fn progress(&mut self, read: &[u64]) -> Vec<A> {
         let mut ready = Vec::new();
-        while let Some((after, _)) = self.waiting.front() {
+        while let Some((after, _, _)) = self.waiting.front() {
             if after.iter().zip(read).any(|(a, r)| r < a) {
                 break;
             }
-            if let Some((_, action)) = self.waiting.pop_front() {
+            if let Some((_, action, cost)) = self.waiting.pop_front() {
+                self.held -= cost;
                 ready.push(action);
             }
         }
@@ -116,16 +123,16 @@ mod tests {
     #[test]
     fn a_met_barrier_takes_effect_at_once() {
         let mut b = Barriers::new(2, 10);
-        assert_eq!(b.push(vec![3, 0], "down", &[3, 5]), Ok(vec!["down"]));
+        assert_eq!(b.push(vec![3, 0], "down", 1, &[3, 5]), Ok(vec!["down"]));
         assert!(b.is_empty());
     }
 
     #[test]
     fn a_signal_waits_for_its_lanes_and_later_ones_wait_behind_it() {
         let mut b = Barriers::new(2, 10);
-        assert_eq!(b.push(vec![4, 0], "first", &[1, 0]), Ok(vec![]));
+        assert_eq!(b.push(vec![4, 0], "first", 1, &[1, 0]), Ok(vec![]));
         // Met already, but the first one still waits.
-        assert_eq!(b.push(vec![0, 1], "second", &[1, 1]), Ok(vec![]));
+        assert_eq!(b.push(vec![0, 1], "second", 1, &[1, 1]), Ok(vec![]));
         assert_eq!(b.needed(0), 4);
         assert_eq!(b.progress(&[3, 1]), Vec::<&str>::new());
         assert_eq!(b.progress(&[4, 1]), vec!["first", "second"]);
@@ -134,16 +141,19 @@ mod tests {
 
     #[test]
     fn malformed_or_too_many_barriers_are_refused() {
-        let mut b = Barriers::new(2, 1);
+        let mut b = Barriers::new(2, 100);
         assert_eq!(
-            b.push(vec![1], "x", &[0, 0]),
+            b.push(vec![1], "x", 1, &[0, 0]),
             Err(BarrierError::Shape { got: 1, lanes: 2 })
         );
-        assert_eq!(b.push(vec![9, 9], "y", &[0, 0]), Ok(vec![]));
+        assert_eq!(b.push(vec![9, 9], "y", 60, &[0, 0]), Ok(vec![]));
         assert_eq!(
-            b.push(vec![9, 9], "z", &[0, 0]),
-            Err(BarrierError::TooMany(1))
+            b.push(vec![9, 9], "z", 60, &[0, 0]),
+            Err(BarrierError::TooMany(100))
         );
+        // What took effect no longer counts.
+        assert_eq!(b.progress(&[9, 9]), vec!["y"]);
+        assert_eq!(b.push(vec![9, 9], "z", 60, &[0, 0]), Ok(vec![]));
     }
 
     proptest! {
@@ -154,7 +164,7 @@ mod tests {
             afters in prop::collection::vec(prop::collection::vec(0u64..20, 3), 1..20),
             steps in prop::collection::vec((0usize..3, 1u64..4), 0..60),
         ) {
-            let mut b = Barriers::new(3, 100);
+            let mut b = Barriers::new(3, 1000);
             let mut read = [0u64; 3];
             let mut fired = Vec::new();
             let check = |ready: Vec<usize>, read: &[u64; 3], fired: &mut Vec<usize>| {
@@ -165,7 +175,7 @@ mod tests {
                 Ok(())
             };
             for (i, after) in afters.iter().enumerate() {
-                let ready = b.push(after.clone(), i, &read).expect("valid");
+                let ready = b.push(after.clone(), i, 1, &read).expect("valid");
                 check(ready, &read, &mut fired)?;
             }
             for (lane, n) in steps {

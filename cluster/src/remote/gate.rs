@@ -32,7 +32,7 @@ impl<A> std::fmt::Debug for BarrierGate<A> {
 }
 
 impl<A> BarrierGate<A> {
-    /// A gate for `lanes` lanes that holds at most `limit` signals.
+    /// A gate for `lanes` lanes that holds signals of at most `limit` bytes together.
     pub fn new(lanes: usize, limit: usize) -> Self {
         BarrierGate {
             read: (0..lanes).map(|_| AtomicU64::new(0)).collect(),
@@ -56,13 +56,14 @@ impl<A> BarrierGate<A> {
         &self,
         after: Vec<u64>,
         action: A,
+        cost: usize,
         act: impl FnMut(A),
     ) -> Result<Vec<usize>, BarrierError> {
         let mut barriers = lock(&self.barriers);
         // Announce the wait before reading the counts (see the module docs).
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let read = self.read_counts();
-        let pushed = barriers.push(after, action, &read);
+        let pushed = barriers.push(after, action, cost, &read);
         self.waiting.store(barriers.len(), Ordering::SeqCst);
         let ready = pushed?;
         let behind = (0..read.len())
@@ -117,9 +118,12 @@ mod tests {
 
     #[test]
     fn a_held_signal_fires_when_its_lane_catches_up() {
-        let gate = BarrierGate::new(1, 8);
+        let gate = BarrierGate::new(1, 64);
         let mut fired = Vec::new();
-        assert_eq!(gate.defer(vec![2], "down", |s| fired.push(s)), Ok(vec![0]));
+        assert_eq!(
+            gate.defer(vec![2], "down", 1, |s| fired.push(s)),
+            Ok(vec![0])
+        );
         assert!(gate.must_read(0));
         gate.delivered(0, |s| fired.push(s));
         assert!(fired.is_empty());

@@ -420,7 +420,7 @@ impl RemoteDriver {
             .send_signal(&Signal::Exit {
                 from: 0,
                 to: pid,
-                reason,
+                reason: short_reason(reason),
                 after,
             })
             .map_err(|_| ResolveError::NotConnected(node))
@@ -528,12 +528,31 @@ enum Proxied {
     TheirLink,
 }
 
+/// The longest exit reason sent (bytes): a panic message can be long, and a DOWN must always
+/// fit in a frame (a longer one is cut, marked with `…`).
+pub const MAX_REASON: usize = 1024;
+
+/// `reason`, cut to [`MAX_REASON`] bytes on a character boundary.
+fn short_reason(reason: ExitReason) -> ExitReason {
+    reason.map(|mut r| {
+        if r.len() > MAX_REASON {
+            let mut end = MAX_REASON - '…'.len_utf8();
+            while !r.is_char_boundary(end) {
+                end -= 1;
+            }
+            r.truncate(end);
+            r.push('…');
+        }
+        r
+    })
+}
+
 /// Sends a DOWN that takes effect after everything queued to the peer so far.
 fn send_down(link: &PeerLink, watcher: u64, target: u64, reason: ExitReason) {
     let down = Signal::Down {
         watcher,
         target,
-        reason,
+        reason: short_reason(reason),
         after: link.barrier(),
     };
     // On failure the connection is gone (or was failed for not reading): the watcher hears

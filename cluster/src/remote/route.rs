@@ -18,7 +18,7 @@ use understudy_actor::{NodeId, TellError};
 
 use crate::mesh::MAX_SETTING;
 use crate::mesh::{PeerLink, SendError};
-use crate::wire::{Delivery, ReplyOutcome};
+use crate::wire::{Delivery, ReplyOutcome, WireError};
 
 /// Asks whose asker gave up are forgotten this long after their timeout.
 const PENDING_SLACK: Duration = Duration::from_secs(1);
@@ -47,6 +47,9 @@ fn to_tell_error(e: SendError) -> TellError {
     match e {
         SendError::Disconnected => TellError::MailboxClosed,
         SendError::Overloaded => TellError::Overloaded,
+        SendError::Frame(WireError::TooLarge { len, max }) => {
+            TellError::TooLarge { size: len, max }
+        }
         _ => TellError::WrongActorType,
     }
 }

@@ -19,7 +19,7 @@ use super::barrier::BarrierError;
 use super::gate::BarrierGate;
 use super::route::LinkRoute;
 use super::tables::LinkedPairs;
-use crate::mesh::PeerLink;
+use crate::mesh::{PeerLink, SendError};
 use crate::wire::{ExitReason, ReplyOutcome, Signal};
 
 /// A signal held until the messages before it are delivered (see `barrier.rs`).
@@ -29,6 +29,16 @@ pub(crate) enum Deferred {
     Down { watcher: u64, reason: ExitReason },
     /// An exit signal to this node's actor `to`.
     Exit { to: u64, reason: ExitReason },
+}
+
+impl Deferred {
+    fn reason_len(&self) -> usize {
+        match self {
+            Deferred::Down { reason, .. } | Deferred::Exit { reason, .. } => {
+                reason.as_ref().map_or(0, String::len)
+            }
+        }
+    }
 }
 
 /// One incoming data lane.
@@ -67,8 +77,16 @@ impl ReplySink for Replies {
             Err(Unanswered::Rejected(why)) => ReplyOutcome::Rejected(why),
             Err(_) => ReplyOutcome::ActorStopped,
         };
-        link.send_signal(&Signal::Reply { call, outcome })
-            .map_err(|_| AskerGone)
+        match link.send_signal(&Signal::Reply { call, outcome }) {
+            Ok(()) => Ok(()),
+            // An answer larger than a frame: the asker hears that there is none, at once.
+            Err(SendError::Frame(e)) => {
+                let outcome = ReplyOutcome::Rejected(format!("the answer does not fit: {e}"));
+                link.send_signal(&Signal::Reply { call, outcome })
+                    .map_err(|_| AskerGone)
+            }
+            Err(_) => Err(AskerGone),
+        }
     }
 }
 
@@ -94,9 +112,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Signals that may wait on their barriers at once, per connection: far above what the
-/// peer's actors dying at once produce, and a bound on what a lying peer can make us hold.
-const MAX_WAITING: usize = 1 << 16;
+/// Bytes of signals that may wait on their barriers at once, per connection: a DOWN costs
+/// about a hundred bytes (reasons are cut to `MAX_REASON`), so far above what the peer's
+/// actors dying at once produce, and a bound on what a lying peer can make us hold.
+const MAX_HELD: usize = 16 << 20;
 
 impl Session {
     pub(crate) fn new(
@@ -122,7 +141,7 @@ impl Session {
                     backlog: Backlog::new(lane_backlog),
                 })
                 .collect(),
-            gate: BarrierGate::new(lanes, MAX_WAITING),
+            gate: BarrierGate::new(lanes, MAX_HELD),
             proxies: Mutex::new(Proxies::default()),
             linked: Mutex::new(LinkedPairs::new(max_links)),
             hard_limit,
@@ -146,7 +165,8 @@ impl Session {
         action: Deferred,
         act: impl FnMut(Deferred),
     ) -> Result<(), BarrierError> {
-        for lane in self.gate.defer(after, action, act)? {
+        let cost = 64 + after.len() * 8 + action.reason_len();
+        for lane in self.gate.defer(after, action, cost, act)? {
             // A backlogged lane must be read on for this signal.
             self.lanes[lane].backlog.wake();
         }
