@@ -679,3 +679,44 @@ async fn held_signals_are_bounded_in_bytes() {
     eventually("the connection is cut", || link.is_closed()).await;
     assert!(echo.echo(1).await.is_ok(), "the target was not touched");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_barrier_over_many_tiny_messages_is_not_taken_for_a_lie() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster_with(&ca, 2, None, WAIT, small).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let gate = Arc::new(Notify::new());
+    let got = Arc::new(AtomicU64::new(0));
+    let sink = b
+        .spawn(Sink {
+            gate: gate.clone(),
+            got: got.clone(),
+        })
+        .await
+        .expect("sink");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let watcher = b.spawn(Watcher(tx)).await.expect("watcher");
+    let echo = a.spawn(Echo).await.expect("echo");
+    let echo_on_b: ActorRef<EchoMsg> = b.actor_ref(a.export(&echo)).await.expect("resolve");
+    watcher.get_cell().monitor(echo_on_b.get_cell());
+    echo_on_b.echo(0).timeout(WAIT).await.expect("settled");
+    sink.hold().expect("hold");
+    let sink_on_a: ActorRef<SinkMsg> = a.actor_ref(b.export(&sink)).await.expect("resolve");
+    let link = a.mesh().link(b.name()).expect("a-b");
+    // Empty messages: a few bytes each on the wire, far more in memory.
+    let mut sent = 0u64;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sink_on_a.put(Vec::new()) != Err(TellError::Overloaded) {
+        sent += 1;
+        if sent.is_multiple_of(256) {
+            tokio::task::yield_now().await;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never overloaded");
+    }
+    // The DOWN's barrier forces b to read every one of them: an honest peer, not cut off.
+    echo.stop(Some("bye".into()));
+    assert_eq!(next(&mut rx).await, "terminated:bye");
+    assert!(!link.is_closed(), "the connection survived");
+    gate.notify_one();
+    eventually("the sink drained", || got.load(Ordering::Relaxed) == sent).await;
+}

@@ -16,9 +16,9 @@
 //! ```
 //! use understudy_actor::backlog::{consumed, Backlog};
 //! let backlog = Backlog::new(1000);
-//! let token = backlog.charge(7, 600);
+//! let token = backlog.charge(7, 600, 500);
 //! assert!(!backlog.is_over_budget());
-//! let _second = backlog.charge(7, 600);
+//! let _second = backlog.charge(7, 600, 500);
 //! assert!(backlog.is_over_budget());
 //! consumed(&token); // the actor took the first message
 //! assert!(!backlog.is_over_budget());
@@ -34,8 +34,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use tokio::sync::Notify;
 
 /// What the metadata of a charged message starts with.
-const MAGIC: [u8; 8] = *b"usbklog1";
-const TOKEN_LEN: usize = 8 + 8 + 8 + 8;
+const MAGIC: [u8; 8] = *b"usbklog2";
+const TOKEN_LEN: usize = 8 + 8 + 8 + 8 + 8;
 
 /// Bytes a message costs besides its payload (mailbox entry, boxing, metadata), so that a
 /// flood of empty messages is bounded too.
@@ -50,10 +50,30 @@ fn registry() -> &'static Registry {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// What one source owes: in memory (`cost`, what budgets count) and in bytes on the wire
+/// (`wire`, what a lying peer is measured by).
+#[derive(Default, Clone, Copy)]
+struct Owed {
+    cost: usize,
+    wire: usize,
+}
+
+impl Owed {
+    fn add(&mut self, o: Owed) {
+        self.cost += o.cost;
+        self.wire += o.wire;
+    }
+
+    fn sub(&mut self, o: Owed) {
+        self.cost -= o.cost.min(self.cost);
+        self.wire -= o.wire.min(self.wire);
+    }
+}
+
 #[derive(Default)]
 struct Charges {
-    total: usize,
-    by_pid: HashMap<u64, usize>,
+    total: Owed,
+    by_pid: HashMap<u64, Owed>,
 }
 
 /// The bytes one source (a connection lane) has put into mailboxes that are not consumed
@@ -94,32 +114,35 @@ impl Backlog {
         self.charges.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a message of `cost` bytes for actor `pid`; returns the metadata to send it
-    /// with, which pays the charge back when the actor consumes it.
-    pub fn charge(&self, pid: u64, cost: usize) -> Vec<u8> {
+    /// Records a message for actor `pid` that costs `cost` bytes of memory and was `wire`
+    /// bytes on the wire; returns the metadata to send it with, which pays the charge back
+    /// when the actor consumes it.
+    pub fn charge(&self, pid: u64, cost: usize, wire: usize) -> Vec<u8> {
+        let owed = Owed { cost, wire };
         {
             let mut c = self.charges();
-            c.total += cost;
-            *c.by_pid.entry(pid).or_insert(0) += cost;
+            c.total.add(owed);
+            c.by_pid.entry(pid).or_default().add(owed);
         }
         let mut token = Vec::with_capacity(TOKEN_LEN);
         token.extend_from_slice(&MAGIC);
         token.extend_from_slice(&self.id.to_le_bytes());
         token.extend_from_slice(&pid.to_le_bytes());
         token.extend_from_slice(&(cost as u64).to_le_bytes());
+        token.extend_from_slice(&(wire as u64).to_le_bytes());
         token
     }
 
     /// Pays back a charge whose message was not delivered after all.
-    pub fn refund(&self, pid: u64, cost: usize) {
-        self.pay(pid, cost);
+    pub fn refund(&self, pid: u64, cost: usize, wire: usize) {
+        self.pay(pid, Owed { cost, wire });
     }
 
     /// Writes off everything charged for `pid` (the actor stopped; its mailbox is gone).
     pub fn forget(&self, pid: u64) {
         let mut c = self.charges();
         if let Some(owed) = c.by_pid.remove(&pid) {
-            c.total -= owed;
+            c.total.sub(owed);
             drop(c);
             self.wake.notify_waiters();
         }
@@ -128,45 +151,53 @@ impl Backlog {
     /// Writes off the charges of every actor for which `alive(pid)` is false.
     pub fn retain(&self, mut alive: impl FnMut(u64) -> bool) {
         let mut c = self.charges();
-        let before = c.total;
-        let mut freed = 0;
+        let before = c.total.cost;
+        let mut freed = Owed::default();
         c.by_pid.retain(|pid, owed| {
             let keep = alive(*pid);
             if !keep {
-                freed += *owed;
+                freed.add(*owed);
             }
             keep
         });
-        c.total -= freed;
-        let changed = c.total != before;
+        c.total.sub(freed);
+        let changed = c.total.cost != before;
         drop(c);
         if changed {
             self.wake.notify_waiters();
         }
     }
 
-    fn pay(&self, pid: u64, cost: usize) {
+    fn pay(&self, pid: u64, paid: Owed) {
         let mut c = self.charges();
         let Some(owed) = c.by_pid.get_mut(&pid) else {
             return;
         };
-        let paid = cost.min(*owed);
-        *owed -= paid;
-        if *owed == 0 {
+        let paid = Owed {
+            cost: paid.cost.min(owed.cost),
+            wire: paid.wire.min(owed.wire),
+        };
+        owed.sub(paid);
+        if owed.cost == 0 {
             c.by_pid.remove(&pid);
         }
-        let was_over = c.total > self.budget;
-        c.total -= paid;
-        let now_over = c.total > self.budget;
+        let was_over = c.total.cost > self.budget;
+        c.total.sub(paid);
+        let now_over = c.total.cost > self.budget;
         drop(c);
         if was_over && !now_over {
             self.wake.notify_waiters();
         }
     }
 
-    /// Bytes charged and not paid back.
+    /// Bytes (of memory) charged and not paid back.
     pub fn total(&self) -> usize {
-        self.charges().total
+        self.charges().total.cost
+    }
+
+    /// Bytes on the wire of the messages charged and not paid back.
+    pub fn wire_total(&self) -> usize {
+        self.charges().total.wire
     }
 
     /// The budget.
@@ -216,7 +247,8 @@ pub fn consumed(metadata: &[u8]) {
         let bytes: [u8; 8] = rest.get(i * 8..i * 8 + 8)?.try_into().ok()?;
         Some(u64::from_le_bytes(bytes))
     };
-    let (Some(id), Some(pid), Some(cost)) = (field(0), field(1), field(2)) else {
+    let (Some(id), Some(pid), Some(cost), Some(wire)) = (field(0), field(1), field(2), field(3))
+    else {
         return;
     };
     let backlog = registry()
@@ -225,7 +257,14 @@ pub fn consumed(metadata: &[u8]) {
         .get(&id)
         .and_then(Weak::upgrade);
     if let Some(backlog) = backlog {
-        backlog.pay(pid, usize::try_from(cost).unwrap_or(usize::MAX));
+        let owed = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        backlog.pay(
+            pid,
+            Owed {
+                cost: owed(cost),
+                wire: owed(wire),
+            },
+        );
     }
 }
 
@@ -236,12 +275,13 @@ mod tests {
     #[test]
     fn charges_are_paid_back_once_and_only_for_live_entries() {
         let b = Backlog::new(10);
-        let t1 = b.charge(1, 8);
-        let t2 = b.charge(2, 8);
+        let t1 = b.charge(1, 8, 4);
+        let t2 = b.charge(2, 8, 4);
         assert!(b.is_over_budget());
         consumed(&t1);
         consumed(&t1); // a duplicate pays nothing more
         assert_eq!(b.total(), 8);
+        assert_eq!(b.wire_total(), 4);
         b.retain(|pid| pid != 2);
         assert_eq!(b.total(), 0);
         consumed(&t2); // written off already
@@ -251,9 +291,9 @@ mod tests {
     #[test]
     fn foreign_or_stale_metadata_is_ignored() {
         consumed(b"");
-        consumed(b"usbklog1short");
+        consumed(b"usbklog2short");
         consumed(&[0u8; 64]);
-        let token = Backlog::new(1).charge(1, 5);
+        let token = Backlog::new(1).charge(1, 5, 5);
         // The backlog is dropped: its token pays nothing and does not panic.
         consumed(&token);
     }
@@ -261,7 +301,7 @@ mod tests {
     #[tokio::test]
     async fn a_waiter_wakes_when_the_backlog_drops_to_its_budget() {
         let b = Backlog::new(10);
-        let t = b.charge(1, 20);
+        let t = b.charge(1, 20, 20);
         let waiter = {
             let b = b.clone();
             tokio::spawn(async move { b.wait_while(Backlog::is_over_budget).await })

@@ -32,7 +32,7 @@ impl MeshHandler for Recorder {
     fn peer_down(&self, link: &Arc<PeerLink>, _reason: &str) {
         let _ = self.0.send(Event::Down(link.info().name.to_string()));
     }
-    fn delivery(&self, link: &Arc<PeerLink>, lane: usize, delivery: Delivery) -> Admit {
+    fn delivery(&self, link: &Arc<PeerLink>, lane: usize, delivery: Delivery, _: usize) -> Admit {
         let _ = self.0.send(Event::Delivery(
             link.info().name.to_string(),
             lane,

@@ -78,8 +78,8 @@ impl MeshConfig {
         if !(1..=64).contains(&self.lanes) {
             return bad("lanes must be between 1 and 64");
         }
-        if self.max_frame < 1024 || self.max_frame > u32::MAX as usize {
-            return bad("max_frame must be between 1 KiB and 4 GiB");
+        if self.max_frame < 1024 || self.max_frame > 1 << 30 {
+            return bad("max_frame must be between 1 KiB and 1 GiB");
         }
         if self.lane_buffer < self.max_frame {
             return bad(

@@ -11,6 +11,10 @@
 use crate::identity::{ClusterName, NodeName, node_id};
 use crate::wire::{Hello, PROTOCOL_VERSION, Refusal};
 
+/// The largest lane buffer (and frame) a Hello may declare: what `MeshConfig::validate`
+/// accepts.
+const MAX_LANE_BUFFER: u64 = 1 << 30;
+
 /// Checks a peer's Hello against its certificate's node name. Returns the peer's name.
 pub(crate) fn check_hello(
     cluster: &ClusterName,
@@ -47,6 +51,13 @@ pub(crate) fn check_hello(
     }
     if hello.lanes == 0 || hello.lanes > 64 {
         return Err(Refusal::Lanes(hello.lanes));
+    }
+    let (buffer, frame) = (hello.lane_buffer, hello.max_frame);
+    if !(1024..=MAX_LANE_BUFFER).contains(&frame) || !(frame..=MAX_LANE_BUFFER).contains(&buffer) {
+        return Err(Refusal::Buffers {
+            lane_buffer: buffer,
+            max_frame: frame,
+        });
     }
     Ok(certified.clone())
 }
@@ -148,6 +159,8 @@ mod tests {
             incarnation: 1,
             mesh_addr: "127.0.0.1:1".parse().expect("addr"),
             lanes: 4,
+            lane_buffer: 1 << 20,
+            max_frame: 1 << 16,
         }
     }
 

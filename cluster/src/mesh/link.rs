@@ -61,6 +61,10 @@ pub struct PeerInfo {
     /// How many data lanes the connection uses in each direction (the smaller of the two
     /// sides' configured counts).
     pub lanes: u16,
+    /// How much the peer may queue per lane (its `mesh.lane_buffer`).
+    pub lane_buffer: usize,
+    /// The largest frame the peer writes (its `mesh.max_frame`).
+    pub max_frame: usize,
 }
 
 /// What a reader does after handing a frame to the handler.
@@ -464,7 +468,7 @@ pub(crate) fn start_readers(
         let (guard, handler) = (link.reader(), handler.clone());
         tokio::spawn(async move {
             let link = guard.link.clone();
-            read_frames::<Control>(&link, control_recv, max_frame, |c| {
+            read_frames::<Control>(&link, control_recv, max_frame, |c, _| {
                 handler.control(&link, c)
             })
             .await;
@@ -536,7 +540,7 @@ async fn read_uni(
     }
     match header[0] {
         uni_kind::SIGNALS if link.claim_signals() => {
-            read_frames::<Signal>(&link, recv, max_frame, |s| {
+            read_frames::<Signal>(&link, recv, max_frame, |s, _| {
                 handler.signal(&link, s);
                 Admit::Next
             })
@@ -544,8 +548,10 @@ async fn read_uni(
         }
         lane if usize::from(lane) < link.lanes() && link.claim_lane(usize::from(lane)) => {
             let lane = usize::from(lane);
-            read_frames::<Delivery>(&link, recv, max_frame, |d| handler.delivery(&link, lane, d))
-                .await;
+            read_frames::<Delivery>(&link, recv, max_frame, |d, size| {
+                handler.delivery(&link, lane, d, size)
+            })
+            .await;
         }
         other => violation(
             &link,
@@ -585,7 +591,7 @@ pub(crate) async fn read_frames<T: DeserializeOwned>(
     link: &PeerLink,
     mut recv: quinn::RecvStream,
     max_frame: usize,
-    mut deliver: impl FnMut(T) -> Admit,
+    mut deliver: impl FnMut(T, usize) -> Admit,
 ) {
     let mut frames = RawFrames::new(max_frame);
     loop {
@@ -593,9 +599,17 @@ pub(crate) async fn read_frames<T: DeserializeOwned>(
             Ok(Some(chunk)) => {
                 frames.push(&chunk.bytes);
                 loop {
+                    let before = frames.buffered();
                     match frames.next_frame::<T>() {
                         Ok(Some(frame)) => {
-                            if let Admit::After(wait) = deliver(frame) {
+                            let size = before - frames.buffered();
+                            let admit = deliver(frame, size);
+                            // Closed (a violation, or by us): what quinn still buffers is not
+                            // the peer's to deliver any more.
+                            if link.is_closed() {
+                                return;
+                            }
+                            if let Admit::After(wait) = admit {
                                 tokio::select! {
                                     () = wait => {}
                                     _ = link.conn.closed() => return,

@@ -78,8 +78,9 @@ pub trait MeshHandler: Send + Sync + 'static {
     /// That connection ended (closed by either side, timed out, or replaced), after all of
     /// its frames.
     fn peer_down(&self, link: &Arc<PeerLink>, reason: &str);
-    /// A message arrived on data lane `lane`.
-    fn delivery(&self, link: &Arc<PeerLink>, lane: usize, delivery: Delivery) -> Admit;
+    /// A message of `size` bytes on the wire arrived on data lane `lane`.
+    fn delivery(&self, link: &Arc<PeerLink>, lane: usize, delivery: Delivery, size: usize)
+    -> Admit;
     /// A signal arrived on the signal stream (which is never paused).
     fn signal(&self, link: &Arc<PeerLink>, signal: Signal);
     /// A control frame arrived (after the handshake).
@@ -196,6 +197,8 @@ impl Mesh {
             mesh_addr: local,
             // validate() keeps lanes within 1..=64.
             lanes: u16::try_from(cfg.lanes).unwrap_or(64),
+            lane_buffer: cfg.lane_buffer as u64,
+            max_frame: cfg.max_frame as u64,
         };
         Ok(Mesh {
             inner: Arc::new(Inner {
@@ -416,6 +419,9 @@ impl Mesh {
             incarnation: hello.incarnation,
             mesh_addr: hello.mesh_addr,
             lanes,
+            // check_hello keeps both within 1 GiB.
+            lane_buffer: usize::try_from(hello.lane_buffer).unwrap_or(usize::MAX),
+            max_frame: usize::try_from(hello.max_frame).unwrap_or(usize::MAX),
         };
         // The lanes, the signal stream, and one spare so that a stray stream is read (and
         // refused) instead of blocking the peer's writer.

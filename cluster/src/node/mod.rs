@@ -241,13 +241,7 @@ impl NodeBuilder {
         let teardown = Teardown {
             mesh: Some(mesh.clone()),
         };
-        let remote = RemoteDriver::start(
-            runtime.clone(),
-            self.config.remote.clone(),
-            self.config.mesh.lane_buffer,
-            self.config.mesh.max_frame,
-        )
-        .await?;
+        let remote = RemoteDriver::start(runtime.clone(), self.config.remote.clone()).await?;
         let (peers_tx, _) = watch::channel(0u64);
         let (inbound, inbox) = inbound(self.config.membership.inbound_queue);
         let local = LocalNode {
@@ -658,8 +652,14 @@ impl MeshHandler for Handler {
         self.peers_changed.send_modify(|v| *v += 1);
     }
 
-    fn delivery(&self, link: &Arc<PeerLink>, lane: usize, delivery: Delivery) -> Admit {
-        self.remote.delivery(link, lane, delivery)
+    fn delivery(
+        &self,
+        link: &Arc<PeerLink>,
+        lane: usize,
+        delivery: Delivery,
+        size: usize,
+    ) -> Admit {
+        self.remote.delivery(link, lane, delivery, size)
     }
 
     fn signal(&self, link: &Arc<PeerLink>, signal: Signal) {

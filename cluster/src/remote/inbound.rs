@@ -18,7 +18,13 @@ impl RemoteDriver {
     /// A message arrived on data lane `lane`: into its actor's mailbox, charged to the lane.
     /// Says to wait before the next frame while the lane's backlog is over budget (unless a
     /// DOWN waits on this lane).
-    pub fn delivery(&self, link: &Arc<PeerLink>, lane: usize, delivery: Delivery) -> Admit {
+    pub fn delivery(
+        &self,
+        link: &Arc<PeerLink>,
+        lane: usize,
+        delivery: Delivery,
+        size: usize,
+    ) -> Admit {
         let Some(session) = link.session::<Session>() else {
             return Admit::Next;
         };
@@ -33,10 +39,10 @@ impl RemoteDriver {
                 let message = SerializedMessage::Cast {
                     variant,
                     args,
-                    metadata: Some(backlog.charge(to, cost)),
+                    metadata: Some(backlog.charge(to, cost, size)),
                 };
                 if let Err(e) = self.runtime.exports().deliver_encoded(to, message) {
-                    backlog.refund(to, cost);
+                    backlog.refund(to, cost, size);
                     dead_letter(link, to, &e);
                 }
             }
@@ -46,7 +52,7 @@ impl RemoteDriver {
                 variant,
                 args,
                 ..
-            } => self.ask(session, lane, to, call, variant, args),
+            } => self.ask(session, lane, to, call, variant, args, size),
         }
         session.delivered(lane, |d| self.act(session, d));
         self.admit(session, lane)
@@ -55,12 +61,13 @@ impl RemoteDriver {
     /// Whether the lane may be read on now.
     fn admit(&self, session: &Arc<Session>, lane: usize) -> Admit {
         let backlog = &session.lanes[lane].backlog;
-        let total = backlog.total();
-        if total <= backlog.budget() {
+        if backlog.total() <= backlog.budget() {
             return Admit::Next;
         }
-        if total > session.hard_limit {
-            tracing::warn!(peer = %session.link.info().name, total, "a lane's backlog is past what any barrier allows; closing the connection");
+        // In bytes on the wire: what the peer could have had queued or in flight.
+        let wire = backlog.wire_total();
+        if wire > session.hard_limit {
+            tracing::warn!(peer = %session.link.info().name, wire, "a lane's backlog is past what any barrier allows; closing the connection");
             session
                 .link
                 .close_for_violation("backlog past every barrier");
@@ -95,11 +102,12 @@ impl RemoteDriver {
         call: u64,
         variant: String,
         args: Vec<u8>,
+        size: usize,
     ) {
         let link = &session.link;
         let backlog = &session.lanes[lane].backlog;
         let cost = args.len() + MESSAGE_OVERHEAD;
-        let mut metadata = backlog.charge(to, cost);
+        let mut metadata = backlog.charge(to, cost, size);
         metadata.extend_from_slice(&session.replies.token(call));
         // The decoded message answers through the token; this port only marks it an ask.
         let (port, _) = ractor::concurrency::oneshot::<Vec<u8>>();
@@ -116,7 +124,7 @@ impl RemoteDriver {
             }
             Err(e) => ReplyOutcome::Rejected(e.to_string()),
         };
-        backlog.refund(to, cost);
+        backlog.refund(to, cost, size);
         metrics::counter!(DEAD_LETTERS_METRIC).increment(1);
         tracing::debug!(peer = %link.info().name, to, ?outcome, "inbound ask not delivered");
         let _ = link.send_signal(&Signal::Reply { call, outcome });

@@ -105,8 +105,6 @@ struct State {
 pub struct RemoteDriver {
     runtime: Runtime,
     config: RemoteConfig,
-    /// The backlog past which a lane's peer is cut off (see `Session::hard_limit`).
-    hard_limit: usize,
     state: Mutex<State>,
     next_key: AtomicU64,
     agent: OnceLock<ActorCell>,
@@ -119,25 +117,13 @@ impl std::fmt::Debug for RemoteDriver {
 }
 
 impl RemoteDriver {
-    /// Creates the driver and its watch agent. `lane_buffer` and `max_frame` are the mesh's
-    /// (they bound how far an honest peer can make a barrier read past a lane's backlog).
+    /// Creates the driver and its watch agent.
     pub async fn start(
         runtime: Runtime,
         config: RemoteConfig,
-        lane_buffer: usize,
-        max_frame: usize,
     ) -> Result<Arc<RemoteDriver>, ResolveError> {
-        // An honest peer's barrier makes a paused lane deliver at most what the peer had
-        // queued (its lane buffer, plus the chunk being written) and what is in flight (the
-        // QUIC stream window): more than that is a peer lying about its counts.
-        let hard_limit = config
-            .lane_backlog
-            .saturating_add(lane_buffer.saturating_mul(2))
-            .saturating_add(max_frame.saturating_mul(2))
-            .saturating_add(crate::mesh::STREAM_WINDOW);
         let driver = Arc::new(RemoteDriver {
             runtime,
-            hard_limit,
             state: Mutex::new(State {
                 sessions: HashMap::new(),
                 interests: Interests::new(config.max_monitors_per_peer),
@@ -183,10 +169,21 @@ impl RemoteDriver {
 
     /// A connection came up: its session starts (before any of its frames are read).
     pub fn peer_up(&self, link: &Arc<PeerLink>) {
+        // An honest peer's barrier makes a paused lane deliver at most what the peer had
+        // queued when it sent it (its lane buffer, plus the chunk being written) and what was
+        // in flight (a stream window): in bytes on the wire, beyond the backlog's budget
+        // (which is in memory bytes, never fewer). More is a peer lying about its counts.
+        let info = link.info();
+        let hard_limit = self
+            .config
+            .lane_backlog
+            .saturating_add(info.lane_buffer.saturating_mul(2))
+            .saturating_add(info.max_frame.saturating_mul(2))
+            .saturating_add(crate::mesh::STREAM_WINDOW);
         let session = Session::new(
             link.clone(),
             self.config.lane_backlog,
-            self.hard_limit,
+            hard_limit,
             self.config.max_links_per_peer,
         );
         link.set_session(session.clone());

@@ -28,6 +28,10 @@ pub struct Hello {
     /// How many data lanes the sender can write and read; a connection uses the smaller of
     /// the two sides' counts in each direction.
     pub lanes: u16,
+    /// The sender's lane buffer: how much it may queue per lane (see `remote`'s barriers).
+    pub lane_buffer: u64,
+    /// The largest frame the sender writes.
+    pub max_frame: u64,
 }
 
 /// Why a Hello was refused.
@@ -72,6 +76,14 @@ pub enum Refusal {
     /// A lane count outside 1–64.
     #[error("invalid lane count {0}")]
     Lanes(u16),
+    /// Buffer sizes outside what any node may be configured with.
+    #[error("invalid lane buffer {lane_buffer} or frame size {max_frame}")]
+    Buffers {
+        /// The declared lane buffer.
+        lane_buffer: u64,
+        /// The declared largest frame.
+        max_frame: u64,
+    },
     /// An older incarnation than one already connected.
     #[error("stale incarnation {theirs}: incarnation {current} of that node is connected")]
     Stale {

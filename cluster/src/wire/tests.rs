@@ -91,6 +91,8 @@ fn hello() -> impl Strategy<Value = Hello> {
                 incarnation,
                 mesh_addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
                 lanes: port % 8 + 1,
+                lane_buffer: u64::from(port) << 10,
+                max_frame: 1 << 16,
             },
         )
 }

@@ -356,6 +356,8 @@ pub fn controls() -> Vec<(&'static str, Control)> {
         incarnation: 1_700_000_000_000,
         mesh_addr: addr.parse::<SocketAddr>().expect("seed address"),
         lanes: 4,
+        lane_buffer: 16 << 20,
+        max_frame: 8 << 20,
     };
     vec![
         (
