@@ -720,3 +720,58 @@ async fn a_barrier_over_many_tiny_messages_is_not_taken_for_a_lie() {
     gate.notify_one();
     eventually("the sink drained", || got.load(Ordering::Relaxed) == sent).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_and_unlink_spam_holds_at_most_one_proxy_per_pair() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster_with(&ca, 2, None, WAIT, |_, mut b| {
+        b.config_mut().remote.max_links_per_peer = 16;
+        b
+    })
+    .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // Real actors on both sides, so every proxy b makes would stay alive.
+    let theirs = a.spawn(Echo).await.expect("a's actor");
+    let from = a.export(&theirs).pid;
+    let ours = b.spawn(Echo).await.expect("b's actor");
+    let to = b.export(&ours).pid;
+    let link = raw_link(a, b);
+    for _ in 0..2000 {
+        link.send_signal(&Signal::Link { from, to }).expect("link");
+        link.send_signal(&Signal::Unlink { from, to })
+            .expect("unlink");
+    }
+    link.send_signal(&Signal::Link { from, to }).expect("link");
+    eventually("the last link holds", || b.remote_stats().links == 1).await;
+    // Let any proxy still being made finish: a round trip on the same streams.
+    let fence: ActorRef<EchoMsg> = b.actor_ref(a.export(&theirs)).await.expect("resolve");
+    fence.echo(1).timeout(WAIT).await.expect("round trip");
+    let stats = b.remote_stats();
+    assert!(stats.proxies <= 3, "{stats:?}");
+    assert!(!link.is_closed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linking_and_unlinking_again_and_again_releases_the_monitors() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster_with(&ca, 2, None, WAIT, |_, mut b| {
+        b.config_mut().remote.max_monitors_per_peer = 16;
+        b
+    })
+    .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let w = b.spawn(Watcher(tx)).await.expect("watcher");
+    let target = a.spawn(Echo).await.expect("target");
+    let on_b: ActorRef<EchoMsg> = b.actor_ref(a.export(&target)).await.expect("resolve");
+    for round in 0..40 {
+        b.link(&w.get_cell(), &on_b.get_cell()).await.expect("link");
+        b.unlink(&w.get_cell(), &on_b.get_cell()).expect("unlink");
+        // Each round trip drains the signals of the round before.
+        on_b.echo(round).timeout(WAIT).await.expect("connected");
+    }
+    eventually("the monitors are released", || {
+        a.remote_stats().monitors <= 2 && b.remote_stats().monitors <= 2
+    })
+    .await;
+}

@@ -261,9 +261,8 @@ impl RemoteDriver {
                         .unwrap_or_else(|p| p.into_inner())
                         .set_proxy(from, to, key);
                     // Unlinked while the proxy was starting: undo it quietly.
-                    if !kept && let Some(entry) = session.take_proxy(key) {
-                        entry.cell.unlink(local);
-                        entry.cell.stop(None);
+                    if !kept {
+                        driver.drop_proxy(&session, key, Some(&local));
                     }
                 }
                 Err(e) => {
@@ -271,7 +270,7 @@ impl RemoteDriver {
                         .linked
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .remove(from, to);
+                        .abandon(from, to);
                     tracing::debug!(error = %e, "remote link not established");
                 }
             }
@@ -285,13 +284,10 @@ impl RemoteDriver {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(from, to);
-        let Some(entry) = key.and_then(|k| session.take_proxy(k)) else {
-            return;
-        };
-        if let Some(local) = self.local_cell(to) {
-            entry.cell.unlink(local);
+        if let Some(key) = key {
+            let local = self.local_cell(to);
+            self.drop_proxy(session, key, local.as_ref());
         }
-        entry.cell.stop(None);
     }
 }
 

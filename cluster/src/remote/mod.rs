@@ -385,9 +385,8 @@ impl RemoteDriver {
         let session = self.session(node)?;
         let local_pid = local.get_id().pid();
         let key = session.proxies().own_links.remove(&(local_pid, pid));
-        if let Some(entry) = key.and_then(|k| session.take_proxy(k)) {
-            entry.cell.unlink(local.clone());
-            entry.cell.stop(None);
+        if let Some(key) = key {
+            self.drop_proxy(&session, key, Some(local));
         }
         session
             .link
@@ -439,6 +438,45 @@ impl RemoteDriver {
         !first
     }
 
+    /// Stops proxy `key` quietly (without an event to `supervisor`, if given) and tells the
+    /// owner it no longer needs the DOWN, so its monitor is released there too.
+    fn drop_proxy(&self, session: &Session, key: u64, supervisor: Option<&ActorCell>) {
+        let Some(entry) = session.take_proxy(key) else {
+            return;
+        };
+        if let Some(supervisor) = supervisor {
+            entry.cell.unlink(supervisor.clone());
+        }
+        entry.cell.stop(None);
+        let _ = session.link.send_signal(&Signal::Demonitor {
+            watcher: key,
+            target: entry.pid,
+        });
+    }
+
+    /// A proxy stopped by someone else than this layer (its user stopped it): forget it and
+    /// release the owner's monitor.
+    fn proxy_exited(&self, route_id: u64, cell: &ActorCell) {
+        let ActorId::Remote { pid, .. } = cell.get_id() else {
+            return;
+        };
+        let sessions: Vec<Arc<Session>> = self.state().sessions.values().cloned().collect();
+        let Some(session) = sessions.into_iter().find(|s| s.route_id == route_id) else {
+            return;
+        };
+        let key = {
+            let p = session.proxies();
+            p.shared.get(&pid).copied().filter(|k| {
+                p.by_key
+                    .get(k)
+                    .is_some_and(|e| e.cell.get_id() == cell.get_id())
+            })
+        };
+        if let Some(key) = key {
+            self.drop_proxy(&session, key, None);
+        }
+    }
+
     /// A watched local actor exited: send each interested watcher its DOWN, once.
     fn local_exit(&self, pid: u64, reason: ExitReason) {
         let (interests, sessions) = {
@@ -461,6 +499,22 @@ impl RemoteDriver {
         for session in sessions.values() {
             for lane in session.lanes.iter() {
                 lane.backlog.forget(pid);
+            }
+            // The links this actor made: their proxies go with it (the peer's half hears of
+            // the exit through its own monitor of this actor).
+            let keys: Vec<u64> = {
+                let mut p = session.proxies();
+                let keys = p
+                    .own_links
+                    .iter()
+                    .filter(|((local, _), _)| *local == pid)
+                    .map(|(_, k)| *k)
+                    .collect::<Vec<_>>();
+                p.own_links.retain(|(local, _), _| *local != pid);
+                keys
+            };
+            for key in keys {
+                self.drop_proxy(session, key, None);
             }
         }
     }

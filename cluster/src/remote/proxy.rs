@@ -81,11 +81,14 @@ impl ractor::Actor for Agent {
             SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err.to_string())),
             _ => return Ok(()),
         };
-        // Exits of the proxies it supervises are not news; exits of watched local actors are.
-        if let ractor::ActorId::Local(pid) = cell.get_id()
-            && let Some(driver) = self.driver.upgrade()
-        {
-            driver.local_exit(pid, reason);
+        let Some(driver) = self.driver.upgrade() else {
+            return Ok(());
+        };
+        match cell.get_id() {
+            // A watched local actor exited: its remote watchers hear it.
+            ractor::ActorId::Local(pid) => driver.local_exit(pid, reason),
+            // A shared proxy it supervises stopped; if not by this layer, release it.
+            ractor::ActorId::Remote { node_id, .. } => driver.proxy_exited(node_id, &cell),
         }
         Ok(())
     }

@@ -128,11 +128,21 @@ impl Interests {
 }
 
 /// Links a peer made from its actors to ours on one connection: (their pid, our pid) → the
-/// key of the proxy that stands for their actor here.
+/// proxy that stands for their actor here. At most one proxy per pair is ever being made, and
+/// pairs whose proxy is still being made count against the limit, so Link/Unlink spam cannot
+/// start unbounded work.
 #[derive(Debug)]
 pub(crate) struct LinkedPairs {
-    pairs: HashMap<(u64, u64), u64>,
+    pairs: HashMap<(u64, u64), Pair>,
     limit: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pair {
+    /// Its proxy is being made; `unlinked` if an Unlink came meanwhile.
+    Pending { unlinked: bool },
+    /// Linked through the proxy with this key.
+    Linked(u64),
 }
 
 impl LinkedPairs {
@@ -144,45 +154,74 @@ impl LinkedPairs {
         }
     }
 
-    /// Reserves the pair (their `from`, our `to`). `Ok(false)` if it is linked already.
+    /// Reserves the pair (their `from`, our `to`). `Ok(true)`: make its proxy now;
+    /// `Ok(false)`: it is linked (or being linked) already.
     pub(crate) fn reserve(&mut self, from: u64, to: u64) -> Result<bool, TooMany> {
-        if self.pairs.contains_key(&(from, to)) {
-            return Ok(false);
-        }
-        if self.pairs.len() >= self.limit {
-            return Err(TooMany {
+        let full = self.pairs.len() >= self.limit;
+        match self.pairs.get_mut(&(from, to)) {
+            // Linked again while the proxy of an unlinked one is being made: keep it.
+            Some(Pair::Pending { unlinked }) => {
+                *unlinked = false;
+                Ok(false)
+            }
+            Some(Pair::Linked(_)) => Ok(false),
+            None if full => Err(TooMany {
                 what: "links",
                 limit: self.limit,
-            });
+            }),
+            None => {
+                self.pairs
+                    .insert((from, to), Pair::Pending { unlinked: false });
+                Ok(true)
+            }
         }
-        // Key 0 until the proxy exists; no proxy key is 0.
-        self.pairs.insert((from, to), 0);
-        Ok(true)
     }
 
-    /// Records the proxy of a reserved pair. `false` if the pair was removed meanwhile
-    /// (unlinked before its proxy existed).
+    /// The proxy of a reserved pair is made. `false` if the pair was unlinked meanwhile (the
+    /// caller undoes the proxy).
     pub(crate) fn set_proxy(&mut self, from: u64, to: u64, key: u64) -> bool {
-        match self.pairs.get_mut(&(from, to)) {
-            Some(k) => {
-                *k = key;
+        match self.pairs.get(&(from, to)) {
+            Some(Pair::Pending { unlinked: false }) => {
+                self.pairs.insert((from, to), Pair::Linked(key));
                 true
             }
-            None => false,
+            Some(Pair::Pending { unlinked: true }) => {
+                self.pairs.remove(&(from, to));
+                false
+            }
+            _ => false,
         }
     }
 
-    /// Removes a pair; returns its proxy key if it had one.
+    /// Making the proxy failed: forget the pair.
+    pub(crate) fn abandon(&mut self, from: u64, to: u64) {
+        if matches!(self.pairs.get(&(from, to)), Some(Pair::Pending { .. })) {
+            self.pairs.remove(&(from, to));
+        }
+    }
+
+    /// Unlinks a pair; returns its proxy key if it had one (a pair whose proxy is still being
+    /// made is marked, and `set_proxy` reports it).
     pub(crate) fn remove(&mut self, from: u64, to: u64) -> Option<u64> {
-        self.pairs.remove(&(from, to)).filter(|k| *k != 0)
+        match self.pairs.get_mut(&(from, to))? {
+            Pair::Pending { unlinked } => {
+                *unlinked = true;
+                None
+            }
+            Pair::Linked(key) => {
+                let key = *key;
+                self.pairs.remove(&(from, to));
+                Some(key)
+            }
+        }
     }
 
-    /// Removes every pair whose proxy is `key` (the proxy stopped).
+    /// Removes the pair whose proxy is `key` (the proxy stopped).
     pub(crate) fn remove_proxy(&mut self, key: u64) {
-        self.pairs.retain(|_, k| *k != key);
+        self.pairs.retain(|_, p| *p != Pair::Linked(key));
     }
 
-    /// How many links are held.
+    /// How many links are held (made or being made).
     pub(crate) fn len(&self) -> usize {
         self.pairs.len()
     }
@@ -224,8 +263,27 @@ mod tests {
         assert_eq!(l.reserve(1, 2), Ok(true));
         assert_eq!(l.reserve(1, 2), Ok(false));
         assert!(l.reserve(3, 4).is_err());
-        l.set_proxy(1, 2, 9);
+        assert!(l.set_proxy(1, 2, 9));
         assert_eq!(l.remove(1, 2), Some(9));
+        assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn link_unlink_spam_makes_one_proxy_at_a_time() {
+        let mut l = LinkedPairs::new(1);
+        assert_eq!(l.reserve(1, 2), Ok(true));
+        // Unlink and link again while the proxy is being made: no second proxy.
+        for _ in 0..100 {
+            assert_eq!(l.remove(1, 2), None);
+            assert_eq!(l.reserve(1, 2), Ok(false));
+        }
+        assert_eq!(l.len(), 1);
+        assert!(l.set_proxy(1, 2, 7), "still wanted: kept");
+        // Unlinked while being made: the proxy is undone and the pair forgotten.
+        assert_eq!(l.remove(1, 2), Some(7));
+        assert_eq!(l.reserve(1, 2), Ok(true));
+        assert_eq!(l.remove(1, 2), None);
+        assert!(!l.set_proxy(1, 2, 8));
         assert_eq!(l.len(), 0);
     }
 }
