@@ -775,3 +775,53 @@ async fn linking_and_unlinking_again_and_again_releases_the_monitors() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_does_not_multiply_what_a_peer_may_leave_in_mailboxes() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster_with(&ca, 2, None, WAIT, small).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let gate = Arc::new(Notify::new());
+    let got = Arc::new(AtomicU64::new(0));
+    let sink = b
+        .spawn(Sink {
+            gate: gate.clone(),
+            got: got.clone(),
+        })
+        .await
+        .expect("sink");
+    sink.hold().expect("hold");
+    let addr = b.export(&sink);
+    const ROUNDS: usize = 6;
+    for _ in 0..ROUNDS {
+        let remote: ActorRef<SinkMsg> = a.actor_ref(addr).await.expect("resolve");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while remote.put(vec![0; 1024]) != Err(TellError::Overloaded) {
+            tokio::task::yield_now().await;
+            assert!(tokio::time::Instant::now() < deadline, "never overloaded");
+        }
+        // A new connection (what a flapping link does): its lane starts with the old charges.
+        let old = a.mesh().link(b.name()).expect("a-b").serial();
+        a.mesh().disconnect(b.name(), "test");
+        eventually("reconnected", || {
+            a.mesh().link(b.name()).is_some_and(|l| l.serial() != old)
+                && a.is_connected(b.node_id())
+                && b.is_connected(a.node_id())
+        })
+        .await;
+    }
+    gate.notify_one();
+    // Everything that reached the mailbox arrives; per connection only what fit the budget
+    // the first time (256 KiB / ~1.1 KiB per message), then barely more.
+    let per_budget = 256 * 1024 / (1024 + 128);
+    eventually("the sink drained", || {
+        let n = got.load(Ordering::Relaxed);
+        n > 0 && sink.get_status() == understudy::ractor::ActorStatus::Running
+    })
+    .await;
+    let drained = sink.count().timeout(WAIT).await.expect("count");
+    assert!(
+        drained < (2 * per_budget) as u64,
+        "{drained} messages reached the mailbox over {ROUNDS} connections (budget ~{per_budget})"
+    );
+}

@@ -18,9 +18,9 @@
 //! fails (its connection's pending requests are dropped), and nothing is retried for you.
 //!
 //! **Backpressure.** What a peer sends waits in the inbox until the service takes it; each
-//! connection may have at most [`ExtensionConfig::inbox_budget`] bytes waiting there (all
-//! services together). Past that the connection's control stream is not read until the
-//! services catch up, so the peer's `notify`/`broadcast`/`request` fail with
+//! peer may have at most [`ExtensionConfig::inbox_budget`] bytes waiting there (all services
+//! together, whichever of its connections it came on). Past that its control stream is not
+//! read until the services catch up, so the peer's `notify`/`broadcast`/`request` fail with
 //! [`Overloaded`](crate::mesh::SendError::Overloaded) instead of this node's memory
 //! filling up. Connection events (`PeerUp`/`PeerDown`) are never held back or dropped.
 //!
@@ -415,7 +415,8 @@ type Pending = HashMap<(u64, u64), oneshot::Sender<Result<Vec<u8>, String>>>;
 /// waiting for answers.
 pub(crate) struct Extensions {
     inboxes: Mutex<HashMap<&'static str, mpsc::UnboundedSender<Queued>>>,
-    budgets: Mutex<HashMap<u64, Arc<Budget>>>,
+    /// Per peer (kept across its connections while it has notices waiting).
+    budgets: Mutex<HashMap<NodeId, Arc<Budget>>>,
     config: ExtensionConfig,
     pending: Mutex<Pending>,
     next_request: AtomicU64,
@@ -491,7 +492,7 @@ impl Extensions {
                 (message, size, tx)
             }
         };
-        let budget = self.budget(link.serial());
+        let budget = self.budget(link.info().id);
         let bytes = size + MESSAGE_OVERHEAD;
         *budget.used() += bytes;
         let charge = Charge {
@@ -522,11 +523,11 @@ impl Extensions {
         }
     }
 
-    fn budget(&self, serial: u64) -> Arc<Budget> {
+    fn budget(&self, peer: NodeId) -> Arc<Budget> {
         self.budgets
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(serial)
+            .entry(peer)
             .or_insert_with(|| {
                 Arc::new(Budget {
                     used: Mutex::new(0),
@@ -559,10 +560,11 @@ impl Extensions {
     pub(crate) fn peer_down(&self, link: &PeerLink) {
         self.pending()
             .retain(|(serial, _), _| *serial != link.serial());
+        // What an old connection left in the inboxes still counts against the next one.
         self.budgets
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&link.serial());
+            .retain(|peer, budget| *peer != link.info().id || *budget.used() > 0);
         let info = link.info();
         self.tell_all(|| ExtensionMessage::PeerDown {
             node: info.name.clone(),

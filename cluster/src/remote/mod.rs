@@ -46,6 +46,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use ractor::{ActorCell, ActorId, ActorRef, ActorRuntime};
+use understudy_actor::backlog::Backlog;
 use understudy_actor::names::Owner;
 use understudy_actor::{ActorAddr, NodeId, RemoteMessage, Runtime};
 
@@ -98,6 +99,8 @@ struct State {
     watched: HashSet<u64>,
     /// Local actors linked to remote ones (reachable for monitors even if not exported).
     linkable: HashMap<u64, ActorCell>,
+    /// Per peer and lane, what its messages hold in mailboxes (kept across connections).
+    backlogs: HashMap<(NodeId, usize), Arc<Backlog>>,
 }
 
 /// One node's remote-actor machinery: the async shell (ractor proxies, the watch agent,
@@ -129,6 +132,7 @@ impl RemoteDriver {
                 interests: Interests::new(config.max_monitors_per_peer),
                 watched: HashSet::new(),
                 linkable: HashMap::new(),
+                backlogs: HashMap::new(),
             }),
             next_key: AtomicU64::new(1),
             agent: OnceLock::new(),
@@ -180,14 +184,23 @@ impl RemoteDriver {
             .saturating_add(info.lane_buffer.saturating_mul(2))
             .saturating_add(info.max_frame.saturating_mul(2))
             .saturating_add(crate::mesh::STREAM_WINDOW);
+        let mut st = self.state();
+        let backlogs = (0..link.lanes())
+            .map(|lane| {
+                st.backlogs
+                    .entry((info.id, lane))
+                    .or_insert_with(|| Backlog::new(self.config.lane_backlog))
+                    .clone()
+            })
+            .collect();
         let session = Session::new(
             link.clone(),
-            self.config.lane_backlog,
+            backlogs,
             hard_limit,
             self.config.max_links_per_peer,
         );
         link.set_session(session.clone());
-        self.state().sessions.insert(link.info().id, session);
+        st.sessions.insert(info.id, session);
     }
 
     /// A connection went down (after its last frame): its proxies stop with
@@ -206,6 +219,11 @@ impl RemoteDriver {
                 st.sessions.remove(&link.info().id);
             }
             st.interests.drop_link(link.serial());
+            // A peer's backlogs outlive its connections while they hold charges: messages an
+            // old connection put into mailboxes still count against the next one.
+            let node = link.info().id;
+            st.backlogs
+                .retain(|(peer, _), backlog| *peer != node || backlog.total() > 0);
         }
         session.route.fail_all();
         for cell in session.take_all_proxies() {

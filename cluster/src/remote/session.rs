@@ -118,9 +118,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 const MAX_HELD: usize = 16 << 20;
 
 impl Session {
+    /// A session for `link`, whose lanes charge `backlogs` (the peer's, kept across its
+    /// connections: what an earlier connection put into mailboxes still counts).
     pub(crate) fn new(
         link: Arc<PeerLink>,
-        lane_backlog: usize,
+        backlogs: Vec<Arc<Backlog>>,
         hard_limit: usize,
         max_links: usize,
     ) -> Arc<Session> {
@@ -136,10 +138,9 @@ impl Session {
             route_id: registration.id(),
             _registration: registration,
             route,
-            lanes: (0..lanes)
-                .map(|_| InLane {
-                    backlog: Backlog::new(lane_backlog),
-                })
+            lanes: backlogs
+                .into_iter()
+                .map(|backlog| InLane { backlog })
                 .collect(),
             gate: BarrierGate::new(lanes, MAX_HELD),
             proxies: Mutex::new(Proxies::default()),
