@@ -825,3 +825,32 @@ async fn reconnecting_does_not_multiply_what_a_peer_may_leave_in_mailboxes() {
         "{drained} messages reached the mailbox over {ROUNDS} connections (budget ~{per_budget})"
     );
 }
+
+#[derive(Actor)]
+struct Quitter;
+
+#[messages(remote)]
+impl Quitter {
+    #[message]
+    fn quit(&self, ctx: &Ctx<Self>) {
+        ctx.stop(Some("quit".into()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_set_up_before_a_message_takes_effect_before_it() {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster(&ca, 2, None, WAIT).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let watcher = b.spawn(Watcher(tx)).await.expect("watcher");
+    for round in 0..50 {
+        let quitter = a.spawn(Quitter).await.expect("quitter");
+        // Resolving sends the owner a Monitor on the signal stream; the tell goes on a lane
+        // right after it. The owner must see the Monitor first, or the DOWN says `noproc`.
+        let remote: ActorRef<QuitterMsg> = b.actor_ref(a.export(&quitter)).await.expect("resolve");
+        watcher.get_cell().monitor(remote.get_cell());
+        remote.quit().expect("tell");
+        assert_eq!(next(&mut rx).await, "terminated:quit", "round {round}");
+    }
+}

@@ -51,6 +51,9 @@ pub enum DialError {
     /// The mesh has not been started ([`Mesh::start`]) yet.
     #[error("the mesh is not started yet")]
     NotStarted,
+    /// (Accepting.) Busy: the client was asked to prove its address and try again.
+    #[error("busy; the client was asked to retry")]
+    Retried,
 }
 
 fn connect_failure(e: impl std::error::Error + Send + Sync + 'static) -> DialError {
@@ -89,7 +92,7 @@ impl Mesh {
             return Err(DialError::NotStarted);
         }
         let timeout = self.inner.cfg.dial_timeout;
-        let _permit = tokio::time::timeout(timeout, self.inner.handshakes.acquire())
+        let _permit = tokio::time::timeout(timeout, self.inner.dials.acquire())
             .await
             .map_err(|_| DialError::TimedOut(timeout))?
             .map_err(|_| DialError::Shutdown)?;
@@ -173,12 +176,25 @@ impl Mesh {
 
     pub(super) async fn accept(&self, incoming: quinn::Incoming) -> Result<(), DialError> {
         let timeout = self.inner.cfg.dial_timeout;
-        // Hold the handshake until a slot is free: the peer's client retries its Initial
-        // meanwhile, so a burst of dials is served a few at a time instead of all starving.
-        let Ok(Ok(_permit)) = tokio::time::timeout(timeout, self.inner.handshakes.acquire()).await
-        else {
-            incoming.ignore();
-            return Err(DialError::TimedOut(timeout));
+        // Every slot busy: a client that has not proven its address yet does so first (a
+        // stateless retry costs us nothing), so a flood of spoofed or stalled handshakes
+        // cannot hold the slots. A validated one waits for a slot; its client retries its
+        // Initial meanwhile, so a burst of dials is served a few at a time.
+        let _permit = match self.inner.accepts.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) if !incoming.remote_address_validated() && incoming.may_retry() => {
+                let _ = incoming.retry();
+                return Err(DialError::Retried);
+            }
+            Err(_) => {
+                let Ok(Ok(permit)) =
+                    tokio::time::timeout(timeout, self.inner.accepts.acquire()).await
+                else {
+                    incoming.ignore();
+                    return Err(DialError::TimedOut(timeout));
+                };
+                permit
+            }
         };
         let conn = tokio::time::timeout(timeout, incoming)
             .await

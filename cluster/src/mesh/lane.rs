@@ -120,11 +120,15 @@ impl Lane {
         Ok(())
     }
 
-    /// Queues one frame of data, waiting while the lane is full instead of refusing it.
-    pub(crate) async fn push_waiting<T: Serialize>(&self, frame: &T) -> Result<(), SendError> {
+    /// Queues one frame of data (made by `frame` at each try), waiting while the lane is full
+    /// instead of refusing it.
+    pub(crate) async fn push_waiting<T: Serialize>(
+        &self,
+        frame: impl Fn() -> T,
+    ) -> Result<(), SendError> {
         loop {
             let room = self.room.notified();
-            match self.push(frame, Kind::Data) {
+            match self.push(&frame(), Kind::Data) {
                 Err(PushError::Send(SendError::Overloaded)) => room.await,
                 Err(PushError::Send(e)) => return Err(e),
                 Err(PushError::Full(_)) => return Err(SendError::Disconnected),

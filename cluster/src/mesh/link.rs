@@ -14,7 +14,7 @@ use std::any::Any;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -139,6 +139,9 @@ pub struct PeerLink {
     session: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
     lane_streams: Mutex<Vec<bool>>,
     signals_claimed: AtomicBool,
+    /// Signals from the peer handled so far (messages stamped with more wait for them).
+    signals_handled: AtomicU64,
+    signal_handled: Notify,
 }
 
 impl std::fmt::Debug for PeerLink {
@@ -175,6 +178,8 @@ impl PeerLink {
             session: Mutex::new(None),
             lane_streams: Mutex::new(vec![false; lanes]),
             signals_claimed: AtomicBool::new(false),
+            signals_handled: AtomicU64::new(0),
+            signal_handled: Notify::new(),
             info,
         }
     }
@@ -202,14 +207,21 @@ impl PeerLink {
 
     /// Queues a message on the lane of `key`. Fails with [`SendError::Overloaded`] while that
     /// lane is full.
+    ///
+    /// The message is stamped with the number of signals sent before it, and the peer holds
+    /// it until it has handled that many: a monitor or link set up before a message takes
+    /// effect before it, as Erlang orders all signals between two processes.
     pub fn send(&self, key: u64, delivery: &Delivery) -> Result<(), SendError> {
-        self.push(&self.lanes[self.lane_of(key)], delivery, Kind::Data)
+        let stamped = (self.signals.frames(), delivery);
+        self.push(&self.lanes[self.lane_of(key)], &stamped, Kind::Data)
     }
 
     /// Queues a message on the lane of `key`, waiting while that lane is full (as tokio's
     /// `Sender::send().await`) instead of failing with [`SendError::Overloaded`].
     pub async fn send_waiting(&self, key: u64, delivery: &Delivery) -> Result<(), SendError> {
-        self.lanes[self.lane_of(key)].push_waiting(delivery).await
+        let lane = &self.lanes[self.lane_of(key)];
+        lane.push_waiting(|| (self.signals.frames(), delivery))
+            .await
     }
 
     /// Queues a signal on the signal stream. A signal is never refused for lack of room: if
@@ -400,6 +412,23 @@ impl PeerLink {
         self.close(close_code::NORMAL, reason);
     }
 
+    /// Counts a handled signal from the peer.
+    fn signal_done(&self) {
+        self.signals_handled.fetch_add(1, Ordering::AcqRel);
+        self.signal_handled.notify_waiters();
+    }
+
+    /// Waits until `count` signals from the peer have been handled.
+    async fn signals_handled(&self, count: u64) {
+        loop {
+            let notified = self.signal_handled.notified();
+            if self.signals_handled.load(Ordering::Acquire) >= count {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Claims the incoming signal stream (exactly once).
     fn claim_signals(&self) -> bool {
         !self.signals_claimed.swap(true, Ordering::AcqRel)
@@ -542,16 +571,14 @@ async fn read_uni(
         uni_kind::SIGNALS if link.claim_signals() => {
             read_frames::<Signal>(&link, recv, max_frame, |s, _| {
                 handler.signal(&link, s);
+                link.signal_done();
                 Admit::Next
             })
             .await;
         }
         lane if usize::from(lane) < link.lanes() && link.claim_lane(usize::from(lane)) => {
             let lane = usize::from(lane);
-            read_frames::<Delivery>(&link, recv, max_frame, |d, size| {
-                handler.delivery(&link, lane, d, size)
-            })
-            .await;
+            read_lane(&link, &handler, lane, recv, max_frame).await;
         }
         other => violation(
             &link,
@@ -559,6 +586,31 @@ async fn read_uni(
         ),
     }
     drop(guard);
+}
+
+/// Reads a data lane: each message waits for the signals sent before it (see
+/// [`PeerLink::send`]), then goes to the handler.
+async fn read_lane(
+    link: &Arc<PeerLink>,
+    handler: &Arc<dyn MeshHandler>,
+    lane: usize,
+    recv: quinn::RecvStream,
+    max_frame: usize,
+) {
+    read_frames::<(u64, Delivery)>(link, recv, max_frame, |(signals, d), size| {
+        if link.signals_handled.load(Ordering::Acquire) >= signals {
+            return handler.delivery(link, lane, d, size);
+        }
+        // Held until the signal stream catches up (it is never paused, so soon).
+        let (link, handler) = (link.clone(), handler.clone());
+        Admit::After(Box::pin(async move {
+            link.signals_handled(signals).await;
+            if let Admit::After(wait) = handler.delivery(&link, lane, d, size) {
+                wait.await;
+            }
+        }))
+    })
+    .await;
 }
 
 /// Accepts a bi-directional stream the peer opened: its first byte names its kind.

@@ -110,9 +110,21 @@ struct Inner {
     handler: RwLock<Option<Arc<dyn MeshHandler>>>,
     serials: AtomicU64,
     closing: AtomicBool,
-    handshakes: tokio::sync::Semaphore,
+    /// Handshakes this node starts (dials) and answers (accepts), limited separately: peers
+    /// that stall their handshakes must not keep this node from dialing.
+    dials: tokio::sync::Semaphore,
+    accepts: tokio::sync::Semaphore,
     #[cfg(feature = "testing")]
     silenced: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    /// The last handle is gone: close the endpoint, which ends the accept loop and frees the
+    /// port (a mesh that was not closed would otherwise keep it).
+    fn drop(&mut self) {
+        self.endpoint
+            .close(close_code::NORMAL.into(), b"mesh dropped");
+    }
 }
 
 /// A node's mesh. Cheap to clone.
@@ -203,7 +215,8 @@ impl Mesh {
         Ok(Mesh {
             inner: Arc::new(Inner {
                 endpoint,
-                handshakes: tokio::sync::Semaphore::new(cfg.max_handshakes),
+                dials: tokio::sync::Semaphore::new(cfg.max_handshakes),
+                accepts: tokio::sync::Semaphore::new(cfg.max_handshakes),
                 cfg,
                 cluster,
                 me,
@@ -234,10 +247,12 @@ impl Mesh {
             }
             *slot = Some(handler);
         }
-        let mesh = self.clone();
+        // The loop holds the endpoint, not the mesh, so dropping every `Mesh` handle ends it.
+        let (endpoint, weak) = (self.inner.endpoint.clone(), Arc::downgrade(&self.inner));
         tokio::spawn(async move {
-            while let Some(incoming) = mesh.inner.endpoint.accept().await {
-                let mesh = mesh.clone();
+            while let Some(incoming) = endpoint.accept().await {
+                let Some(inner) = weak.upgrade() else { return };
+                let mesh = Mesh { inner };
                 tokio::spawn(async move {
                     if let Err(e) = mesh.accept(incoming).await {
                         tracing::debug!(error = %e, "inbound connection not established");

@@ -603,9 +603,23 @@ fn follow_membership(inner: &Arc<Inner>) {
                     if let Some(link) = inner.mesh.link(member.name())
                         && link.info().incarnation <= member.incarnation().get()
                     {
-                        inner
-                            .mesh
-                            .disconnect(member.name(), "member left the cluster");
+                        if matches!(reason, crate::membership::LeaveReason::Left) {
+                            // It is leaving on purpose and closes itself once its last
+                            // messages are delivered; closing now could cut them off.
+                            let (mesh, name) = (inner.mesh.clone(), member.name().clone());
+                            let grace = inner.leave_linger;
+                            let serial = link.serial();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(grace).await;
+                                if mesh.link(&name).is_some_and(|l| l.serial() == serial) {
+                                    mesh.disconnect(&name, "member left the cluster");
+                                }
+                            });
+                        } else {
+                            inner
+                                .mesh
+                                .disconnect(member.name(), "member left the cluster");
+                        }
                     }
                 }
             }

@@ -14,6 +14,9 @@ use super::{ActorAddr, DEAD_LETTERS_METRIC, NOPROC, Proxied, RemoteDriver, apply
 use crate::mesh::{Admit, PeerLink};
 use crate::wire::{Delivery, ReplyOutcome, Signal};
 
+/// How often a paused lane looks for actors that stopped with its messages unread.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl RemoteDriver {
     /// A message arrived on data lane `lane`: into its actor's mailbox, charged to the lane.
     /// Says to wait before the next frame while the lane's backlog is over budget (unless a
@@ -82,12 +85,21 @@ impl RemoteDriver {
         if !backlog.is_over_budget() {
             return Admit::Next;
         }
-        let session = session.clone();
+        let (session, runtime) = (session.clone(), self.runtime.clone());
         Admit::After(Box::pin(async move {
             let backlog = session.lanes[lane].backlog.clone();
-            backlog
-                .wait_while(|b| b.is_over_budget() && !session.must_read(lane))
-                .await;
+            let blocked = |b: &understudy_actor::backlog::Backlog| {
+                b.is_over_budget() && !session.must_read(lane)
+            };
+            // Re-check now and then: an actor that stopped with messages unread (and that no
+            // peer watches, so no exit is reported here) must not keep the lane paused.
+            while tokio::time::timeout(RECHECK, backlog.wait_while(blocked))
+                .await
+                .is_err()
+            {
+                let exports = runtime.exports();
+                backlog.retain(|pid| exports.cell_of(pid).is_some());
+            }
         }))
     }
 
