@@ -272,7 +272,9 @@ impl Handler for FailsToStart {
 async fn a_failing_on_start_fails_the_spawn_with_its_reason_and_frees_the_name() {
     let rt = Runtime::new();
     match rt.spawn_named("db", FailsToStart).await {
-        Err(SpawnError::StartFailed(reason)) => assert!(reason.contains("no database"), "{reason}"),
+        Err(SpawnError::StartFailed(source)) => {
+            assert!(source.to_string().contains("no database"), "{source}")
+        }
         other => panic!("expected StartFailed, got {other:?}"),
     }
     assert!(rt.whereis_cell("db").is_none());

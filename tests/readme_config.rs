@@ -14,8 +14,14 @@ fn the_readme_toml_example_is_a_valid_node_config() {
     assert_eq!(config.name, "alpha");
     assert_eq!(config.seeds.len(), 1);
     assert_eq!(config.mesh.lanes, 4);
+    // The example shows the defaults it comments on.
+    let defaults = NodeConfig::new("prod", "alpha");
     assert_eq!(
         config.membership.probe_period,
-        std::time::Duration::from_millis(500)
+        defaults.membership.probe_period
     );
+    assert_eq!(config.mesh, defaults.mesh);
+    assert_eq!(config.remote, defaults.remote);
+    assert_eq!(config.extensions, defaults.extensions);
+    config.validate().expect("the README's config is valid");
 }

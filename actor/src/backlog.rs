@@ -27,7 +27,7 @@
 //! assert_eq!(backlog.total(), 0);
 //! ```
 
-use std::collections::HashMap;
+use crate::id::IdMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 
@@ -41,11 +41,11 @@ const TOKEN_LEN: usize = 8 + 8 + 8 + 8 + 8;
 /// flood of empty messages is bounded too.
 pub const MESSAGE_OVERHEAD: usize = 128;
 
-type Registry = RwLock<HashMap<u64, Weak<Backlog>>>;
+type Registry = RwLock<IdMap<Weak<Backlog>>>;
 
 fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| RwLock::new(HashMap::new()))
+    REGISTRY.get_or_init(|| RwLock::new(IdMap::default()))
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -73,7 +73,7 @@ impl Owed {
 #[derive(Default)]
 struct Charges {
     total: Owed,
-    by_pid: HashMap<u64, Owed>,
+    by_pid: IdMap<Owed>,
 }
 
 /// The bytes one source (a connection lane) has put into mailboxes that are not consumed

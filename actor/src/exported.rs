@@ -12,7 +12,7 @@
 //! same code is model-checked under loom with plain values (`tests/loom_exports.rs`) and used
 //! here with ractor cells. The table itself exists with the `remote` feature only.
 
-use std::collections::HashMap;
+use crate::id::IdMap;
 
 #[cfg(feature = "remote")]
 mod table;
@@ -53,7 +53,7 @@ pub struct LiveTable<E> {
 }
 
 struct Entries<E> {
-    map: HashMap<u64, E>,
+    map: IdMap<E>,
     /// Size after the last sweep; the next insert past twice this sweeps again, so entries
     /// of owners that died unnoticed never make up more than half the table.
     swept: usize,
@@ -73,7 +73,7 @@ impl<E: Owner> LiveTable<E> {
     pub fn new() -> Self {
         LiveTable {
             entries: Mutex::new(Entries {
-                map: HashMap::new(),
+                map: IdMap::default(),
                 swept: 0,
             }),
         }

@@ -101,3 +101,34 @@ impl fmt::Display for ActorAddr {
         write!(f, "<{}.{}>", self.node, self.pid)
     }
 }
+
+/// A map keyed by ids the process hands out itself (pids, registry ids).
+///
+/// SipHash, std's default, guards against keys an attacker chooses; these keys are never
+/// chosen by a peer (a peer's pid is only ever looked up in a table of this node's own), and
+/// the lookups sit on the per-message path, so a multiplicative hash is used instead.
+pub type IdMap<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// The hasher of [`IdMap`]: one multiplication per `u64`.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: spreads sequential ids over the table's high bits, which
+        // hashbrown uses for its control bytes as well as the low bits for the bucket.
+        self.0 = (self.0 ^ n)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(26);
+    }
+}

@@ -13,8 +13,8 @@
 //! thread-local slot, because ractor's serialise hook can return only a `SerializedMessage`
 //! and both run synchronously on the sender's thread.
 
+use crate::id::IdMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::Duration;
@@ -38,11 +38,11 @@ pub trait ReplySink: Send + Sync + 'static {
     fn reply(&self, call: u64, answer: Result<Vec<u8>, Unanswered>) -> Result<(), AskerGone>;
 }
 
-type Registry = RwLock<HashMap<u64, Weak<dyn ReplySink>>>;
+type Registry = RwLock<IdMap<Weak<dyn ReplySink>>>;
 
 fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| RwLock::new(HashMap::new()))
+    REGISTRY.get_or_init(|| RwLock::new(IdMap::default()))
 }
 
 static NEXT_SINK: AtomicU64 = AtomicU64::new(1);
@@ -88,10 +88,14 @@ const MAGIC: [u8; 8] = *b"usreply1";
 /// Bytes of a reply token.
 pub const TOKEN_LEN: usize = 24;
 
-/// The sink and call a message's metadata names, if any (and if the sink still exists).
+/// The sink and call a message's metadata names, if any (and if the sink still exists). The
+/// reply token is the metadata's last [`TOKEN_LEN`] bytes (after the backlog token).
 fn target_of(metadata: &[u8]) -> Option<(Arc<dyn ReplySink>, u64)> {
-    let at = metadata.windows(MAGIC.len()).position(|w| w == MAGIC)?;
-    let rest = metadata.get(at + MAGIC.len()..at + TOKEN_LEN)?;
+    let at = metadata.len().checked_sub(TOKEN_LEN)?;
+    if metadata[at..at + MAGIC.len()] != MAGIC {
+        return None;
+    }
+    let rest = &metadata[at + MAGIC.len()..];
     let (id, call) = rest.split_at(8);
     let id = u64::from_le_bytes(id.try_into().ok()?);
     let call = u64::from_le_bytes(call.try_into().ok()?);

@@ -16,7 +16,7 @@
 //! other's routes — node isolation holds (docs/ARCHITECTURE.md, section 2), the table only maps
 //! ids.
 
-use std::collections::HashMap;
+use crate::id::IdMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -49,11 +49,11 @@ pub trait Route: Send + Sync + 'static {
 pub type WaitingSend =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), TellError>> + Send + 'static>>;
 
-type Table = RwLock<HashMap<u64, Arc<dyn Route>>>;
+type Table = RwLock<IdMap<Arc<dyn Route>>>;
 
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| RwLock::new(HashMap::new()))
+    TABLE.get_or_init(|| RwLock::new(IdMap::default()))
 }
 
 // Route ids start high so they never look like a small test node id in logs.

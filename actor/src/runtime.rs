@@ -84,9 +84,10 @@ pub enum SpawnError {
     /// The requested Local name is held by a live actor.
     #[error(transparent)]
     NameTaken(#[from] NameTaken),
-    /// The actor's `on_start` (ractor's `pre_start`) returned an error or panicked.
-    #[error("the actor failed to start: {0}")]
-    StartFailed(String),
+    /// The actor's `on_start` (ractor's `pre_start`) returned an error or panicked; the
+    /// error (or the panic's message) is the source.
+    #[error("the actor failed to start")]
+    StartFailed(#[source] crate::actor::ActorError),
 }
 
 impl From<SpawnErr> for SpawnError {
@@ -94,9 +95,9 @@ impl From<SpawnErr> for SpawnError {
         match e {
             SpawnErr::StartupFailed(inner) => match inner.downcast::<NameTaken>() {
                 Ok(taken) => SpawnError::NameTaken(*taken),
-                Err(other) => SpawnError::StartFailed(other.to_string()),
+                Err(other) => SpawnError::StartFailed(other),
             },
-            other => SpawnError::StartFailed(other.to_string()),
+            other => SpawnError::StartFailed(Box::new(other)),
         }
     }
 }

@@ -885,7 +885,7 @@ async fn a_child_panicking_in_on_start_at_init_fails_the_supervisor_start() {
         .child(c.spec());
     let err = runtime.start_supervisor(spec).await.unwrap_err();
     match err {
-        SpawnError::StartFailed(msg) => assert!(msg.contains("\"c\""), "{msg}"),
+        SpawnError::StartFailed(msg) => assert!(msg.to_string().contains("\"c\""), "{msg}"),
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(
@@ -902,7 +902,7 @@ async fn duplicate_child_ids_fail_the_supervisor_start() {
     let spec = SupervisorSpec::one_for_one().children(probes(&log, &["a", "a"]));
     assert!(matches!(
         runtime.start_supervisor(spec).await,
-        Err(SpawnError::StartFailed(msg)) if msg.contains("duplicate")
+        Err(SpawnError::StartFailed(msg)) if msg.to_string().contains("duplicate")
     ));
     assert!(log.entries().is_empty());
 }

@@ -221,6 +221,6 @@ fn call_factory<T>(factory: &(impl Fn() -> T + ?Sized)) -> Result<T, SpawnError>
             .map(|s| (*s).to_owned())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a non-string panic".to_owned());
-        SpawnError::StartFailed(format!("the child factory panicked: {what}"))
+        SpawnError::StartFailed(format!("the child factory panicked: {what}").into())
     })
 }

@@ -141,6 +141,8 @@ pub struct PeerLink {
     signals_claimed: AtomicBool,
     /// Signals from the peer handled so far (messages stamped with more wait for them).
     signals_handled: AtomicU64,
+    /// The peer's streams that ended cleanly (see `stream_ended`).
+    streams_ended: AtomicUsize,
     signal_handled: Notify,
 }
 
@@ -179,6 +181,7 @@ impl PeerLink {
             lane_streams: Mutex::new(vec![false; lanes]),
             signals_claimed: AtomicBool::new(false),
             signals_handled: AtomicU64::new(0),
+            streams_ended: AtomicUsize::new(0),
             signal_handled: Notify::new(),
             info,
         }
@@ -406,10 +409,29 @@ impl PeerLink {
     /// Closes gracefully: takes no more frames, lets every stream deliver what is queued
     /// (waiting at most `timeout` for the peer to acknowledge it), then closes the
     /// connection.
+    ///
+    /// "Acknowledged" by QUIC only means the peer's stack has the bytes, not that its
+    /// readers have taken them, and closing a connection discards what is unread. So the peer
+    /// closes the connection itself once every stream this side writes has ended and been
+    /// read to its end (see `stream_ended`), and this side waits for that.
     pub(crate) async fn finish(&self, timeout: Duration, reason: &str) {
         self.shut_lanes();
-        let _ = tokio::time::timeout(timeout, self.writers.all_done()).await;
+        let _ = tokio::time::timeout(timeout, async {
+            self.writers.all_done().await;
+            self.conn.closed().await;
+        })
+        .await;
         self.close(close_code::NORMAL, reason);
+    }
+
+    /// One of the peer's streams to us ended cleanly, read to its end. When all have (its
+    /// lanes, its signals, its control stream), the peer is leaving and waits for us to close:
+    /// everything it sent has been handed on.
+    fn stream_ended(&self) {
+        let ended = self.streams_ended.fetch_add(1, Ordering::AcqRel) + 1;
+        if ended == self.lanes.len() + 2 {
+            self.close(close_code::NORMAL, "the peer finished");
+        }
     }
 
     /// Counts a handled signal from the peer.
@@ -674,8 +696,9 @@ pub(crate) async fn read_frames<T: DeserializeOwned>(
                 }
             }
             Ok(None) => {
-                if let Err(e) = frames.finish() {
-                    violation(link, &e);
+                match frames.finish() {
+                    Ok(()) => link.stream_ended(),
+                    Err(e) => violation(link, &e),
                 }
                 return;
             }
