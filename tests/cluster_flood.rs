@@ -10,7 +10,6 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 use understudy::TellError;
@@ -21,7 +20,7 @@ use understudy::cluster::extension::{
 use understudy::cluster::mesh::SendError;
 use understudy::prelude::*;
 
-const WAIT: Duration = Duration::from_secs(60);
+use common::actors::{Sink, SinkMsg, SinkRef, WAIT, eventually};
 /// The whole two-node process, flooded: lane buffers, QUIC windows, backlogs, inboxes.
 const BOUND_MIB: u64 = 200;
 /// Refusals to see before the flood stops: the sender has been told to back off for a while.
@@ -36,26 +35,6 @@ fn peak_rss_mib() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM");
     kib / 1024
-}
-
-#[derive(Actor)]
-struct Sink {
-    gate: Arc<Notify>,
-    got: Arc<AtomicU64>,
-}
-
-#[messages(remote)]
-impl Sink {
-    #[message]
-    async fn hold(&mut self) {
-        self.gate.notified().await;
-    }
-
-    #[message]
-    fn put(&mut self, data: Vec<u8>) {
-        let _ = data;
-        self.got.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// A service whose inbox is not read until the gate opens; it counts notices after that.
@@ -82,17 +61,6 @@ impl Extension for Mute {
             }
         });
         Box::pin(async { Ok(()) })
-    }
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -139,15 +107,8 @@ async fn floods_at_receivers_that_do_not_read_stay_bounded_and_lose_nothing() {
     let baseline = peak_rss_mib();
 
     // 1 KiB tells at an actor that does not read.
-    let sink_gate = Arc::new(Notify::new());
-    let sink_got = Arc::new(AtomicU64::new(0));
-    let sink = b
-        .spawn(Sink {
-            gate: sink_gate.clone(),
-            got: sink_got.clone(),
-        })
-        .await
-        .expect("sink");
+    let (sink, sink_gate, sink_got) = Sink::new();
+    let sink = b.spawn(sink).await.expect("sink");
     sink.hold().expect("hold");
     let remote: ActorRef<SinkMsg> = a.actor_ref(b.export(&sink)).await.expect("resolve");
     let payload = vec![7u8; 1024];

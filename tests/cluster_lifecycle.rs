@@ -15,18 +15,7 @@ use understudy::cluster::identity::Incarnation;
 use understudy::cluster::membership::{LeaveReason, MembershipEvent};
 use understudy::cluster::node::{Node, NodeError};
 
-const WAIT: Duration = Duration::from_secs(20);
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use common::actors::{WAIT, eventually};
 
 fn free_addr() -> SocketAddr {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");

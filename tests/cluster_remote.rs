@@ -5,16 +5,14 @@
 
 mod common;
 
-use std::time::Duration;
-
 use tokio::sync::mpsc;
+use understudy::ActorAddr;
 use understudy::cluster::certs::ClusterCa;
 use understudy::cluster::node::Node;
 use understudy::cluster::remote::NOCONNECTION;
 use understudy::prelude::*;
-use understudy::{ActorAddr, SupervisionEvent};
 
-const WAIT: Duration = Duration::from_secs(10);
+use common::actors::{WAIT, Watcher, next};
 
 #[derive(Actor)]
 struct Counter {
@@ -87,42 +85,10 @@ impl Flooder {
     }
 }
 
-/// Records supervision events (monitors and links) into a channel.
-struct Watcher(mpsc::UnboundedSender<String>);
-impl understudy::Actor for Watcher {
-    async fn on_supervision(
-        &mut self,
-        _ctx: &Ctx<Self>,
-        event: SupervisionEvent,
-    ) -> Result<(), ActorError> {
-        let text = match event {
-            SupervisionEvent::ActorTerminated(_, _, reason) => {
-                format!("terminated:{}", reason.unwrap_or_default())
-            }
-            SupervisionEvent::ActorFailed(_, e) => format!("failed:{e}"),
-            _ => return Ok(()),
-        };
-        let _ = self.0.send(text);
-        Ok(())
-    }
-}
-#[messages]
-impl Watcher {
-    #[message]
-    fn ping(&self) {}
-}
-
 async fn cluster(n: usize) -> (ClusterCa, Vec<Node>) {
     let ca = ClusterCa::ephemeral("test");
     let nodes = common::cluster(&ca, n, None, WAIT).await;
     (ca, nodes)
-}
-
-async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
-    tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("an event in time")
-        .expect("open")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,35 +15,9 @@ use understudy::cluster::certs::ClusterCa;
 use understudy::cluster::node::{Node, NodeBuilder};
 use understudy::cluster::wire::Signal;
 use understudy::prelude::*;
-use understudy::{ActorAddr, SupervisionEvent, TellError};
+use understudy::{ActorAddr, TellError};
 
-const WAIT: Duration = Duration::from_secs(20);
-
-/// Takes `put`s; `hold` blocks it (a receiver that does not read) until the gate opens.
-#[derive(Actor)]
-struct Sink {
-    gate: Arc<Notify>,
-    got: Arc<AtomicU64>,
-}
-
-#[messages(remote)]
-impl Sink {
-    #[message]
-    async fn hold(&mut self) {
-        self.gate.notified().await;
-    }
-
-    #[message]
-    fn put(&mut self, data: Vec<u8>) {
-        let _ = data;
-        self.got.fetch_add(1, Ordering::Relaxed);
-    }
-
-    #[message]
-    fn count(&self) -> u64 {
-        self.got.load(Ordering::Relaxed)
-    }
-}
+use common::actors::{Sink, SinkMsg, SinkRef, WAIT, Watcher, eventually, next};
 
 #[derive(Actor)]
 struct Echo;
@@ -53,51 +27,6 @@ impl Echo {
     #[message]
     fn echo(&self, n: u64) -> u64 {
         n
-    }
-}
-
-/// Records supervision events (monitors and links) into a channel.
-struct Watcher(mpsc::UnboundedSender<String>);
-
-impl understudy::Actor for Watcher {
-    async fn on_supervision(
-        &mut self,
-        _ctx: &Ctx<Self>,
-        event: SupervisionEvent,
-    ) -> Result<(), ActorError> {
-        let text = match event {
-            SupervisionEvent::ActorTerminated(_, _, reason) => {
-                format!("terminated:{}", reason.unwrap_or_default())
-            }
-            SupervisionEvent::ActorFailed(_, e) => format!("failed:{e}"),
-            _ => return Ok(()),
-        };
-        let _ = self.0.send(text);
-        Ok(())
-    }
-}
-
-#[messages]
-impl Watcher {
-    #[message]
-    fn ping(&self) {}
-}
-
-async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
-    tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("an event in time")
-        .expect("open")
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -118,15 +47,8 @@ async fn a_down_is_delivered_while_the_lane_is_full_and_its_receiver_does_not_re
     let (a, b) = (&nodes[0], &nodes[1]);
 
     // On b: a sink that stops reading, and a watcher of 20 actors on a.
-    let gate = Arc::new(Notify::new());
-    let got = Arc::new(AtomicU64::new(0));
-    let sink = b
-        .spawn(Sink {
-            gate: gate.clone(),
-            got: got.clone(),
-        })
-        .await
-        .expect("sink");
+    let (sink, gate, got) = Sink::new();
+    let sink = b.spawn(sink).await.expect("sink");
     let sink_addr = b.export(&sink);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let watcher = b.spawn(Watcher(tx)).await.expect("watcher");
@@ -419,15 +341,8 @@ async fn a_waiting_send_rides_out_backpressure_and_loses_nothing() {
     let ca = ClusterCa::ephemeral("test");
     let nodes = common::cluster_with(&ca, 2, None, WAIT, small).await;
     let (a, b) = (&nodes[0], &nodes[1]);
-    let gate = Arc::new(Notify::new());
-    let got = Arc::new(AtomicU64::new(0));
-    let sink = b
-        .spawn(Sink {
-            gate: gate.clone(),
-            got: got.clone(),
-        })
-        .await
-        .expect("sink");
+    let (sink, gate, got) = Sink::new();
+    let sink = b.spawn(sink).await.expect("sink");
     sink.hold().expect("hold");
     let remote: ActorRef<SinkMsg> = a.actor_ref(b.export(&sink)).await.expect("resolve");
     // Far more than the lane and the backlog hold: plain tells would be refused.
@@ -629,13 +544,7 @@ async fn an_answer_or_reason_too_large_for_a_frame_is_never_silently_lost() {
     );
     // A message larger than a frame is refused with the sizes.
     let echo = a.spawn(Echo).await.expect("echo");
-    let sink_on_a = a
-        .spawn(Sink {
-            gate: Arc::new(Notify::new()),
-            got: Arc::new(AtomicU64::new(0)),
-        })
-        .await
-        .expect("sink");
+    let sink_on_a = a.spawn(Sink::new().0).await.expect("sink");
     let sink_on_b: ActorRef<SinkMsg> = b.actor_ref(a.export(&sink_on_a)).await.expect("resolve");
     assert!(matches!(
         sink_on_b.put(vec![0; 10_000]),
@@ -685,15 +594,8 @@ async fn a_barrier_over_many_tiny_messages_is_not_taken_for_a_lie() {
     let ca = ClusterCa::ephemeral("test");
     let nodes = common::cluster_with(&ca, 2, None, WAIT, small).await;
     let (a, b) = (&nodes[0], &nodes[1]);
-    let gate = Arc::new(Notify::new());
-    let got = Arc::new(AtomicU64::new(0));
-    let sink = b
-        .spawn(Sink {
-            gate: gate.clone(),
-            got: got.clone(),
-        })
-        .await
-        .expect("sink");
+    let (sink, gate, got) = Sink::new();
+    let sink = b.spawn(sink).await.expect("sink");
     let (tx, mut rx) = mpsc::unbounded_channel();
     let watcher = b.spawn(Watcher(tx)).await.expect("watcher");
     let echo = a.spawn(Echo).await.expect("echo");
@@ -781,15 +683,8 @@ async fn reconnecting_does_not_multiply_what_a_peer_may_leave_in_mailboxes() {
     let ca = ClusterCa::ephemeral("test");
     let nodes = common::cluster_with(&ca, 2, None, WAIT, small).await;
     let (a, b) = (&nodes[0], &nodes[1]);
-    let gate = Arc::new(Notify::new());
-    let got = Arc::new(AtomicU64::new(0));
-    let sink = b
-        .spawn(Sink {
-            gate: gate.clone(),
-            got: got.clone(),
-        })
-        .await
-        .expect("sink");
+    let (sink, gate, got) = Sink::new();
+    let sink = b.spawn(sink).await.expect("sink");
     sink.hold().expect("hold");
     let addr = b.export(&sink);
     const ROUNDS: usize = 6;

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+pub(crate) mod actors;
+
 use understudy::cluster::certs::ClusterCa;
 use understudy::cluster::mesh::FaultPlan;
 use understudy::cluster::node::{Node, NodeBuilder};

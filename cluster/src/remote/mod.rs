@@ -355,16 +355,11 @@ impl RemoteDriver {
 
     /// Links a local actor with a (possibly remote) one, both ways (see the module docs).
     pub async fn link(&self, local: &ActorCell, other: &ActorCell) -> Result<(), ResolveError> {
-        let ActorId::Remote { pid, .. } = other.get_id() else {
+        let Some((session, ActorAddr { node, pid })) = self.remote_session(other)? else {
             // Both local: ractor's own link, the other supervising.
             local.link(other.clone());
             return Ok(());
         };
-        let here = self.node_id();
-        let node = ActorAddr::of(other, here)
-            .ok_or(ResolveError::NotConnected(here))?
-            .node;
-        let session = self.session(node)?;
         let local_pid = local.get_id().pid();
         if session.proxies().own_links.contains_key(&(local_pid, pid)) {
             return Ok(());
@@ -392,15 +387,10 @@ impl RemoteDriver {
     /// Removes a link made with [`link`](Self::link), on both sides, without either actor
     /// hearing of it. Unlinking actors that are not linked does nothing.
     pub fn unlink(&self, local: &ActorCell, other: &ActorCell) -> Result<(), ResolveError> {
-        let ActorId::Remote { pid, .. } = other.get_id() else {
+        let Some((session, ActorAddr { node, pid })) = self.remote_session(other)? else {
             local.unlink(other.clone());
             return Ok(());
         };
-        let here = self.node_id();
-        let node = ActorAddr::of(other, here)
-            .ok_or(ResolveError::NotConnected(here))?
-            .node;
-        let session = self.session(node)?;
         let local_pid = local.get_id().pid();
         let key = session.proxies().own_links.remove(&(local_pid, pid));
         if let Some(key) = key {
@@ -419,15 +409,10 @@ impl RemoteDriver {
     /// [`KILL`] kills it, `None` or [`NORMAL`] is ignored, any other reason stops it with that
     /// reason. To a remote actor it takes effect after the messages sent to it before.
     pub fn exit(&self, target: &ActorCell, reason: ExitReason) -> Result<(), ResolveError> {
-        let ActorId::Remote { pid, .. } = target.get_id() else {
+        let Some((session, ActorAddr { node, pid })) = self.remote_session(target)? else {
             apply_exit(target, reason);
             return Ok(());
         };
-        let here = self.node_id();
-        let node = ActorAddr::of(target, here)
-            .ok_or(ResolveError::NotConnected(here))?
-            .node;
-        let session = self.session(node)?;
         let after = session.link.barrier();
         session
             .link
@@ -438,6 +423,20 @@ impl RemoteDriver {
                 after,
             })
             .map_err(|_| ResolveError::NotConnected(node))
+    }
+
+    /// For a remote cell, the session of its connection and its address; `None` for a local
+    /// one.
+    fn remote_session(
+        &self,
+        cell: &ActorCell,
+    ) -> Result<Option<(Arc<Session>, ActorAddr)>, ResolveError> {
+        if !matches!(cell.get_id(), ActorId::Remote { .. }) {
+            return Ok(None);
+        }
+        let here = self.node_id();
+        let addr = ActorAddr::of(cell, here).ok_or(ResolveError::NotConnected(here))?;
+        Ok(Some((self.session(addr.node)?, addr)))
     }
 
     /// A local actor by pid: linked to a remote one, or exported.
