@@ -114,6 +114,16 @@ async fn expect(
     }
 }
 
+/// Waits for `peer` to go down on this endpoint, ignoring other events.
+async fn went_down(events: &mut mpsc::UnboundedReceiver<Event>, peer: &str, what: &str) {
+    expect(events, what, |e| matches!(e, Event::Down(n) if n == peer)).await;
+}
+
+/// Waits for `peer` to come up on this endpoint, ignoring other events.
+async fn came_up(events: &mut mpsc::UnboundedReceiver<Event>, peer: &str, what: &str) {
+    expect(events, what, |e| matches!(e, Event::Up(n) if n == peer)).await;
+}
+
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !cond() {
@@ -135,12 +145,7 @@ async fn two_nodes_connect_and_exchange_signals_in_order() {
         .dial(b.mesh.local_addr(), Some(name("b")))
         .await
         .expect("dial");
-    expect(
-        &mut b.events,
-        "b sees a",
-        |e| matches!(e, Event::Up(n) if n == "a"),
-    )
-    .await;
+    came_up(&mut b.events, "a", "b sees a").await;
     assert_eq!(link.info().name, name("b"));
 
     for i in 0..1000u64 {
@@ -262,25 +267,10 @@ async fn wanted_peers_are_redialed_after_the_connection_drops() {
     let mut a = node(&ca, "a");
     let b = node(&ca, "b");
     a.mesh.want(name("b"), b.mesh.local_addr());
-    expect(
-        &mut a.events,
-        "up",
-        |e| matches!(e, Event::Up(n) if n == "b"),
-    )
-    .await;
+    came_up(&mut a.events, "b", "up").await;
     b.mesh.disconnect(&name("a"), "test");
-    expect(
-        &mut a.events,
-        "down",
-        |e| matches!(e, Event::Down(n) if n == "b"),
-    )
-    .await;
-    expect(
-        &mut a.events,
-        "up again",
-        |e| matches!(e, Event::Up(n) if n == "b"),
-    )
-    .await;
+    went_down(&mut a.events, "b", "down").await;
+    came_up(&mut a.events, "b", "up again").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,24 +324,14 @@ async fn garbage_on_a_lane_closes_that_connection_only() {
         .dial(c.mesh.local_addr(), Some(name("c")))
         .await
         .expect("a-c");
-    expect(
-        &mut a.events,
-        "b up",
-        |e| matches!(e, Event::Up(n) if n == "b"),
-    )
-    .await;
+    came_up(&mut a.events, "b", "b up").await;
     // b writes raw garbage on a fresh uni stream: a claimed length of 4 GiB.
     let b_to_a = b.mesh.link(&name("a")).expect("b-a");
     b_to_a
         .write_raw_uni_for_tests(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3])
         .await
         .expect("write");
-    expect(
-        &mut a.events,
-        "b dropped",
-        |e| matches!(e, Event::Down(n) if n == "b"),
-    )
-    .await;
+    went_down(&mut a.events, "b", "b dropped").await;
     // c is untouched.
     ac.send_signal(&Signal::Monitor {
         watcher: 1,
@@ -375,26 +355,11 @@ async fn a_partition_drops_the_connection_and_healing_restores_it() {
     let mut a = mk("a");
     let b = mk("b");
     a.mesh.want(name("b"), b.mesh.local_addr());
-    expect(
-        &mut a.events,
-        "up",
-        |e| matches!(e, Event::Up(n) if n == "b"),
-    )
-    .await;
+    came_up(&mut a.events, "b", "up").await;
     plan.partition(a.mesh.local_addr(), b.mesh.local_addr());
-    expect(
-        &mut a.events,
-        "down after idle timeout",
-        |e| matches!(e, Event::Down(n) if n == "b"),
-    )
-    .await;
+    went_down(&mut a.events, "b", "down after idle timeout").await;
     plan.heal_all();
-    expect(
-        &mut a.events,
-        "up after heal",
-        |e| matches!(e, Event::Up(n) if n == "b"),
-    )
-    .await;
+    came_up(&mut a.events, "b", "up after heal").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,12 +413,7 @@ async fn nodes_with_different_lane_counts_use_the_smaller_on_both_sides() {
         .dial(few.mesh.local_addr(), Some(name("few")))
         .await
         .expect("dial");
-    expect(
-        &mut few.events,
-        "up",
-        |e| matches!(e, Event::Up(n) if n == "many"),
-    )
-    .await;
+    came_up(&mut few.events, "many", "up").await;
     let back = few.mesh.link(&name("many")).expect("few has the link");
     assert_eq!(link.lanes(), 2);
     assert_eq!(back.lanes(), 2);
@@ -493,24 +453,14 @@ async fn a_stray_or_repeated_stream_closes_the_connection() {
             .dial(b.mesh.local_addr(), Some(name("b")))
             .await
             .expect("dial");
-        expect(
-            &mut a.events,
-            "up",
-            |e| matches!(e, Event::Up(n) if n == "b"),
-        )
-        .await;
+        came_up(&mut a.events, "b", "up").await;
         let b_to_a = b.mesh.link(&name("a")).expect("b-a");
         // 0x40: no such lane; 0xff: a second signal stream; 0: a second lane 0.
         b_to_a
             .write_raw_uni_for_tests(&[header, 0, 0, 0, 0])
             .await
             .expect("write");
-        expect(
-            &mut a.events,
-            "b dropped",
-            |e| matches!(e, Event::Down(n) if n == "b"),
-        )
-        .await;
+        went_down(&mut a.events, "b", "b dropped").await;
     }
 }
 
@@ -531,12 +481,7 @@ async fn signals_are_queued_when_the_data_lane_is_full_and_a_stalled_peer_fails_
         .dial(b.mesh.local_addr(), Some(name("b")))
         .await
         .expect("dial");
-    expect(
-        &mut b.events,
-        "up",
-        |e| matches!(e, Event::Up(n) if n == "a"),
-    )
-    .await;
+    came_up(&mut b.events, "a", "up").await;
     // Fill the data lane until it refuses: data gets Overloaded...
     let big = Delivery::Tell {
         to: 1,
