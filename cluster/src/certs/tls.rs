@@ -17,9 +17,23 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use super::{CertError, ClusterTrust, NodeCert};
 
-/// The one crypto provider understudy uses.
+/// The one crypto provider understudy uses: *ring*, with AES-128-GCM-SHA256 the preferred
+/// TLS 1.3 suite. It is the suite of QUIC's own Initial packets, and its SHA-256 runs on the
+/// CPU's SHA extensions where ring's SHA-384 (of the AES-256 suite, rustls' first choice)
+/// does not: forming a cluster is mostly handshakes, and this takes the hashing out of its
+/// profile (docs/BENCHMARKS.md, "50-node burst"). The other two suites stay accepted.
 pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::cipher_suite::{
+        TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384, TLS13_CHACHA20_POLY1305_SHA256,
+    };
+    Arc::new(CryptoProvider {
+        cipher_suites: vec![
+            TLS13_AES_128_GCM_SHA256,
+            TLS13_AES_256_GCM_SHA384,
+            TLS13_CHACHA20_POLY1305_SHA256,
+        ],
+        ..rustls::crypto::ring::default_provider()
+    })
 }
 
 /// A root store holding only the cluster CA.
@@ -144,6 +158,11 @@ mod tests {
             assert_eq!(
                 client.protocol_version(),
                 Some(rustls::ProtocolVersion::TLSv1_3)
+            );
+            assert_eq!(
+                client.negotiated_cipher_suite().map(|s| s.suite()),
+                Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256),
+                "the suite with hardware SHA-256"
             );
         }
         Outcome {
