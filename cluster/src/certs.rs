@@ -74,7 +74,7 @@ use rustls_pki_types::CertificateDer;
 use crate::identity::{ClusterName, NodeName};
 
 pub use ca::ClusterCa;
-pub use error::CertError;
+pub use error::{Cause, CertError};
 pub use node::NodeCert;
 pub use trust::{ClusterTrust, IdentityMismatch, check_peer_name, node_name_of};
 
@@ -161,21 +161,18 @@ impl std::fmt::Debug for PemPair {
 
 /// The one certificate in `pem_text`, as DER. `what` names it in errors.
 fn cert_from_pem(pem_text: &str, what: &str) -> Result<CertificateDer<'static>, CertError> {
-    let blocks = pem::parse_many(pem_text).map_err(|e| CertError::Pem {
-        what: what.to_owned(),
-        problem: e.to_string(),
-    })?;
+    let blocks = pem::parse_many(pem_text).map_err(|e| CertError::pem_parse(what, e))?;
     let mut certs = blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE");
     match (certs.next(), certs.next()) {
         (Some(cert), None) => Ok(CertificateDer::from(cert.into_contents())),
-        (None, _) => Err(CertError::Pem {
-            what: what.to_owned(),
-            problem: "no `-----BEGIN CERTIFICATE-----` block".into(),
-        }),
-        (Some(_), Some(_)) => Err(CertError::Pem {
-            what: what.to_owned(),
-            problem: "more than one certificate; expected exactly one".into(),
-        }),
+        (None, _) => Err(CertError::pem(
+            what,
+            "no `-----BEGIN CERTIFICATE-----` block",
+        )),
+        (Some(_), Some(_)) => Err(CertError::pem(
+            what,
+            "more than one certificate; expected exactly one",
+        )),
     }
 }
 
@@ -192,10 +189,7 @@ fn to_pem(tag: &str, der: &[u8]) -> String {
 
 /// A private key from PEM (PKCS#8 or SEC1). `what` names it in errors.
 fn key_from_pem(pem_text: &str, what: &str) -> Result<rcgen::KeyPair, CertError> {
-    rcgen::KeyPair::from_pem(pem_text).map_err(|e| CertError::Pem {
-        what: what.to_owned(),
-        problem: e.to_string(),
-    })
+    rcgen::KeyPair::from_pem(pem_text).map_err(|e| CertError::pem_parse(what, e))
 }
 
 /// Fails unless `key` is the private key of the certificate `cert`.
@@ -205,10 +199,8 @@ fn check_key_matches(
     what: &str,
 ) -> Result<(), CertError> {
     use rcgen::PublicKeyData;
-    let parsed = webpki::EndEntityCert::try_from(cert).map_err(|e| CertError::NotUnderstudy {
-        what: what.to_owned(),
-        problem: format!("not a valid X.509 certificate ({e})"),
-    })?;
+    let parsed = webpki::EndEntityCert::try_from(cert)
+        .map_err(|e| CertError::not_understudy_because(what, "not a valid X.509 certificate", e))?;
     if parsed.subject_public_key_info().as_ref() == key.subject_public_key_info().as_slice() {
         Ok(())
     } else {
@@ -223,19 +215,20 @@ fn check_key_matches(
 fn validity(days: u32) -> Result<(time::OffsetDateTime, time::OffsetDateTime), CertError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| CertError::Generate("the system clock is before 1970".into()))?
+        .map_err(|e| CertError::generate("a validity period (the clock is before 1970)", e))?
         .as_secs();
-    let now = i64::try_from(now).map_err(|_| CertError::Generate("clock out of range".into()))?;
+    let now = i64::try_from(now)
+        .map_err(|e| CertError::generate("a validity period (the clock is out of range)", e))?;
     let at = |secs: i64| {
         time::OffsetDateTime::from_unix_timestamp(secs)
-            .map_err(|e| CertError::Generate(format!("validity out of range: {e}")))
+            .map_err(|e| CertError::generate("a validity period", e))
     };
     Ok((at(now - 3600)?, at(now + i64::from(days) * 86_400)?))
 }
 
 /// Wraps an rcgen failure (key generation or signing) without exposing rcgen's error type.
 fn generate_error(e: rcgen::Error) -> CertError {
-    CertError::Generate(e.to_string())
+    CertError::generate("the certificate", e)
 }
 
 #[cfg(test)]

@@ -199,13 +199,17 @@ impl ClusterCa {
     /// certificate whose subject is not the one understudy derives for its cluster (the
     /// issuer name written into new certificates would not match it).
     fn check_issues_verifiable(&self) -> Result<(), CertError> {
-        let probe = NodeName::new("probe").map_err(|e| CertError::Generate(e.to_string()))?;
+        let probe =
+            NodeName::new("probe").map_err(|e| CertError::generate("a probe certificate", e))?;
         let cert = self.issue_valid_for(&probe, 1)?;
         self.trust()
             .verify_peer(cert.cert_der(), &probe)
-            .map_err(|e| CertError::NotUnderstudy {
-                what: "CA certificate".into(),
-                problem: format!("certificates issued with it do not verify against it ({e})"),
+            .map_err(|e| {
+                CertError::not_understudy_because(
+                    "CA certificate",
+                    "certificates issued with it do not verify against it",
+                    e,
+                )
             })
     }
 }
@@ -239,7 +243,7 @@ fn ca_params(cluster: &ClusterName) -> Result<CertificateParams, CertError> {
     );
     let uri = format!("{CA_URI_PREFIX}{cluster}")
         .try_into()
-        .map_err(|e: rcgen::Error| CertError::Generate(e.to_string()))?;
+        .map_err(|e: rcgen::Error| CertError::generate("the CA's cluster URI", e))?;
     params.subject_alt_names = vec![SanType::URI(uri)];
     // Signs node certificates only, never another CA.
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));

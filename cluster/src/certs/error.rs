@@ -23,9 +23,15 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CertError {
-    /// Generating a key or signing a certificate failed.
-    #[error("cannot generate the certificate: {0}")]
-    Generate(String),
+    /// Generating a key, signing a certificate or building the TLS configuration from them
+    /// failed.
+    #[error("cannot generate {what}: {source}")]
+    Generate {
+        /// What was being made, e.g. "the node's key".
+        what: &'static str,
+        /// Why: the certificate or TLS library's error (or the clock's).
+        source: Cause,
+    },
     /// Text that should hold a PEM certificate or key does not.
     #[error("the {what} is not valid PEM: {problem}")]
     Pem {
@@ -33,6 +39,9 @@ pub enum CertError {
         what: String,
         /// What is wrong with it.
         problem: String,
+        /// The parser's error, when it was the parser that refused it.
+        #[source]
+        source: Option<Cause>,
     },
     /// A certificate that is not the kind `understudy certs` makes (wrong SANs, not a CA, ...).
     #[error("the {what} was not made by `understudy certs`: {problem}")]
@@ -41,6 +50,9 @@ pub enum CertError {
         what: String,
         /// What does not fit.
         problem: String,
+        /// The underlying error, when a check of the certificate library refused it.
+        #[source]
+        source: Option<Cause>,
     },
     /// The private key does not belong to the certificate next to it.
     #[error("the {what} key does not belong to its certificate (were the files mixed up?)")]
@@ -94,4 +106,63 @@ pub enum CertError {
         /// Why.
         source: io::Error,
     },
+}
+
+/// The underlying error of a certificate, TLS or clock call: kept as the error's source
+/// without putting the library's type in understudy's API.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+impl CertError {
+    pub(crate) fn generate(
+        what: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        CertError::Generate {
+            what,
+            source: Box::new(source),
+        }
+    }
+
+    /// A PEM problem found by understudy's own checks (no underlying error).
+    pub(crate) fn pem(what: &str, problem: impl Into<String>) -> Self {
+        CertError::Pem {
+            what: what.to_owned(),
+            problem: problem.into(),
+            source: None,
+        }
+    }
+
+    /// A PEM text the parser refused: its error is the problem and the source.
+    pub(crate) fn pem_parse(
+        what: &str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        CertError::Pem {
+            what: what.to_owned(),
+            problem: source.to_string(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// A certificate that does not fit understudy's conventions (no underlying error).
+    pub(crate) fn not_understudy(what: &str, problem: impl Into<String>) -> Self {
+        CertError::NotUnderstudy {
+            what: what.to_owned(),
+            problem: problem.into(),
+            source: None,
+        }
+    }
+
+    /// A certificate a library check refused: `problem` says which check, the error is kept.
+    pub(crate) fn not_understudy_because(
+        what: &str,
+        problem: &str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        CertError::NotUnderstudy {
+            what: what.to_owned(),
+            problem: format!("{problem} ({source})"),
+            source: Some(Box::new(source)),
+        }
+    }
 }

@@ -172,10 +172,10 @@ impl NodeCert {
             .and_then(|cert| names_in_node_cert(&cert))
             .map_err(|e| files::invalid(cert_path.clone(), e, remedy()))?;
         if &cert.1 != name {
-            let problem = CertError::NotUnderstudy {
-                what: "node certificate".into(),
-                problem: format!("it is for node {}, not {name}", cert.1),
-            };
+            let problem = CertError::not_understudy(
+                "node certificate",
+                format!("it is for node {}, not {name}", cert.1),
+            );
             return Err(files::invalid(cert_path, problem, remedy()));
         }
         key_from_pem(&key_pem, "node key")

@@ -197,10 +197,19 @@ fn mismatched_keys_and_bad_pem_are_refused() {
         ClusterCa::from_pem("garbage", &p1.key),
         Err(CertError::Pem { .. })
     ));
-    assert!(matches!(
-        ClusterCa::from_pem(&p1.cert, "garbage"),
-        Err(CertError::Pem { .. })
-    ));
+    // The parser's own error is kept as the source, not only as text.
+    let err = ClusterCa::from_pem(&p1.cert, "garbage").expect_err("a garbage key");
+    assert!(
+        matches!(
+            err,
+            CertError::Pem {
+                source: Some(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(std::error::Error::source(&err).is_some());
     let two = format!("{}{}", p1.cert, p2.cert);
     let err = ClusterTrust::from_pem(&two).expect_err("two certificates");
     assert!(

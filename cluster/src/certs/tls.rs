@@ -51,7 +51,7 @@ pub(crate) fn server_config(
 ) -> Result<ServerConfig, CertError> {
     let verifier = WebPkiClientVerifier::builder_with_provider(roots(trust)?, provider())
         .build()
-        .map_err(|e| CertError::Generate(format!("TLS client verifier: {e}")))?;
+        .map_err(|e| CertError::generate("the TLS client verifier", e))?;
     ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls_error)?
@@ -74,7 +74,7 @@ pub(crate) fn client_config(
 }
 
 fn tls_error(e: rustls::Error) -> CertError {
-    CertError::Generate(format!("TLS configuration: {e}"))
+    CertError::generate("the TLS configuration", e)
 }
 
 #[cfg(test)]

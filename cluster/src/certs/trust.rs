@@ -276,19 +276,19 @@ pub fn node_name_of(cluster: &ClusterName, leaf_der: &[u8]) -> Result<NodeName, 
 pub(super) fn names_in_node_cert(
     cert: &CertificateDer<'_>,
 ) -> Result<(ClusterName, NodeName), CertError> {
-    let not_ours = |problem: String| CertError::NotUnderstudy {
-        what: "node certificate".into(),
-        problem,
-    };
+    const WHAT: &str = "node certificate";
+    let not_ours = |problem: String| CertError::not_understudy(WHAT, problem);
     let ee = webpki::EndEntityCert::try_from(cert)
-        .map_err(|e| not_ours(format!("not a valid X.509 certificate ({e})")))?;
+        .map_err(|e| CertError::not_understudy_because(WHAT, "not a valid X.509 certificate", e))?;
     let suffix = format!(".{CLUSTER_SAN_DOMAIN}");
     let clusters: Vec<&str> = ee
         .valid_dns_names()
         .filter_map(|n| n.strip_suffix(suffix.as_str()))
         .collect();
     let cluster = match clusters.as_slice() {
-        [one] => ClusterName::new(*one).map_err(|e| not_ours(e.to_string()))?,
+        [one] => ClusterName::new(*one).map_err(|e| {
+            CertError::not_understudy_because(WHAT, "its cluster name is invalid", e)
+        })?,
         [] => {
             return Err(not_ours(format!(
                 "it has no cluster-wide SAN `<cluster>{suffix}`"
@@ -300,26 +300,26 @@ pub(super) fn names_in_node_cert(
             )));
         }
     };
-    let name = node_name_of(&cluster, cert).map_err(|e| not_ours(e.to_string()))?;
+    let name = node_name_of(&cluster, cert)
+        .map_err(|e| CertError::not_understudy_because(WHAT, "no usable node name", e))?;
     Ok((cluster, name))
 }
 
 /// The cluster a CA certificate is for, from its URI SAN `urn:understudy:cluster:<cluster>`.
 pub(super) fn cluster_of_ca(cert: &CertificateDer<'_>) -> Result<ClusterName, CertError> {
-    let not_ours = |problem: String| CertError::NotUnderstudy {
-        what: "CA certificate".into(),
-        problem,
-    };
+    const WHAT: &str = "CA certificate";
+    let not_ours = |problem: String| CertError::not_understudy(WHAT, problem);
     webpki::anchor_from_trusted_cert(cert)
-        .map_err(|e| not_ours(format!("not usable as a trust anchor ({e})")))?;
+        .map_err(|e| CertError::not_understudy_because(WHAT, "not usable as a trust anchor", e))?;
     let ee = webpki::EndEntityCert::try_from(cert)
-        .map_err(|e| not_ours(format!("not a valid X.509 certificate ({e})")))?;
+        .map_err(|e| CertError::not_understudy_because(WHAT, "not a valid X.509 certificate", e))?;
     let clusters: Vec<&str> = ee
         .valid_uri_names()
         .filter_map(|uri| uri.strip_prefix(CA_URI_PREFIX))
         .collect();
     match clusters.as_slice() {
-        [one] => ClusterName::new(*one).map_err(|e| not_ours(e.to_string())),
+        [one] => ClusterName::new(*one)
+            .map_err(|e| CertError::not_understudy_because(WHAT, "its cluster name is invalid", e)),
         [] => Err(not_ours(format!(
             "it has no `{CA_URI_PREFIX}<cluster>` URI SAN (is this a node certificate? \
              {} must be the CA's own certificate)",
