@@ -57,8 +57,8 @@ extern crate self as understudy;
 
 pub use understudy_actor::{
     Actor, ActorAddr, ActorError, Ask, AskError, AskFuture, AskerGone, Ctx, DEFAULT_ASK_TIMEOUT,
-    Handler, NameTaken, NodeId, Reply, Runtime, Spawn, SpawnError, TellError, ask, names, send,
-    supervisor, tell,
+    Down, ExitReason, Handler, Monitor, MonitorRef, NameTaken, NodeId, Reply, Runtime, Spawn,
+    SpawnError, TellError, ask, exit, monitor, names, send, supervisor, tell,
 };
 #[cfg(feature = "remote")]
 pub use understudy_actor::{DecodeError, DeliverError, EncodeError, RemoteMessage, Tag, remote};
@@ -82,8 +82,9 @@ pub mod prelude {
     // `RemoteMessage` is the derive here; with `remote`, the trait too (same name, other
     // namespace), and without it the derive says which feature to enable.
     pub use crate::{
-        Actor, ActorCell, ActorError, ActorRef, AskError, Ctx, Handler, Message, RemoteMessage,
-        Reply, RpcReplyPort, Runtime, Spawn, SpawnError, TellError, messages,
+        Actor, ActorCell, ActorError, ActorRef, AskError, Ctx, Down, ExitReason, Handler, Message,
+        Monitor, MonitorRef, RemoteMessage, Reply, RpcReplyPort, Runtime, Spawn, SpawnError,
+        TellError, messages,
     };
 }
 

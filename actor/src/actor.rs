@@ -10,9 +10,12 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use ractor::{ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{ActorCell, ActorProcessingErr, ActorRef, ActorStatus, SupervisionEvent};
 
+use crate::exit::ExitReason;
+use crate::monitor::{Down, MonitorRef, MonitorTable, deliver_as};
 use crate::runtime::Runtime;
 
 /// The error a hook or handler returns to fail its actor (which then follows its
@@ -44,11 +47,31 @@ pub trait Actor: Sized + Send + 'static {
         async { Ok(()) }
     }
 
-    /// A linked child or a monitored actor started, stopped or failed.
+    /// An actor this one monitors with [`Ctx::monitor`] exited. It arrives in mailbox order:
+    /// after every message that actor sent this one before exiting. The default does nothing
+    /// (a monitor never stops its watcher); return an error to fail this actor.
     ///
-    /// The default follows ractor: stop this actor when a child (or a monitored actor)
-    /// terminates or fails, like an Erlang process that does not trap exits.
+    /// `#[messages]` actors get their DOWNs here. An actor with a hand-written message type
+    /// receives them as its own variant (`impl From<Down> for MyMsg`) in `handle`.
+    fn on_down(
+        &mut self,
+        ctx: &Ctx<Self>,
+        down: Down,
+    ) -> impl Future<Output = Result<(), ActorError>> + Send {
+        let _ = (ctx, down);
+        async { Ok(()) }
+    }
+
+    /// A linked child started, stopped or failed (ractor's supervision events).
+    ///
+    /// The default follows ractor: stop this actor when a linked child terminates or fails,
+    /// like an Erlang process that does not trap exits.
     /// [`Supervisor`](crate::supervisor) overrides this with OTP restart strategies.
+    ///
+    /// Exits of actors watched with [`Ctx::monitor`] never come here (they are
+    /// [`on_down`](Self::on_down)'s). ractor's own `ActorCell::monitor` cannot be told
+    /// apart from a link, so its events do come here, before the messages already in the
+    /// mailbox; prefer [`Ctx::monitor`].
     fn on_supervision(
         &mut self,
         ctx: &Ctx<Self>,
@@ -81,6 +104,8 @@ pub trait Handler: Actor {
 pub struct Ctx<A> {
     cell: ActorCell,
     runtime: Runtime,
+    /// Made on the first [`monitor`](Ctx::monitor): most actors never monitor.
+    monitors: OnceLock<Arc<Mutex<MonitorTable>>>,
     _actor: PhantomData<fn() -> A>,
 }
 
@@ -89,8 +114,14 @@ impl<A> Ctx<A> {
         Ctx {
             cell,
             runtime,
+            monitors: OnceLock::new(),
             _actor: PhantomData,
         }
+    }
+
+    /// This actor's monitors, if it ever made one.
+    pub(crate) fn monitor_table(&self) -> Option<&Arc<Mutex<MonitorTable>>> {
+        self.monitors.get()
     }
 
     /// This actor's untyped cell (for links, monitors, supervision).
@@ -107,6 +138,103 @@ impl<A> Ctx<A> {
     pub fn stop(&self, reason: Option<String>) {
         self.cell.stop(reason);
     }
+
+    /// Turns a monitor off (Erlang's `demonitor(Ref, [info])`): `true` if it was active and
+    /// no DOWN will come for it, `false` if it already fired (its DOWN is in the mailbox or
+    /// was handled) or is unknown.
+    pub fn demonitor(&self, monitor: MonitorRef) -> bool {
+        let Some(table) = self.monitors.get() else {
+            return false;
+        };
+        let mut table = lock(table);
+        // Checked before removal: an actor that is already exiting may have announced it to
+        // its monitors, this one included, and that event must not be taken for a link's.
+        let Some(removed) = table.remove_if_active(monitor) else {
+            return false;
+        };
+        if removed.last {
+            self.cell.unmonitor(removed.cell.clone());
+            if removed.cell.get_status() >= ActorStatus::Stopping {
+                table.keep_tombstone(&removed.cell);
+            }
+        }
+        true
+    }
+}
+
+impl<A: Handler> Ctx<A>
+where
+    A::Msg: From<Down>,
+{
+    /// Monitors `actor`, local or remote (Erlang's `monitor(process, Pid)`): when it exits,
+    /// this actor gets a [`Down`] in its mailbox, after every message `actor` sent it before
+    /// exiting; `#[messages]` actors handle it in [`Actor::on_down`]. An actor that is
+    /// already gone gives a DOWN with [`ExitReason::NoProc`]; a monitor never stops this
+    /// actor. Each call is a separate monitor with its own DOWN.
+    ///
+    /// ```
+    /// use understudy_actor::{Actor, ActorError, Ctx, Down, Handler};
+    /// struct Watcher { seen: Vec<Down> }
+    /// impl Actor for Watcher {}
+    /// enum WatcherMsg { Watch(ractor::ActorCell), Down(Down) }
+    /// impl From<Down> for WatcherMsg {
+    ///     fn from(down: Down) -> Self { WatcherMsg::Down(down) }
+    /// }
+    /// impl Handler for Watcher {
+    ///     type Msg = WatcherMsg;
+    ///     async fn handle(&mut self, ctx: &Ctx<Self>, msg: WatcherMsg) -> Result<(), ActorError> {
+    ///         match msg {
+    ///             WatcherMsg::Watch(actor) => { ctx.monitor(&actor); }
+    ///             WatcherMsg::Down(down) => self.seen.push(down),
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn monitor(&self, actor: &ActorCell) -> MonitorRef {
+        let table = self
+            .monitors
+            .get_or_init(|| Arc::new(Mutex::new(MonitorTable::new(deliver_as::<A::Msg>))));
+        if actor.get_status() == ActorStatus::Stopped {
+            let monitor = MonitorRef::fresh();
+            deliver_as::<A::Msg>(
+                &self.cell,
+                Down {
+                    monitor,
+                    actor: actor.get_id(),
+                    reason: ExitReason::NoProc,
+                },
+            );
+            return monitor;
+        }
+        let (monitor, first) = lock(table).add(actor);
+        if first {
+            self.cell.monitor(actor.clone());
+        }
+        if actor.get_status() >= ActorStatus::Stopping {
+            // It was already exiting: its exit may have been announced before this monitor
+            // was set, and then no event comes. Once it is gone, whatever has not fired
+            // fires with `noproc`.
+            let (table, watcher, actor) = (Arc::clone(table), self.cell.clone(), actor.clone());
+            tokio::spawn(async move {
+                let _ = actor.wait(None).await;
+                let (downs, deliver) = {
+                    let mut table = lock(&table);
+                    (table.expired(actor.get_id()), table.deliver())
+                };
+                for down in downs {
+                    deliver(&watcher, down);
+                }
+            });
+        }
+        monitor
+    }
+}
+
+/// The monitor table's lock; a panic while it was held cannot leave it half-updated (each
+/// operation is one map change), so a poisoned lock is used as is.
+pub(crate) fn lock(table: &Mutex<MonitorTable>) -> std::sync::MutexGuard<'_, MonitorTable> {
+    table.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<A: Handler> Ctx<A> {

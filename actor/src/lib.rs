@@ -26,10 +26,12 @@ pub mod ask;
 #[cfg(feature = "remote")]
 pub mod backlog;
 mod deadline;
+pub mod exit;
 pub mod exported;
 mod host;
 pub mod id;
 mod message_impls;
+pub mod monitor;
 pub mod names;
 #[cfg(feature = "remote")]
 pub mod remote;
@@ -44,9 +46,11 @@ pub(crate) mod sync;
 
 pub use actor::{Actor, ActorError, Ctx, Handler};
 pub use ask::{Ask, AskError, AskFuture, DEFAULT_ASK_TIMEOUT, TellError, ask, send, tell};
+pub use exit::ExitReason;
 #[cfg(feature = "remote")]
 pub use exported::DeliverError;
 pub use id::{ActorAddr, NodeId};
+pub use monitor::{Down, Monitor, MonitorRef};
 #[cfg(feature = "remote")]
 pub use remote::{DecodeError, EncodeError, RemoteMessage, Tag};
 pub use reply::{AskerGone, Reply};

@@ -139,6 +139,15 @@ pub enum EncodeError {
         /// postcard's reason.
         reason: String,
     },
+    /// The value is meaningful only on its own node (a monitor's DOWN, which understudy puts
+    /// in its watcher's mailbox itself) and is never sent.
+    #[error("{what} in {type_name} is local to its node and cannot be sent to another")]
+    LocalOnly {
+        /// The Rust type encoded.
+        type_name: &'static str,
+        /// What could not be sent.
+        what: &'static str,
+    },
     /// Bridging a reply port needs a tokio runtime.
     #[error("an ask to a remote actor must be made from inside a tokio runtime")]
     NoRuntime,

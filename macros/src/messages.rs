@@ -312,7 +312,18 @@ fn gen_enum(
     });
     quote! {
         #[doc = #doc]
-        #vis enum #name { #(#variants),* }
+        #vis enum #name {
+            #(#variants,)*
+            /// A monitored actor exited: handled by `Actor::on_down`, in mailbox order.
+            #[doc(hidden)]
+            __Down(#p::actor::Down),
+        }
+
+        impl ::core::convert::From<#p::actor::Down> for #name {
+            fn from(down: #p::actor::Down) -> Self {
+                #name::__Down(down)
+            }
+        }
     }
 }
 
@@ -355,7 +366,12 @@ fn gen_handler(
                 __understudy_ctx: &#p::actor::Ctx<Self>,
                 message: #enum_name,
             ) -> ::core::result::Result<(), #p::actor::ActorError> {
-                match message { #(#arms)* }
+                match message {
+                    #(#arms)*
+                    #enum_name::__Down(down) => {
+                        return <Self as #p::actor::Actor>::on_down(self, __understudy_ctx, down).await;
+                    }
+                }
                 ::core::result::Result::Ok(())
             }
         }
@@ -458,7 +474,13 @@ fn gen_remote(
             const TAG: #p::actor::Tag = #tag;
 
             fn to_wire(self) -> ::core::result::Result<#p::ractor::message::SerializedMessage, #p::actor::EncodeError> {
-                match self { #(#encode_arms)* }
+                match self {
+                    #(#encode_arms)*
+                    #enum_name::__Down(_) => ::core::result::Result::Err(#p::actor::EncodeError::LocalOnly {
+                        type_name: ::core::any::type_name::<Self>(),
+                        what: "a DOWN notice",
+                    }),
+                }
             }
 
             fn from_wire(message: #p::ractor::message::SerializedMessage) -> ::core::result::Result<Self, #p::actor::DecodeError> {

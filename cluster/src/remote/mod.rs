@@ -59,10 +59,10 @@ use proxy::{Agent, Proxy, ProxyState};
 use session::{ProxyEntry, Session};
 use tables::Interests;
 
-/// The exit reason of remote actors whose node or connection went away.
-pub const NOCONNECTION: &str = "noconnection";
-/// The exit reason of a remote actor that did not exist (or was not exported).
-pub const NOPROC: &str = "noproc";
+/// The exit reasons of remote actors whose node or connection went away
+/// ([`NOCONNECTION`]), and of one that did not exist or was not exported ([`NOPROC`]);
+/// typed as [`ExitReason`](understudy_actor::ExitReason).
+pub use understudy_actor::exit::{NOCONNECTION, NOPROC};
 /// The exit reason that kills an actor outright ([`RemoteDriver::exit`]).
 pub const KILL: &str = "kill";
 /// The exit reason of a normal exit; as an exit signal from another actor, it is ignored.
