@@ -86,6 +86,10 @@ pub mod prelude {
         Monitor, MonitorRef, RemoteMessage, Reply, RpcReplyPort, Runtime, Spawn, SpawnError,
         TellError, messages,
     };
+
+    /// `ctx.node()`: the cluster node an actor runs on.
+    #[cfg(feature = "cluster")]
+    pub use crate::cluster::node::CtxNode;
 }
 
 #[doc(hidden)]

@@ -155,7 +155,9 @@ fn tell_remote<M: Message>(
         return Err(TellError::WrongActorType);
     }
     // An ask's encoder hands its asker's side over instead of bridging it with a task.
-    let (wire, completion) = crate::remote_reply::sending(|| message.serialize());
+    let (wire, completion) = crate::wire_ref::encoding(route.refs(), || {
+        crate::remote_reply::sending(|| message.serialize())
+    });
     let wire = wire.map_err(|_| TellError::WrongActorType)?;
     match (wire, completion) {
         (ractor::message::SerializedMessage::Cast { args, .. }, Some(completion)) => {
@@ -189,7 +191,7 @@ pub async fn send<M: Message>(to: &ActorRef<M>, message: M) -> Result<(), TellEr
         if !M::serializable() {
             return Err(TellError::WrongActorType);
         }
-        return match message.serialize() {
+        return match crate::wire_ref::encoding(route.refs(), || message.serialize()) {
             Ok(ractor::message::SerializedMessage::Cast { args, .. }) => {
                 route.send_waiting(pid, args).await
             }

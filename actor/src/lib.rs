@@ -43,6 +43,8 @@ pub mod route;
 pub mod runtime;
 pub mod supervisor;
 pub(crate) mod sync;
+#[cfg(feature = "remote")]
+pub mod wire_ref;
 
 pub use actor::{Actor, ActorError, Ctx, Handler};
 pub use ask::{Ask, AskError, AskFuture, DEFAULT_ASK_TIMEOUT, TellError, ask, send, tell};

@@ -21,6 +21,7 @@ use ractor::message::{BoxedDowncastErr, SerializedMessage};
 
 use crate::remote_reply::Deliver;
 use crate::reply::Reply;
+pub use crate::wire_ref::actor_ref;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -356,7 +357,8 @@ pub fn deserialize_hook<M: RemoteMessage>(
     if let Some(meta) = &metadata {
         crate::backlog::consumed(meta);
     }
-    crate::remote_reply::decoding(metadata.as_deref(), || M::from_wire(message)).map_err(|e| {
+    let decode = || crate::wire_ref::decoding(metadata.as_deref(), || M::from_wire(message));
+    crate::remote_reply::decoding(metadata.as_deref(), decode).map_err(|e| {
         reject(e);
         BoxedDowncastErr
     })

@@ -43,6 +43,12 @@ pub trait Route: Send + Sync + 'static {
     /// Sends a tell, waiting for room on the connection instead of failing with
     /// [`TellError::Overloaded`] (as tokio's `Sender::send().await`).
     fn send_waiting(&self, pid: u64, args: Vec<u8>) -> WaitingSend;
+
+    /// The sending node, which exports the local actors whose refs a message to this route
+    /// carries (see [`crate::wire_ref`]). `None`: such messages do not encode.
+    fn refs(&self) -> Option<Arc<dyn crate::wire_ref::RefResolver>> {
+        None
+    }
 }
 
 /// The future of [`Route::send_waiting`].

@@ -9,9 +9,10 @@
 
 use std::fmt;
 
-use std::sync::Arc;
+use std::any::Any;
 #[cfg(feature = "remote")]
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
 #[cfg(feature = "remote")]
 use ractor::message::SerializedMessage;
@@ -45,6 +46,9 @@ pub struct Runtime {
 struct Inner {
     node_id: NodeId,
     names: NameTable<ActorCell>,
+    /// What this runtime is part of (a cluster node), held weakly: the owner holds the
+    /// runtime, not the other way round.
+    owner: OnceLock<Weak<dyn Any + Send + Sync>>,
     #[cfg(feature = "remote")]
     exports: ExportTable,
     #[cfg(feature = "remote")]
@@ -156,6 +160,7 @@ impl Runtime {
             inner: Arc::new(Inner {
                 node_id,
                 names: NameTable::new(),
+                owner: OnceLock::new(),
                 #[cfg(feature = "remote")]
                 exports: ExportTable::default(),
                 #[cfg(feature = "remote")]
@@ -167,6 +172,31 @@ impl Runtime {
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.inner.node_id
+    }
+
+    /// Records what this runtime is part of (a cluster node does, so that an actor can reach
+    /// its node from its [`Ctx`](crate::Ctx)). Held weakly; set once (`false` if it already
+    /// was).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # use understudy_actor::Runtime;
+    /// struct Owner(&'static str);
+    /// let runtime = Runtime::new();
+    /// let owner = Arc::new(Owner("node a"));
+    /// assert!(runtime.attach(Arc::downgrade(&owner)));
+    /// assert_eq!(runtime.owner::<Owner>().map(|o| o.0), Some("node a"));
+    /// drop(owner);
+    /// assert!(runtime.owner::<Owner>().is_none());
+    /// ```
+    pub fn attach<T: Any + Send + Sync>(&self, owner: Weak<T>) -> bool {
+        let owner: Weak<dyn Any + Send + Sync> = owner;
+        self.inner.owner.set(owner).is_ok()
+    }
+
+    /// What this runtime was [`attach`](Self::attach)ed to, if it is a `T` and still alive.
+    pub fn owner<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.inner.owner.get()?.upgrade()?.downcast::<T>().ok()
     }
 
     /// Spawns an unnamed, unsupervised actor.

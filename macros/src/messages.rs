@@ -440,8 +440,13 @@ fn gen_remote(
         let i = i as u32;
         let v = &m.variant;
         let names = m.fields.iter().map(|(n, _)| n).collect::<Vec<_>>();
+        // An `ActorRef` travels as its address (see understudy-actor's `wire_ref`).
+        let values = m.fields.iter().map(|(n, t)| match actor_ref_target(t) {
+            Some(_) => quote!(#p::actor::wire_ref::Out(&#n)),
+            None => quote!(#n),
+        });
         let args = quote!(#p::actor::remote::encode_args(
-            <Self as #p::actor::RemoteMessage>::TAG, &(#i, (#(&#names,)*)))?);
+            <Self as #p::actor::RemoteMessage>::TAG, &(#i, (#(&#values,)*)))?);
         match m.reply {
             None => quote! { #enum_name::#v { #(#names),* } => ::core::result::Result::Ok(#p::actor::remote::cast(#args)), },
             Some(_) => quote! { #enum_name::#v { #(#names,)* reply } => #p::actor::remote::call(#args, reply), },
@@ -451,9 +456,16 @@ fn gen_remote(
         let i = i as u32;
         let v = &m.variant;
         let names = m.fields.iter().map(|(n, _)| n).collect::<Vec<_>>();
-        let tys = m.fields.iter().map(|(_, t)| t);
+        let tys = m.fields.iter().map(|(_, t)| match actor_ref_target(t) {
+            Some(target) => quote!(#p::actor::wire_ref::In<#target>),
+            None => quote!(#t),
+        });
+        let unwrap_refs = m.fields.iter().filter_map(|(n, t)| {
+            actor_ref_target(t).map(|_| quote!(let #n = #n.into_ref();))
+        });
         let fields = quote! {
             let (#(#names,)*): (#(#tys,)*) = #p::actor::remote::decode_payload(rest)?;
+            #(#unwrap_refs)*
         };
         match &m.reply {
             None => quote! {
@@ -514,4 +526,22 @@ fn gen_remote(
         #message_impl
     };
     remote_items(p, "#[messages(remote)]", items)
+}
+
+/// `M` if `ty` is written `ActorRef<M>` (any path ending in `ActorRef`).
+fn actor_ref_target(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "ActorRef" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        syn::GenericArgument::Type(target) if args.args.len() == 1 => Some(target),
+        _ => None,
+    }
 }

@@ -281,6 +281,7 @@ impl NodeBuilder {
             peers_changed: peers_tx.clone(),
         });
         teardown.disarm();
+        inner.runtime.attach(Arc::downgrade(&inner));
         mesh.start(Arc::new(Handler {
             node: Arc::downgrade(&inner),
             remote,
@@ -374,9 +375,47 @@ impl Deref for Node {
     }
 }
 
+/// A handler's way to its cluster node: `ctx.node()` (in `understudy::prelude`).
+///
+/// The node it returns is a full handle: keep it for the handler's duration, not in the
+/// actor's state (an actor that holds its own node keeps it running after its last other
+/// handle is dropped).
+///
+/// ```no_run
+/// use understudy::cluster::node::CtxNode;
+/// use understudy::prelude::*;
+///
+/// #[derive(Actor)]
+/// struct Greeter;
+///
+/// #[messages]
+/// impl Greeter {
+///     #[message]
+///     fn where_am_i(&self, ctx: &Ctx<Self>) -> String {
+///         ctx.node().map(|n| n.name().to_string()).unwrap_or_default()
+///     }
+/// }
+/// ```
+pub trait CtxNode {
+    /// The cluster node this actor runs on; `None` for an actor of a plain `Runtime`, or
+    /// once the node has shut down.
+    fn node(&self) -> Option<Node>;
+}
+
+impl<A> CtxNode for understudy_actor::Ctx<A> {
+    fn node(&self) -> Option<Node> {
+        Node::of(self.runtime())
+    }
+}
+
 impl Node {
     pub(crate) fn from_inner(inner: Arc<Inner>) -> Node {
         Node { inner }
+    }
+
+    /// The running node `runtime` belongs to, if any. From inside an actor, [`CtxNode::node`].
+    pub fn of(runtime: &Runtime) -> Option<Node> {
+        runtime.owner::<Inner>().map(Node::from_inner)
     }
 
     /// A builder for a node `name` of cluster `cluster`.

@@ -39,10 +39,12 @@ impl RemoteDriver {
         match delivery {
             Delivery::Tell { to, variant, args } => {
                 let cost = args.len() + MESSAGE_OVERHEAD;
+                let mut metadata = backlog.charge(to, cost, size);
+                metadata.extend(self.refs_token().iter().flatten());
                 let message = SerializedMessage::Cast {
                     variant,
                     args,
-                    metadata: Some(backlog.charge(to, cost, size)),
+                    metadata: Some(metadata),
                 };
                 if let Err(e) = self.runtime.exports().deliver_encoded(to, message) {
                     backlog.refund(to, cost, size);
@@ -120,6 +122,8 @@ impl RemoteDriver {
         let backlog = &session.lanes[lane].backlog;
         let cost = args.len() + MESSAGE_OVERHEAD;
         let mut metadata = backlog.charge(to, cost, size);
+        metadata.extend(self.refs_token().iter().flatten());
+        // Last: the reply token is read from the end.
         metadata.extend_from_slice(&session.replies.token(call));
         // The decoded message answers through the token; this port only marks it an ask.
         let (port, _) = ractor::concurrency::oneshot::<Vec<u8>>();

@@ -43,11 +43,12 @@ mod tables;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use ractor::{ActorCell, ActorId, ActorRef, ActorRuntime};
 use understudy_actor::backlog::Backlog;
 use understudy_actor::names::Owner;
+use understudy_actor::wire_ref::{self, RefError, RefResolver, ResolverRegistration};
 use understudy_actor::{ActorAddr, NodeId, RemoteMessage, Runtime};
 
 pub use barrier::BarrierError;
@@ -92,6 +93,13 @@ pub enum ResolveError {
     Spawn(ActorAddr),
 }
 
+/// What [`RemoteDriver::find`] found.
+enum Found {
+    Cell(ActorCell),
+    /// No proxy yet: one is spawned on this session, under this supervisor.
+    Spawn(Arc<Session>, ActorCell),
+}
+
 struct State {
     sessions: HashMap<NodeId, Arc<Session>>,
     interests: Interests,
@@ -111,6 +119,9 @@ pub struct RemoteDriver {
     state: Mutex<State>,
     next_key: AtomicU64,
     agent: OnceLock<ActorCell>,
+    /// This driver as the resolver of refs inside messages (see `wire_ref`), and the token
+    /// inbound deliveries carry to name it.
+    refs: OnceLock<(Weak<RemoteDriver>, ResolverRegistration)>,
 }
 
 impl std::fmt::Debug for RemoteDriver {
@@ -136,8 +147,13 @@ impl RemoteDriver {
             }),
             next_key: AtomicU64::new(1),
             agent: OnceLock::new(),
+            refs: OnceLock::new(),
             config,
         });
+        let resolver: Arc<dyn RefResolver> = driver.clone();
+        let _ = driver
+            .refs
+            .set((Arc::downgrade(&driver), wire_ref::register(&resolver)));
         let (agent, _) = ractor::Actor::spawn(
             None,
             Agent {
@@ -198,6 +214,7 @@ impl RemoteDriver {
             backlogs,
             hard_limit,
             self.config.max_links_per_peer,
+            self.resolver(),
         );
         link.set_session(session.clone());
         st.sessions.insert(info.id, session);
@@ -259,11 +276,24 @@ impl RemoteDriver {
 
     /// The cell for an address, untyped: the local actor itself, or a proxy of the remote one.
     pub async fn resolve_cell(&self, addr: ActorAddr) -> Result<ActorCell, ResolveError> {
+        match self.find(addr)? {
+            Found::Cell(cell) => Ok(cell),
+            Found::Spawn(session, supervisor) => self
+                .spawn_proxy(&session, addr, supervisor, Proxied::Shared)
+                .await
+                .map(|(cell, _)| cell),
+        }
+    }
+
+    /// The cell for `addr` if it exists (the local actor, or a live shared proxy), else what
+    /// a new proxy needs.
+    fn find(&self, addr: ActorAddr) -> Result<Found, ResolveError> {
         if addr.node == self.node_id() {
             return self
                 .runtime
                 .exports()
                 .cell_of(addr.pid)
+                .map(Found::Cell)
                 .ok_or(ResolveError::NoSuchActor(addr));
         }
         let session = self.session(addr.node)?;
@@ -276,12 +306,25 @@ impl RemoteDriver {
                 .map(|e| e.cell.clone())
         };
         if let Some(cell) = existing {
-            return Ok(cell);
+            return Ok(Found::Cell(cell));
         }
         let supervisor = self.agent().ok_or(ResolveError::Stopped)?;
-        self.spawn_proxy(&session, addr, supervisor, Proxied::Shared)
-            .await
-            .map(|(cell, _)| cell)
+        Ok(Found::Spawn(session, supervisor))
+    }
+
+    /// This driver as a ref resolver, for the routes it makes.
+    fn resolver(&self) -> Weak<dyn RefResolver> {
+        match self.refs.get() {
+            Some((weak, _)) => weak.clone(),
+            None => Weak::<RemoteDriver>::new(),
+        }
+    }
+
+    /// The metadata token naming this node as the resolver of refs in a delivered message.
+    pub(crate) fn refs_token(&self) -> Option<[u8; 16]> {
+        self.refs
+            .get()
+            .map(|(_, registration)| registration.token())
     }
 
     /// Spawns a proxy of `addr` supervised by `supervisor`, registers it and asks the owner to
@@ -634,5 +677,44 @@ fn apply_exit(target: &ActorCell, reason: ExitReason) {
         None | Some(NORMAL) => {}
         Some(KILL) => target.kill(),
         Some(_) => target.stop(reason),
+    }
+}
+
+impl RefResolver for RemoteDriver {
+    fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    fn resolve_now(&self, addr: ActorAddr) -> Result<ActorCell, RefError> {
+        let refused = |e: ResolveError| match e {
+            ResolveError::NoSuchActor(_) | ResolveError::WrongType(_) => {
+                RefError::NoSuchActor(addr)
+            }
+            ResolveError::NotConnected(_) => RefError::NotConnected(addr),
+            ResolveError::Stopped | ResolveError::Spawn(_) => RefError::Stopped,
+        };
+        match self.find(addr).map_err(refused)? {
+            Found::Cell(cell) => Ok(cell),
+            Found::Spawn(session, supervisor) => {
+                // A proxy's start never waits (its `pre_start` is ready at once), so one poll
+                // completes it; this runs in a deserialise hook, which cannot await. A start
+                // that did wait is dropped (which stops the half-made proxy) and refused.
+                let spawn = self.spawn_proxy(&session, addr, supervisor, Proxied::Shared);
+                match poll_once(spawn) {
+                    Some(result) => result.map(|(cell, _)| cell).map_err(refused),
+                    None => Err(RefError::Stopped),
+                }
+            }
+        }
+    }
+}
+
+/// Polls `future` once: its output if it was ready without waiting.
+fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
     }
 }

@@ -39,6 +39,8 @@ struct Pending {
 pub(crate) struct LinkRoute {
     pub(crate) link: Arc<PeerLink>,
     node: NodeId,
+    /// The node this route belongs to, which exports the local actors whose refs go out.
+    refs: std::sync::Weak<dyn understudy_actor::wire_ref::RefResolver>,
     next_call: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
 }
@@ -55,11 +57,15 @@ fn to_tell_error(e: SendError) -> TellError {
 }
 
 impl LinkRoute {
-    pub(crate) fn new(link: Arc<PeerLink>) -> Arc<Self> {
+    pub(crate) fn new(
+        link: Arc<PeerLink>,
+        refs: std::sync::Weak<dyn understudy_actor::wire_ref::RefResolver>,
+    ) -> Arc<Self> {
         let node = link.info().id;
         let route = Arc::new(LinkRoute {
             link,
             node,
+            refs,
             next_call: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
         });
@@ -135,6 +141,10 @@ impl LinkRoute {
 impl Route for LinkRoute {
     fn node(&self) -> NodeId {
         self.node
+    }
+
+    fn refs(&self) -> Option<Arc<dyn understudy_actor::wire_ref::RefResolver>> {
+        self.refs.upgrade()
     }
 
     fn send(&self, pid: u64, message: SerializedMessage) -> Result<(), TellError> {

@@ -125,8 +125,9 @@ impl Session {
         backlogs: Vec<Arc<Backlog>>,
         hard_limit: usize,
         max_links: usize,
+        refs: std::sync::Weak<dyn understudy_actor::wire_ref::RefResolver>,
     ) -> Arc<Session> {
-        let route = LinkRoute::new(link.clone());
+        let route = LinkRoute::new(link.clone(), refs);
         let registration = understudy_actor::route::register(route.clone());
         let lanes = link.lanes();
         let sink: Arc<dyn ReplySink> = Arc::new(Replies {

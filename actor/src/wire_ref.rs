@@ -1,0 +1,283 @@
+//! `ActorRef`s inside remote messages: a ref travels as its [`ActorAddr`] and arrives as a
+//! working ref on the receiving node, as pids do in Erlang and ActorRefs in Akka.
+//!
+//! - **Sending.** A ref to a local actor is exported on the sending node (so the receiver
+//!   can reach it) and goes as `(this node, pid)`; a ref to a remote actor goes as that
+//!   actor's own address, so a ref forwarded A → B → C reaches A's actor directly from C.
+//!   The sending node is known to the encoder when the message is sent with understudy's
+//!   `tell` / `ask` / `send` (every `#[messages]` method): they encode inside
+//!   [`encoding`]. Sent another way (a raw ractor `send_message` to a remote ref), a message
+//!   that carries a ref to a *local* actor does not encode, because nothing says which node
+//!   exports it.
+//! - **Receiving.** The node that delivers a message names itself in the message's metadata
+//!   ([`ResolverRegistration::token`]); the deserialise hook decodes inside [`decoding`],
+//!   which resolves each distinct address once: to the local actor if it points home (an
+//!   error if that actor no longer exists, or takes another message type), else to a proxy
+//!   of the remote one. At most [`MAX_REFS_PER_MESSAGE`] distinct refs per message, so one
+//!   message cannot make a node build proxies without limit; resolving needs a connection to
+//!   the ref's node (a ref to a node this one does not know is a decode error).
+//!
+//! In a `#[messages(remote)]` method, a parameter of type `ActorRef<M>` is handled by the
+//! macro. In a serde type (`#[derive(RemoteMessage)]`), mark the field
+//! `#[serde(with = "understudy::remote::actor_ref")]`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
+
+use ractor::{ActorCell, ActorId, ActorRef};
+use serde::de::Error as _;
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::id::{ActorAddr, IdMap, NodeId};
+use crate::remote::RemoteMessage;
+use crate::runtime::Runtime;
+
+/// The most distinct actor refs one message may carry.
+pub const MAX_REFS_PER_MESSAGE: usize = 64;
+
+/// Why an address did not resolve on the receiving node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefError {
+    /// The address points to this node, and no such actor is exported here (any more).
+    #[error("no actor {0} on this node (it stopped, or was never exported)")]
+    NoSuchActor(ActorAddr),
+    /// The address is on a node this one has no connection to.
+    #[error("no connection to the node of {0}")]
+    NotConnected(ActorAddr),
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    Stopped,
+}
+
+/// One node's way of turning addresses into cells (implemented by the cluster's remote
+/// layer). Must not block: it runs in a deserialise hook.
+pub trait RefResolver: Send + Sync + 'static {
+    /// The node's runtime (its exports, its id).
+    fn runtime(&self) -> &Runtime;
+
+    /// The local actor, or a proxy of the remote one, for `addr`, now.
+    fn resolve_now(&self, addr: ActorAddr) -> Result<ActorCell, RefError>;
+
+    /// The node a route id (ractor's `ActorId::Remote::node_id`) leads to.
+    fn node_of_route(&self, route: u64) -> Option<NodeId> {
+        crate::route::lookup(route).map(|r| r.node())
+    }
+}
+
+const MAGIC: [u8; 8] = *b"usrefs01";
+const TOKEN_LEN: usize = 16;
+
+type Registry = RwLock<IdMap<Weak<dyn RefResolver>>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| RwLock::new(IdMap::default()))
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// A registered resolver; unregistered when dropped.
+#[derive(Debug)]
+pub struct ResolverRegistration {
+    id: u64,
+}
+
+impl ResolverRegistration {
+    /// What a delivering node appends to a message's metadata so that the receiving
+    /// actor's deserialise hook resolves refs on this node.
+    pub fn token(&self) -> [u8; TOKEN_LEN] {
+        let mut t = [0u8; TOKEN_LEN];
+        t[..8].copy_from_slice(&MAGIC);
+        t[8..].copy_from_slice(&self.id.to_le_bytes());
+        t
+    }
+}
+
+impl Drop for ResolverRegistration {
+    fn drop(&mut self) {
+        registry()
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// Registers `resolver`; keep the registration as long as messages may be delivered.
+pub fn register(resolver: &Arc<dyn RefResolver>) -> ResolverRegistration {
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    registry()
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, Arc::downgrade(resolver));
+    ResolverRegistration { id }
+}
+
+/// The resolver a metadata token names, if it is still registered.
+fn resolver_in(metadata: &[u8]) -> Option<Arc<dyn RefResolver>> {
+    let at = metadata.windows(TOKEN_LEN).position(|w| w[..8] == MAGIC)?;
+    let id = u64::from_le_bytes(metadata[at + 8..at + TOKEN_LEN].try_into().ok()?);
+    registry()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&id)
+        .and_then(Weak::upgrade)
+}
+
+struct Decoding {
+    resolver: Arc<dyn RefResolver>,
+    resolved: HashMap<ActorAddr, ActorCell>,
+}
+
+thread_local! {
+    static ENCODING: RefCell<Option<Arc<dyn RefResolver>>> = const { RefCell::new(None) };
+    static DECODING: RefCell<Option<Decoding>> = const { RefCell::new(None) };
+}
+
+/// Runs `encode` with `resolver`'s node as the sender of any ref it encodes.
+pub fn encoding<T>(resolver: Option<Arc<dyn RefResolver>>, encode: impl FnOnce() -> T) -> T {
+    let Some(resolver) = resolver else {
+        return encode();
+    };
+    let previous = ENCODING.with(|e| e.borrow_mut().replace(resolver));
+    let result = encode();
+    ENCODING.with(|e| *e.borrow_mut() = previous);
+    result
+}
+
+/// Runs `decode` with the node named in `metadata` resolving any ref it decodes.
+pub(crate) fn decoding<T>(metadata: Option<&[u8]>, decode: impl FnOnce() -> T) -> T {
+    let Some(resolver) = metadata.and_then(resolver_in) else {
+        return decode();
+    };
+    let previous = DECODING.with(|d| {
+        d.borrow_mut().replace(Decoding {
+            resolver,
+            resolved: HashMap::new(),
+        })
+    });
+    let result = decode();
+    DECODING.with(|d| *d.borrow_mut() = previous);
+    result
+}
+
+/// The wire address of `actor`, exporting it on the sending node if it is local.
+fn addr_of<M: RemoteMessage>(actor: &ActorRef<M>) -> Result<ActorAddr, String> {
+    match actor.get_id() {
+        ActorId::Remote { node_id, pid } => crate::route::lookup(node_id)
+            .map(|route| ActorAddr {
+                node: route.node(),
+                pid,
+            })
+            .ok_or_else(|| format!("the connection of remote actor {} is gone", actor.get_id())),
+        ActorId::Local(_) => ENCODING.with(|e| match &*e.borrow() {
+            Some(resolver) => Ok(resolver.runtime().export(actor)),
+            None => Err("a ref to a local actor can only be sent with understudy's tell, ask or send (which know the sending node)".to_owned()),
+        }),
+    }
+}
+
+/// The ref for `addr` on the decoding node.
+fn ref_for<M: RemoteMessage>(addr: ActorAddr) -> Result<ActorRef<M>, String> {
+    DECODING.with(|d| {
+        let mut d = d.borrow_mut();
+        let Some(d) = d.as_mut() else {
+            return Err(
+                "an ActorRef can only be decoded by a node (it arrived outside one)".to_owned(),
+            );
+        };
+        let cell = match d.resolved.get(&addr) {
+            Some(cell) => cell.clone(),
+            None => {
+                if d.resolved.len() >= MAX_REFS_PER_MESSAGE {
+                    return Err(format!(
+                        "more than {MAX_REFS_PER_MESSAGE} distinct actor refs in one message"
+                    ));
+                }
+                let cell = d.resolver.resolve_now(addr).map_err(|e| e.to_string())?;
+                d.resolved.insert(addr, cell.clone());
+                cell
+            }
+        };
+        if cell.is_message_type_of::<M>() == Some(false) {
+            return Err(format!(
+                "actor {addr} does not take {}",
+                std::any::type_name::<M>()
+            ));
+        }
+        Ok(ActorRef::from(cell))
+    })
+}
+
+/// serde glue for an `ActorRef<M>` field of a remote message:
+/// `#[serde(with = "understudy::remote::actor_ref")]`.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use understudy_actor::remote::actor_ref;
+/// # #[derive(Serialize, Deserialize)] struct Answer(u64);
+/// # impl ractor::Message for Answer {}
+/// # impl understudy_actor::RemoteMessage for Answer {
+/// #     const TAG: understudy_actor::Tag = understudy_actor::Tag::of("Answer");
+/// #     fn to_wire(self) -> Result<ractor::message::SerializedMessage, understudy_actor::EncodeError> { unimplemented!() }
+/// #     fn from_wire(_: ractor::message::SerializedMessage) -> Result<Self, understudy_actor::DecodeError> { unimplemented!() }
+/// # }
+/// #[derive(Serialize, Deserialize)]
+/// struct Question {
+///     text: String,
+///     #[serde(with = "actor_ref")]
+///     reply_to: ractor::ActorRef<Answer>,
+/// }
+/// ```
+pub mod actor_ref {
+    use super::*;
+
+    /// Serialises the ref as its address (exporting a local actor on the sending node).
+    pub fn serialize<M: RemoteMessage, S: Serializer>(
+        actor: &ActorRef<M>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        addr_of(actor)
+            .map_err(S::Error::custom)?
+            .serialize(serializer)
+    }
+
+    /// Deserialises an address into a working ref on the receiving node.
+    pub fn deserialize<'de, M: RemoteMessage, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<ActorRef<M>, D::Error> {
+        let addr = ActorAddr::deserialize(deserializer)?;
+        ref_for(addr).map_err(D::Error::custom)
+    }
+}
+
+/// A ref on its way out (what `#[messages(remote)]` encodes an `ActorRef` parameter as).
+#[doc(hidden)]
+pub struct Out<'a, M>(pub &'a ActorRef<M>);
+
+impl<M: RemoteMessage> Serialize for Out<'_, M> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        actor_ref::serialize(self.0, serializer)
+    }
+}
+
+/// A ref on its way in (what `#[messages(remote)]` decodes an `ActorRef` parameter as).
+#[doc(hidden)]
+pub struct In<M>(pub ActorRef<M>, PhantomData<fn() -> M>);
+
+impl<M> In<M> {
+    /// The ref.
+    pub fn into_ref(self) -> ActorRef<M> {
+        self.0
+    }
+}
+
+impl<'de, M: RemoteMessage> Deserialize<'de> for In<M> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        actor_ref::deserialize(deserializer).map(|r| In(r, PhantomData))
+    }
+}
