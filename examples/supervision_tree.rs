@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use understudy::prelude::*;
 use understudy::ractor::ActorId;
-use understudy_actor::supervisor::{
-    ChildKind, ChildSpec, ESCALATION_REASON, SupervisorRef, SupervisorSpec,
+use understudy::supervisor::{
+    ChildKind, ChildSpec, ESCALATION_REASON, SupervisorMsg, SupervisorRef, SupervisorSpec,
 };
 
 /// A worker that announces its life and can be told to crash.
@@ -94,7 +94,7 @@ async fn main() -> Result<(), Error> {
 
     println!("Starting the tree: children start in order, depth first.");
     let root = node.start_supervisor(spec).await?;
-    print_tree(&root, "root", 1).await?;
+    print_tree(&root, "root", "", 1).await?;
     let cache = subtree(&root, "cache").await?;
     let pipeline = subtree(&root, "pipeline").await?;
 
@@ -141,7 +141,7 @@ async fn main() -> Result<(), Error> {
         "   pipeline: {old_pipeline} -> {new_pipeline}; the old one is {:?}",
         pipeline.cell().get_status()
     );
-    print_tree(&root, "root", 1).await?;
+    print_tree(&root, "root", "", 1).await?;
 
     println!("\n5. Shutdown — children stop in reverse start order, depth first.");
     root.shutdown().await;
@@ -162,10 +162,13 @@ fn whereis_writer(node: &Runtime) -> String {
 
 /// Tells child `id` of `sup` to crash; returns the id of the incarnation that crashed.
 async fn crash(sup: &SupervisorRef, id: &str, why: &str) -> Result<ActorId, Error> {
-    let cell = sup.child(id).await?.ok_or("child not running")?;
-    let old = cell.get_id();
-    ActorRef::<WorkerMsg>::from(cell).crash(why.to_owned())?;
-    Ok(old)
+    // A typed lookup: an error, not a bad cast, if `id` were not a Worker.
+    let worker = sup
+        .child_ref::<WorkerMsg>(id)
+        .await?
+        .ok_or("child not running")?;
+    worker.crash(why.to_owned())?;
+    Ok(worker.get_id())
 }
 
 /// Waits until child `id` of `sup` runs as a new incarnation; returns its id.
@@ -186,8 +189,11 @@ async fn child_id(sup: &SupervisorRef, id: &str) -> Result<ActorId, Error> {
 }
 
 async fn subtree(sup: &SupervisorRef, id: &str) -> Result<SupervisorRef, Error> {
-    let cell = sup.child(id).await?.ok_or("child not running")?;
-    Ok(SupervisorRef::from_cell(cell).ok_or("not a supervisor")?)
+    let nested = sup
+        .child_ref::<SupervisorMsg>(id)
+        .await?
+        .ok_or("child not running")?;
+    Ok(nested.into())
 }
 
 /// Every child's id and incarnation.
@@ -214,15 +220,17 @@ async fn unchanged(
 }
 
 /// Prints a supervisor's children, recursing into child supervisors.
+/// `note` goes after the supervisor's own line.
 fn print_tree<'a>(
     sup: &'a SupervisorRef,
     label: &'a str,
+    note: &'a str,
     depth: usize,
 ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + 'a>> {
     Box::pin(async move {
         let counts = sup.count_children().await?;
         println!(
-            "{:indent$}{label} {} ({} children, {} running)",
+            "{:indent$}{label} {} ({} children, {} running){note}",
             "",
             sup.id(),
             counts.specs,
@@ -234,14 +242,15 @@ fn print_tree<'a>(
             match child.kind {
                 ChildKind::Supervisor => {
                     let nested = SupervisorRef::from_cell(cell).ok_or("not a supervisor")?;
-                    print_tree(&nested, &child.id, depth + 1).await?;
+                    print_tree(&nested, &child.id, &restarts(child.restarts), depth + 1).await?;
                 }
                 ChildKind::Worker => {
                     println!(
-                        "{:indent$}{} {}",
+                        "{:indent$}{} {}{}",
                         "",
                         child.id,
                         cell.get_id(),
+                        restarts(child.restarts),
                         indent = 2 * (depth + 1)
                     );
                 }
@@ -249,4 +258,13 @@ fn print_tree<'a>(
         }
         Ok(())
     })
+}
+
+/// " — restarted n times" if the supervisor has restarted the child.
+fn restarts(n: u64) -> String {
+    match n {
+        0 => String::new(),
+        1 => " — restarted once".to_owned(),
+        n => format!(" — restarted {n} times"),
+    }
 }

@@ -14,7 +14,7 @@ use ractor::{ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, Supe
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use understudy_actor::supervisor::{
-    Backoff, ChildCounts, ChildKind, ChildSpec, ESCALATION_REASON, Restart, Shutdown,
+    Backoff, ChildCounts, ChildInfo, ChildKind, ChildSpec, ESCALATION_REASON, Restart, Shutdown,
     SupervisorError, SupervisorMsg, SupervisorRef, SupervisorSpec,
 };
 use understudy_actor::{Actor, ActorError, Ctx, Handler, Runtime, Spawn, SpawnError};
@@ -283,21 +283,50 @@ async fn ids(sup: &SupervisorRef) -> Vec<Option<ActorId>> {
         .collect()
 }
 
-/// Waits until child `id` runs as an incarnation other than `old`; returns it.
-async fn restarted(sup: &SupervisorRef, id: &str, old: ActorId) -> ActorCell {
+/// Each child's restart count, in start order.
+async fn restart_counts(sup: &SupervisorRef) -> Vec<u64> {
+    sup.which_children()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.restarts)
+        .collect()
+}
+
+/// Waits until child `id` is as `wanted` says (`what`, for the failure message); returns
+/// how the supervisor then reports it.
+async fn child_until(
+    sup: &SupervisorRef,
+    id: &str,
+    what: &str,
+    wanted: impl Fn(&ChildInfo) -> bool,
+) -> ChildInfo {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        if let Some(cell) = sup.child(id).await.unwrap()
-            && cell.get_id() != old
-        {
-            return cell;
+        let info = sup.child_info(id).await.unwrap();
+        if wanted(&info) {
+            return info;
         }
         assert!(
             Instant::now() < deadline,
-            "timed out waiting for {id} to restart"
+            "timed out waiting until {id} {what}"
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// Waits until child `id` runs as an incarnation other than `old`; returns it.
+async fn restarted(sup: &SupervisorRef, id: &str, old: ActorId) -> ActorCell {
+    let info = child_until(sup, id, "restarts", |c| {
+        c.cell.as_ref().is_some_and(|c| c.get_id() != old)
+    })
+    .await;
+    info.cell.expect("running")
+}
+
+/// Waits until child `id` waits to be restarted; returns how the supervisor reports it.
+async fn waiting_to_restart(sup: &SupervisorRef, id: &str) -> ChildInfo {
+    child_until(sup, id, "waits for its restart", |c| c.restarting).await
 }
 
 /// Waits until the supervisor has handled child `id`'s exit and left it stopped.
@@ -376,6 +405,7 @@ async fn one_for_all_stops_the_others_in_reverse_and_restarts_all_in_order() {
         assert!(new.is_some());
         assert_ne!(old, new);
     }
+    assert_eq!(restart_counts(&sup).await, [1, 1, 1]);
     sup.shutdown().await;
 }
 
@@ -401,6 +431,8 @@ async fn rest_for_one_restarts_the_failed_child_and_those_after_it() {
     for i in 1..4 {
         assert_ne!(after[i], before[i]);
     }
+    // Every member the group restart started again counts a restart.
+    assert_eq!(restart_counts(&sup).await, [0, 1, 1, 1]);
     sup.shutdown().await;
 }
 
@@ -870,6 +902,76 @@ async fn a_supervisor_can_be_named_and_found() {
     assert!(runtime.whereis_cell("root").is_none());
 }
 
+// ---- typed lookup --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn child_ref_returns_a_typed_ref_and_a_wrong_type_is_an_error() {
+    let runtime = Runtime::new();
+    let log = Log::default();
+    let ractor_log = log.clone();
+    let nested = SupervisorSpec::one_for_one().children(probes(&log, &["n1"]));
+    let spec = SupervisorSpec::one_for_one()
+        .intensity(5, LONG)
+        .child(Probe::new("a", &log).spec())
+        .child(ChildSpec::ractor("r", move || {
+            (RactorProbe, ractor_log.clone())
+        }))
+        .child(ChildSpec::supervisor("s", nested));
+    let sup = runtime.start_supervisor(spec).await.unwrap();
+
+    // The right type: the running incarnation, usable without a cast.
+    let a = sup.child_ref::<Cmd>("a").await.unwrap().expect("a runs");
+    assert_eq!(a.get_id(), child(&sup, "a").await.get_id());
+    a.send_message(Cmd::Crash).unwrap();
+    let a2 = restarted(&sup, "a", a.get_id()).await;
+    let a2_ref = sup.child_ref::<Cmd>("a").await.unwrap().expect("a runs");
+    assert_eq!(a2_ref.get_id(), a2.get_id());
+    let r = sup.child_ref::<Cmd>("r").await.unwrap().expect("r runs");
+    assert_eq!(r.get_id(), child(&sup, "r").await.get_id());
+    let nested: SupervisorRef = sup
+        .child_ref::<SupervisorMsg>("s")
+        .await
+        .unwrap()
+        .expect("s runs")
+        .into();
+    assert_eq!(nested.count_children().await.unwrap().active, 1);
+
+    // The wrong type: an error naming both types, for workers and supervisors alike.
+    for (id, takes) in [("a", "Cmd"), ("r", "Cmd"), ("s", "SupervisorMsg")] {
+        match sup.child_ref::<Nothing>(id).await {
+            Err(SupervisorError::WrongMessageType {
+                id: got,
+                takes: got_takes,
+                asked,
+            }) => {
+                assert_eq!(got, id);
+                assert!(got_takes.ends_with(takes), "{id} takes {got_takes}");
+                assert!(asked.ends_with("Nothing"), "asked {asked}");
+            }
+            other => panic!("child_ref::<Nothing>({id}): {other:?}"),
+        }
+    }
+    let message = sup.child_ref::<Cmd>("s").await.unwrap_err().to_string();
+    assert!(
+        message.contains("child \"s\" takes messages of type `")
+            && message.contains("SupervisorMsg`, not `supervisor::Cmd`"),
+        "{message}"
+    );
+
+    // A stopped child: `None` for the right type, still an error for the wrong one.
+    sup.terminate_child("a").await.unwrap();
+    assert!(sup.child_ref::<Cmd>("a").await.unwrap().is_none());
+    assert!(matches!(
+        sup.child_ref::<Nothing>("a").await,
+        Err(SupervisorError::WrongMessageType { .. })
+    ));
+    assert!(matches!(
+        sup.child_ref::<Cmd>("nope").await,
+        Err(SupervisorError::NotFound(id)) if id == "nope"
+    ));
+    sup.shutdown().await;
+}
+
 // ---- start failures --------------------------------------------------------------------------
 
 #[tokio::test]
@@ -955,22 +1057,68 @@ async fn a_failed_restart_is_retried_until_it_succeeds() {
     sup.shutdown().await;
 }
 
+// ---- restart counts --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn restart_counts_grow_with_each_restart_of_a_child() {
+    let runtime = Runtime::new();
+    let log = Log::default();
+    let a = Probe::new("a", &log);
+    let spec = SupervisorSpec::one_for_one()
+        .intensity(10, LONG)
+        .child(a.spec())
+        .child(Probe::new("b", &log).spec());
+    let sup = runtime.start_supervisor(spec).await.unwrap();
+    assert_eq!(restart_counts(&sup).await, [0, 0]);
+
+    for expected in 1..=3 {
+        let old = child(&sup, "a").await;
+        send(&old, Cmd::Crash);
+        restarted(&sup, "a", old.get_id()).await;
+        assert_eq!(restart_counts(&sup).await, [expected, 0]);
+    }
+
+    // Failed attempts are not restarts: two fail, the third starts it, and that is one.
+    a.fail_starts.store(2, Ordering::SeqCst);
+    let old = child(&sup, "a").await;
+    send(&old, Cmd::Crash);
+    restarted(&sup, "a", old.get_id()).await;
+    assert_eq!(log.count("fail:a"), 2);
+    assert_eq!(restart_counts(&sup).await, [4, 0]);
+
+    // Nor is the caller's own restart_child; a child added later starts from 0.
+    sup.terminate_child("a").await.unwrap();
+    sup.restart_child("a").await.unwrap();
+    sup.start_child(Probe::new("c", &log).spec()).await.unwrap();
+    let info = sup.child_info("a").await.unwrap();
+    assert_eq!(
+        (info.restarts, info.restarting, info.next_restart),
+        (4, false, None)
+    );
+    assert_eq!(restart_counts(&sup).await, [4, 0, 0]);
+    sup.shutdown().await;
+}
+
 // ---- backoff -------------------------------------------------------------------------------
+
+/// A one_for_one spec whose restarts wait 100 ms, doubling up to `max`, without jitter.
+fn doubling_backoff(max: Duration) -> SupervisorSpec {
+    SupervisorSpec::one_for_one()
+        .intensity(10, Duration::from_secs(60))
+        .backoff(Backoff {
+            min: Duration::from_millis(100),
+            max,
+            factor: 2.0,
+            jitter: 0.0,
+        })
+}
 
 #[tokio::test(start_paused = true)]
 async fn backoff_delays_restarts_exponentially() {
     let runtime = Runtime::new();
     let log = Log::default();
     let probe = Probe::new("b", &log);
-    let spec = SupervisorSpec::one_for_one()
-        .intensity(10, Duration::from_secs(60))
-        .backoff(Backoff {
-            min: Duration::from_millis(100),
-            max: Duration::from_millis(300),
-            factor: 2.0,
-            jitter: 0.0,
-        })
-        .child(probe.spec());
+    let spec = doubling_backoff(Duration::from_millis(300)).child(probe.spec());
     let sup = runtime.start_supervisor(spec).await.unwrap();
 
     let mut delays = Vec::new();
@@ -1033,5 +1181,55 @@ async fn a_child_waiting_for_its_backoff_reports_restarting_and_can_be_terminate
     left_stopped(&sup, "b").await;
     assert_eq!(log.count("start:b"), 1);
     sup.delete_child("b").await.unwrap();
+    sup.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_child_in_backoff_reports_when_its_restart_is_due() {
+    let runtime = Runtime::new();
+    let log = Log::default();
+    let probe = Probe::new("b", &log);
+    let spec = doubling_backoff(Duration::from_secs(10))
+        .child(probe.spec())
+        .child(Probe::new("other", &log).spec());
+    let sup = runtime.start_supervisor(spec).await.unwrap();
+
+    let ms = Duration::from_millis;
+    for (restarts, delay) in [(0, ms(100)), (1, ms(200)), (2, ms(400))] {
+        let old = child(&sup, "b").await;
+        let crashed_at = Instant::now();
+        send(&old, Cmd::Crash);
+        let info = waiting_to_restart(&sup, "b").await;
+        let seen_at = Instant::now();
+        let due = Instant::from_std(info.next_restart.expect("a restart is pending"));
+        // Due `delay` after the supervisor handled the crash, which was in between.
+        assert!(
+            due >= crashed_at + delay && due <= seen_at + delay,
+            "due {:?} after the crash, expected {delay:?}",
+            due - crashed_at
+        );
+        assert!(due > Instant::now(), "not due yet");
+        assert!(info.cell.is_none());
+        assert_eq!(
+            info.restarts, restarts,
+            "the pending restart is not counted yet"
+        );
+        let other = sup.child_info("other").await.unwrap();
+        assert_eq!((other.restarting, other.next_restart), (false, None));
+
+        // The restart happens when it said it would, and is then counted.
+        restarted(&sup, "b", old.get_id()).await;
+        let started = *probe.started_at.lock().unwrap().last().unwrap();
+        assert!(
+            started >= due && started < due + ms(5),
+            "started {:?} after it was due",
+            started - due
+        );
+        let info = sup.child_info("b").await.unwrap();
+        assert_eq!(
+            (info.restarts, info.restarting, info.next_restart),
+            (restarts + 1, false, None)
+        );
+    }
     sup.shutdown().await;
 }

@@ -13,6 +13,7 @@
 //!   arguments);
 //! - nested supervisors ([`ChildSpec::supervisor`], from a [`SupervisorSpec`]).
 
+use std::any::{TypeId, type_name};
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use ractor::ActorCell;
 
+use super::protocol::SupervisorMsg;
 use super::restart::Restart;
 use super::server::spawn_supervisor;
 use super::shutdown::Shutdown;
@@ -33,6 +35,23 @@ pub(crate) type StartFuture = Pin<Box<dyn Future<Output = Result<ActorCell, Spaw
 
 /// Starts one incarnation: given the runtime and the spawn options (supervisor link, name).
 type StartFn = dyn Fn(Runtime, Spawn) -> StartFuture + Send + Sync;
+
+/// The message type every incarnation of a child takes: known from the spec, so a typed
+/// lookup can be checked even while the child is not running.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MessageType {
+    pub(crate) id: TypeId,
+    pub(crate) name: &'static str,
+}
+
+impl MessageType {
+    pub(crate) fn of<M: 'static>() -> Self {
+        MessageType {
+            id: TypeId::of::<M>(),
+            name: type_name::<M>(),
+        }
+    }
+}
 
 /// Whether a child is a worker or a supervisor (OTP's `type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,6 +91,7 @@ pub enum ChildKind {
 ///     .name("cache");
 /// assert_eq!(spec.id(), "cache");
 /// assert_eq!(spec.registered_name(), Some("cache"));
+/// assert!(spec.message_type().ends_with("CacheMsg"));
 /// ```
 #[derive(Clone)]
 pub struct ChildSpec {
@@ -81,6 +101,7 @@ pub struct ChildSpec {
     shutdown: Shutdown,
     kind: ChildKind,
     name: Option<String>,
+    message_type: MessageType,
 }
 
 impl fmt::Debug for ChildSpec {
@@ -91,6 +112,7 @@ impl fmt::Debug for ChildSpec {
             .field("shutdown", &self.shutdown)
             .field("kind", &self.kind)
             .field("name", &self.name)
+            .field("message_type", &self.message_type.name)
             .finish_non_exhaustive()
     }
 }
@@ -111,7 +133,7 @@ impl ChildSpec {
                 Ok(actor.get_cell())
             })
         };
-        Self::from_start(id, ChildKind::Worker, Arc::new(start))
+        Self::from_start::<A::Msg>(id, ChildKind::Worker, Arc::new(start))
     }
 
     /// A plain ractor actor: `factory` returns the actor and its `pre_start` arguments for
@@ -129,7 +151,7 @@ impl ChildSpec {
                 Ok(actor.get_cell())
             })
         };
-        Self::from_start(id, ChildKind::Worker, Arc::new(start))
+        Self::from_start::<R::Msg>(id, ChildKind::Worker, Arc::new(start))
     }
 
     /// A nested supervisor started from `spec` (a fresh copy for every restart: its
@@ -142,12 +164,14 @@ impl ChildSpec {
                 Ok(sup.get_cell())
             })
         };
-        let mut child = Self::from_start(id, ChildKind::Supervisor, Arc::new(start));
+        let mut child =
+            Self::from_start::<SupervisorMsg>(id, ChildKind::Supervisor, Arc::new(start));
         child.shutdown = Shutdown::SUPERVISOR_DEFAULT;
         child
     }
 
-    fn from_start(id: impl Into<String>, kind: ChildKind, start: Arc<StartFn>) -> Self {
+    /// `M` is the message type of the actor `start` spawns.
+    fn from_start<M: 'static>(id: impl Into<String>, kind: ChildKind, start: Arc<StartFn>) -> Self {
         ChildSpec {
             id: id.into(),
             start,
@@ -155,6 +179,7 @@ impl ChildSpec {
             shutdown: Shutdown::WORKER_DEFAULT,
             kind,
             name: None,
+            message_type: MessageType::of::<M>(),
         }
     }
 
@@ -200,6 +225,17 @@ impl ChildSpec {
     /// The Local name the child is registered under, if any.
     pub fn registered_name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    /// The name of the message type the child takes (as [`std::any::type_name`] gives it:
+    /// for diagnostics, not guaranteed stable across compiler versions). A nested
+    /// supervisor takes [`SupervisorMsg`].
+    pub fn message_type(&self) -> &'static str {
+        self.message_type.name
+    }
+
+    pub(crate) fn message_type_id(&self) -> TypeId {
+        self.message_type.id
     }
 
     /// Starts one incarnation linked to `supervisor`.

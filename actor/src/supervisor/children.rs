@@ -8,6 +8,8 @@
 //!   again); only the retry carrying the same token may restart it;
 //! - stopped: neither (terminated, or a Transient child that exited normally).
 
+use std::time::Instant;
+
 use ractor::{ActorCell, ActorId};
 use tokio::task::AbortHandle;
 
@@ -19,6 +21,8 @@ use super::strategy::Strategy;
 /// A pending restart of one child.
 pub(crate) struct PendingRetry {
     pub(crate) token: u64,
+    /// When it is due (tokio's clock, as the restart window's `now`).
+    pub(crate) due: Instant,
     /// The backoff timer, if the retry is delayed (aborted when the retry is cancelled).
     pub(crate) timer: Option<AbortHandle>,
 }
@@ -29,6 +33,8 @@ pub(crate) struct Child {
     pub(crate) retry: Option<PendingRetry>,
     /// This child's own recent restarts, which set its backoff delay.
     pub(crate) history: RestartWindow,
+    /// Incarnations the restart strategy started (see `ChildInfo::restarts`).
+    pub(crate) restarts: u64,
 }
 
 impl Child {
@@ -38,6 +44,7 @@ impl Child {
             cell: Some(cell),
             retry: None,
             history,
+            restarts: 0,
         }
     }
 
@@ -64,9 +71,13 @@ impl Child {
             id: self.spec.id().to_owned(),
             cell: self.cell.clone(),
             restarting: self.retry.is_some(),
+            restarts: self.restarts,
+            next_restart: self.retry.as_ref().map(|r| r.due),
             restart: self.spec.restart_type(),
             kind: self.spec.kind(),
             name: self.spec.registered_name().map(str::to_owned),
+            message_type: self.spec.message_type(),
+            message_type_id: self.spec.message_type_id(),
         }
     }
 }

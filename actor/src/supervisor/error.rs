@@ -17,6 +17,8 @@ use crate::runtime::SpawnError;
 ///   [`Restarting`](Self::Restarting), [`StartFailed`](Self::StartFailed);
 /// - `delete_child`: [`NotFound`](Self::NotFound), [`Running`](Self::Running),
 ///   [`Restarting`](Self::Restarting);
+/// - `child`, `child_info`: [`NotFound`](Self::NotFound);
+/// - `child_ref`: [`NotFound`](Self::NotFound), [`WrongMessageType`](Self::WrongMessageType);
 /// - every call: [`NotRunning`](Self::NotRunning), [`Timeout`](Self::Timeout).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -50,6 +52,21 @@ pub enum SupervisorError {
         id: String,
         /// Why.
         source: SpawnError,
+    },
+    /// `child_ref::<M>` asked for a child whose message type is not `M`: checked against
+    /// the running incarnation, or the child's spec while it does not run (the same type),
+    /// so the answer does not depend on whether the child runs.
+    #[error(
+        "child {id:?} takes messages of type `{takes}`, not `{asked}`; \
+         ask child_ref for the type it takes"
+    )]
+    WrongMessageType {
+        /// The child id.
+        id: String,
+        /// The message type the child takes (`std::any::type_name`).
+        takes: &'static str,
+        /// The message type that was asked for.
+        asked: &'static str,
     },
     /// The supervisor has stopped (or stopped before it answered).
     #[error("the supervisor is not running")]

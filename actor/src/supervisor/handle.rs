@@ -6,6 +6,7 @@
 //! can take its whole shutdown timeout — unless a limit is set with
 //! [`SupervisorRef::with_timeout`].
 
+use std::any::{TypeId, type_name};
 use std::time::Duration;
 
 use ractor::{ActorCell, ActorId, ActorRef};
@@ -93,9 +94,18 @@ impl SupervisorRef {
         self.call(|reply| Command::DeleteChild(id, reply)).await?
     }
 
-    /// Every child, in start order.
+    /// Every child, in start order, with its restart count and, while it waits to be
+    /// restarted, when that is due (see [`ChildInfo`]).
     pub async fn which_children(&self) -> Result<Vec<ChildInfo>, SupervisorError> {
         self.call(Command::WhichChildren).await
+    }
+
+    /// One child, as [`which_children`](Self::which_children) reports it.
+    pub async fn child_info(&self, id: &str) -> Result<ChildInfo, SupervisorError> {
+        let wanted = id.to_owned();
+        self.call(|reply| Command::WhichChild(wanted, reply))
+            .await?
+            .ok_or_else(|| SupervisorError::NotFound(id.to_owned()))
     }
 
     /// How many children, by kind and by whether they run.
@@ -103,13 +113,68 @@ impl SupervisorRef {
         self.call(Command::CountChildren).await
     }
 
-    /// The running incarnation of child `id` (`None` if it is not running).
+    /// The running incarnation of child `id`, untyped (`None` if it is not running). To
+    /// send it messages, [`child_ref`](Self::child_ref) checks its type.
     pub async fn child(&self, id: &str) -> Result<Option<ActorCell>, SupervisorError> {
-        let children = self.which_children().await?;
-        match children.into_iter().find(|c| c.id == id) {
-            Some(c) => Ok(c.cell),
-            None => Err(SupervisorError::NotFound(id.to_owned())),
+        Ok(self.child_info(id).await?.cell)
+    }
+
+    /// The running incarnation of child `id` as an `ActorRef<M>` (`None` if it is not
+    /// running), checked to take messages of type `M`.
+    ///
+    /// A child that takes another type is [`SupervisorError::WrongMessageType`], naming
+    /// both types — an error, not `None`, since no later call can make the type right,
+    /// while a child that is not running may run again. The running incarnation is checked
+    /// with [`ActorCell::is_message_type_of`]; a child that is not running by the type in
+    /// its spec, which every incarnation has, so the answer never depends on timing. For a
+    /// nested supervisor, `M` is [`SupervisorMsg`] (and `SupervisorRef::from` the result).
+    ///
+    /// ```
+    /// use understudy_actor::supervisor::{ChildSpec, SupervisorError, SupervisorSpec};
+    /// use understudy_actor::{Actor, ActorError, Ctx, Handler, Runtime};
+    ///
+    /// struct Worker;
+    /// impl Actor for Worker {}
+    /// impl Handler for Worker {
+    ///     type Msg = Job;
+    ///     async fn handle(&mut self, _: &Ctx<Self>, _: Job) -> Result<(), ActorError> { Ok(()) }
+    /// }
+    /// struct Job;
+    /// # #[cfg(feature = "remote")] // ractor has a blanket impl without `cluster`
+    /// impl ractor::Message for Job {}
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sup = Runtime::new()
+    ///     .start_supervisor(SupervisorSpec::one_for_one().child(ChildSpec::new("worker", || Worker)))
+    ///     .await?;
+    /// let worker = sup.child_ref::<Job>("worker").await?.expect("running");
+    /// worker.send_message(Job)?;
+    ///
+    /// let wrong = sup.child_ref::<String>("worker").await.unwrap_err();
+    /// assert!(matches!(wrong, SupervisorError::WrongMessageType { .. }));
+    /// assert!(wrong.to_string().contains("Job`, not `alloc::string::String`"), "{wrong}");
+    /// sup.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn child_ref<M: ractor::Message>(
+        &self,
+        id: &str,
+    ) -> Result<Option<ActorRef<M>>, SupervisorError> {
+        let info = self.child_info(id).await?;
+        let matches = match &info.cell {
+            // Children are local, so ractor always knows the type (`None` is a remote cell).
+            Some(cell) => cell.is_message_type_of::<M>() != Some(false),
+            None => info.message_type_id == TypeId::of::<M>(),
+        };
+        if !matches {
+            return Err(SupervisorError::WrongMessageType {
+                id: info.id,
+                takes: info.message_type,
+                asked: type_name::<M>(),
+            });
         }
+        Ok(info.cell.map(ActorRef::from))
     }
 
     /// Stops the supervisor gracefully with reason `"shutdown"` — it stops its children in

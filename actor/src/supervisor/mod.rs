@@ -29,6 +29,11 @@
 //!   supervisor children). Workers default to `Timeout(5 s)`.
 //! - **Dynamic children** through [`SupervisorRef`]: `start_child`, `terminate_child`,
 //!   `restart_child`, `delete_child`, `which_children`, `count_children`.
+//! - **Looking at children.** [`ChildInfo`] (from `which_children` or `child_info`) carries
+//!   OTP's id, incarnation and kind, plus how often the supervisor restarted the child and,
+//!   while it waits in backoff, when its next restart is due. `child_ref::<M>(id)` is the
+//!   typed lookup: an `ActorRef<M>`, or [`SupervisorError::WrongMessageType`] naming both
+//!   types if the child takes another message type.
 //! - **Names.** A child spec with [`ChildSpec::name`] registers each incarnation under that
 //!   Local name, so `Runtime::whereis` always finds the current one.
 //!

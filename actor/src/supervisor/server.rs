@@ -187,6 +187,9 @@ impl ractor::Actor for SupervisorActor {
             Command::WhichChildren(reply) => {
                 let _ = reply.send(sup.children.infos());
             }
+            Command::WhichChild(id, reply) => {
+                let _ = reply.send(sup.children.get(&id).map(Child::info));
+            }
             Command::CountChildren(reply) => {
                 let _ = reply.send(sup.children.counts());
             }
@@ -340,6 +343,7 @@ impl Supervisor {
                     tracing::info!(supervisor = %self.myself.get_id(), child = %member, actor = %cell.get_id(), "child restarted");
                     if let Some(child) = self.children.get_mut(&member) {
                         child.cell = Some(cell);
+                        child.restarts += 1;
                     }
                 }
                 Err(error) => {
@@ -362,19 +366,22 @@ impl Supervisor {
             id: id.to_owned(),
             token,
         });
+        let due = deadline(now(), delay);
         let timer = if delay.is_zero() {
             let _ = me.send_message(message);
             None
         } else {
+            // Sleeps until `due` itself, so that the time `which_children` reports is the
+            // timer's.
             let task = tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep_until(due.into()).await;
                 let _ = me.send_message(message);
             });
             Some(task.abort_handle())
         };
         if let Some(child) = self.children.get_mut(id) {
             child.cancel_retry();
-            child.retry = Some(PendingRetry { token, timer });
+            child.retry = Some(PendingRetry { token, due, timer });
         }
     }
 
@@ -490,8 +497,32 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// `delay` after `now`. A delay past what `Instant` can hold (a `Backoff` with a `max` of
+/// centuries is repaired, not rejected) means about 30 years, as tokio's timers do (and `now`
+/// if even that does not fit, which no platform's clock comes near).
+fn deadline(now: Instant, delay: Duration) -> Instant {
+    const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 86_400);
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        .unwrap_or(now)
+}
+
 /// A jitter seed for a supervisor that was given none.
 fn random_seed(id: ActorId) -> u64 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new().hash_one(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_beyond_the_clock_is_far_in_the_future_not_a_panic() {
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        assert_eq!(deadline(now, second), now + second);
+        let far = deadline(now, Duration::MAX);
+        assert!(far >= now + Duration::from_secs(29 * 365 * 86_400));
+    }
 }
