@@ -1,15 +1,15 @@
-//! Remote actors: an actor spawned on one node, called from another, and a monitor that
-//! fires when its node leaves.
+//! Remote actors: an actor spawned on one node, called from another, a request whose
+//! `reply_to` ref crosses the network, and a one-line monitor that fires when a node leaves.
 //!
 //! Run: `cargo run --example remote_actors`
 
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use understudy::ActorAddr;
 use understudy::cluster::certs::ClusterCa;
 use understudy::cluster::node::Node;
 use understudy::prelude::*;
-use understudy::{ActorAddr, SupervisionEvent};
 
 /// A key-value store; `#[messages(remote)]` makes its messages cross the network.
 #[derive(Actor)]
@@ -35,29 +35,43 @@ impl Store {
     }
 }
 
-/// Prints what it hears about the actors it monitors.
-struct Watcher(mpsc::UnboundedSender<String>);
+/// Asks a store for a key and reports the answer to whoever the request names.
+#[derive(Actor)]
+struct Lookup;
 
-impl understudy::Actor for Watcher {
-    async fn on_supervision(
+#[messages(remote)]
+impl Lookup {
+    /// Looks `key` up in `store` and tells `reply_to`: both refs arrived in this message.
+    #[message]
+    async fn lookup(
         &mut self,
-        _: &Ctx<Self>,
-        event: SupervisionEvent,
-    ) -> Result<(), ActorError> {
-        if let SupervisionEvent::ActorTerminated(_, _, reason) = event {
-            let _ = self.0.send(format!(
-                "the store stopped, reason {:?}",
-                reason.unwrap_or_default()
-            ));
-        }
+        store: ActorRef<StoreMsg>,
+        key: String,
+        reply_to: ActorRef<PrinterMsg>,
+    ) {
+        let value = store.get(key.clone()).await.ok().flatten();
+        let _ = reply_to.print(format!("{key} = {value:?}"));
+    }
+}
+
+/// Prints what it is told, and the exits of the actors it monitors.
+struct Printer(mpsc::UnboundedSender<String>);
+
+impl Actor for Printer {
+    async fn on_down(&mut self, _: &Ctx<Self>, down: Down) -> Result<(), ActorError> {
+        let _ = self
+            .0
+            .send(format!("{} is down: {}", down.actor, down.reason));
         Ok(())
     }
 }
 
-#[messages]
-impl Watcher {
+#[messages(remote)]
+impl Printer {
     #[message]
-    fn ping(&self) {}
+    fn print(&mut self, line: String) {
+        let _ = self.0.send(line);
+    }
 }
 
 #[tokio::main]
@@ -107,19 +121,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ); // ask
     println!("   len()         -> {}", remote.len().await?);
 
-    println!("\n3. alpha watches the store through a monitor, like any local actor:");
+    println!("\n3. a request carries refs: alpha asks gamma's Lookup to read beta's store");
+    println!("   and to answer alpha's Printer (`reply_to: ActorRef<PrinterMsg>`):");
     let (tx, mut heard) = mpsc::unbounded_channel();
-    let watcher = alpha.spawn(Watcher(tx)).await?;
-    let from_alpha: ActorRef<StoreMsg> = alpha.actor_ref(addr).await?;
-    watcher.get_cell().monitor(from_alpha.get_cell());
-    println!("   alpha sees len() = {}", from_alpha.len().await?);
-
-    println!("\n4. beta leaves the cluster; alpha's monitor fires with `noconnection`:");
-    beta.leave().await;
-    let news = tokio::time::timeout(timeout, heard.recv())
+    let printer = alpha.spawn(Printer(tx)).await?;
+    let lookup = gamma.spawn(Lookup).await?;
+    let lookup_from_alpha: ActorRef<LookupMsg> = alpha.actor_ref(gamma.export(&lookup)).await?;
+    let store_from_alpha: ActorRef<StoreMsg> = alpha.actor_ref(addr).await?;
+    lookup_from_alpha.lookup(store_from_alpha.clone(), "greeting".into(), printer.clone())?;
+    let line = tokio::time::timeout(timeout, heard.recv())
         .await?
         .unwrap_or_default();
-    println!("   watcher: {news}");
+    println!("   printer on alpha: {line}");
+
+    println!(
+        "\n4. alpha monitors the store in one line; beta leaves; the DOWN says `noconnection`:"
+    );
+    let monitor = alpha.monitor(&store_from_alpha).await?;
+    beta.leave().await;
+    let down = tokio::time::timeout(timeout, monitor).await?;
+    println!("   the store is down: {}", down.reason);
+    let from_alpha = store_from_alpha;
     println!("   asking the store now -> {:?}", from_alpha.len().await);
     println!(
         "   alpha's members now: {:?}",

@@ -177,6 +177,8 @@ where
     /// struct Watcher { seen: Vec<Down> }
     /// impl Actor for Watcher {}
     /// enum WatcherMsg { Watch(ractor::ActorCell), Down(Down) }
+    /// # #[cfg(feature = "remote")]
+    /// # impl ractor::Message for WatcherMsg {}
     /// impl From<Down> for WatcherMsg {
     ///     fn from(down: Down) -> Self { WatcherMsg::Down(down) }
     /// }

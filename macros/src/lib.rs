@@ -74,8 +74,23 @@ pub fn derive_actor(input: TokenStream) -> TokenStream {
 /// may be `async`.
 ///
 /// Options: `#[messages(remote)]` makes the messages `RemoteMessage` (arguments and replies
-/// must be serde types; needs understudy's `cluster` or `remote` feature); `name = CounterMsg`, `ext = CounterRef`, `vis = pub(crate)`,
-/// `tag = "..."` and `crate = path` override the defaults.
+/// must be serde types, or `ActorRef<M>` of a remote-ready `M`, which travels as its address
+/// and arrives as a working ref; needs understudy's `cluster` or `remote` feature);
+/// `name = CounterMsg`, `ext = CounterRef`, `vis = pub(crate)`, `tag = "..."` and
+/// `crate = path` override the defaults.
+///
+/// The enum also carries the DOWNs of actors this one monitors (a hidden variant; they reach
+/// `Actor::on_down`).
+///
+/// Reserved names: a message method may not be named like a method of ractor's `ActorRef`,
+/// which would shadow the generated one (a compile error says so): `call`, `cast`, `clone`,
+/// `drain`, `drain_and_wait`, `drain_children`, `drain_children_and_wait`, `exit_after`,
+/// `get_cell`, `get_children`, `get_derived`, `get_id`, `get_name`, `get_status`,
+/// `get_type_id`, `is_message_type_of`, `kill`, `kill_after`, `kill_and_wait`, `link`,
+/// `monitor`, `notify_supervisor`, `notify_supervisor_and_monitors`, `send_after`,
+/// `send_interval`, `send_message`, `send_serialized`, `spawn_linked`, `stop`,
+/// `stop_and_wait`, `stop_children`, `stop_children_and_wait`, `supports_remoting`,
+/// `try_get_supervisor`, `unlink`, `unmonitor`, `wait`, `where_is`.
 ///
 /// ```text
 /// #[derive(Actor)]

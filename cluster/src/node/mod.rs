@@ -381,18 +381,20 @@ impl Deref for Node {
 /// actor's state (an actor that holds its own node keeps it running after its last other
 /// handle is dropped).
 ///
-/// ```no_run
-/// use understudy::cluster::node::CtxNode;
-/// use understudy::prelude::*;
+/// ```
+/// use understudy_actor::{Actor, ActorError, Ctx, Handler};
+/// use understudy_cluster::node::CtxNode;
 ///
-/// #[derive(Actor)]
 /// struct Greeter;
-///
-/// #[messages]
-/// impl Greeter {
-///     #[message]
-///     fn where_am_i(&self, ctx: &Ctx<Self>) -> String {
-///         ctx.node().map(|n| n.name().to_string()).unwrap_or_default()
+/// struct WhereAmI(ractor::RpcReplyPort<String>);
+/// impl ractor::Message for WhereAmI {}
+/// impl Actor for Greeter {}
+/// impl Handler for Greeter {
+///     type Msg = WhereAmI;
+///     async fn handle(&mut self, ctx: &Ctx<Self>, ask: WhereAmI) -> Result<(), ActorError> {
+///         let name = ctx.node().map(|n| n.name().to_string()).unwrap_or_default();
+///         let _ = ask.0.send(name);
+///         Ok(())
 ///     }
 /// }
 /// ```
