@@ -17,10 +17,9 @@ enum Seen {
     Down(ExitReason),
 }
 
+/// A watcher with every default hook (`#[derive(Actor)]`).
 #[derive(Actor)]
-struct Watcher {
-    seen: mpsc::UnboundedSender<Seen>,
-}
+struct Watcher;
 
 #[messages]
 impl Watcher {
@@ -30,12 +29,7 @@ impl Watcher {
     }
 
     #[message]
-    fn result(&mut self, n: u32) {
-        let _ = self.seen.send(Seen::Result(n));
-    }
-
-    #[message]
-    fn ping(&self) -> bool {
+    fn alive(&self) -> bool {
         true
     }
 }
@@ -209,18 +203,15 @@ async fn after_demonitor_no_down_comes() {
 #[tokio::test]
 async fn derived_actors_survive_the_exit_of_what_they_monitor() {
     let node = Runtime::new();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let watcher = node.spawn(Watcher { seen: tx }).await.unwrap();
+    let watcher = node.spawn(Watcher).await.unwrap();
     let worker = node.spawn(Worker).await.unwrap();
     watcher.watch(worker.get_cell()).await.unwrap();
     worker.kill();
-    // `Watcher` keeps the default `on_down`, which ignores the DOWN; it must still run.
     worker.wait(Some(WAIT)).await.unwrap();
-    watcher.ping().await.unwrap();
-    watcher.ping().await.unwrap();
-    assert!(rx.try_recv().is_err());
-    watcher.result(7).unwrap();
-    assert_eq!(next(&mut rx).await, Seen::Result(7));
+    // The exit reached the watcher's supervision port before these asks; its DOWN went to
+    // the default `on_down`, which ignores it: the watcher runs on.
+    assert!(watcher.alive().await.unwrap());
+    assert!(watcher.alive().await.unwrap());
 }
 
 #[tokio::test]
