@@ -47,6 +47,15 @@ impl Server {
         next.request(n, reply_to).expect("room");
     }
 
+    /// An answer that carries refs: this server, and the client it was given (home again).
+    #[message]
+    fn introduce(&self, ctx: &Ctx<Self>, client: ActorRef<ClientMsg>) -> Intro {
+        Intro {
+            server: ctx.myself(),
+            client: Carried(client),
+        }
+    }
+
     /// The node this server runs on, from inside its handler.
     #[message]
     fn node_name(&self, ctx: &Ctx<Self>) -> String {
@@ -61,7 +70,16 @@ struct Many {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Carried(#[serde(with = "actor_ref")] ActorRef<ClientMsg>);
+/// An answer with refs in it.
+pub struct Intro {
+    #[serde(with = "actor_ref")]
+    server: ActorRef<ServerMsg>,
+    client: Carried,
+}
+
+#[derive(Serialize, Deserialize)]
+/// One ref, as a serde type carries it.
+pub struct Carried(#[serde(with = "actor_ref")] pub ActorRef<ClientMsg>);
 
 /// Counts the refs it receives.
 struct Counter(mpsc::UnboundedSender<usize>);
@@ -141,6 +159,32 @@ async fn a_ref_forwarded_a_to_b_to_c_reaches_a_directly_and_a_ref_home_is_local(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_carries_refs_too() {
+    let (_ca, nodes) = three().await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let client = a.spawn(Client { got: tx }).await.unwrap();
+    let server = b.spawn(Server).await.unwrap();
+    let server_from_a: ActorRef<ServerMsg> = a.actor_ref(b.export(&server)).await.unwrap();
+    let intro = server_from_a.introduce(client.clone()).await.unwrap();
+    assert!(
+        !intro.server.get_id().is_local(),
+        "B's server, from A: a proxy"
+    );
+    assert_eq!(
+        intro.client.0.get_id(),
+        client.get_id(),
+        "A's client, home: itself"
+    );
+    assert_eq!(
+        intro.server.node_name().await.unwrap(),
+        b.name().to_string()
+    );
+    intro.server.request(3, intro.client.0.clone()).unwrap();
+    assert_eq!(next(&mut rx).await, (6, false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refs_per_message_are_bounded_and_resolved_once_per_address() {
     let (_ca, nodes) = three().await;
     let (a, b) = (&nodes[0], &nodes[1]);
@@ -172,4 +216,44 @@ async fn refs_per_message_are_bounded_and_resolved_once_per_address() {
     understudy::tell(&counter_from_a, carried(&clients)).unwrap();
     understudy::tell(&counter_from_a, carried(&[])).unwrap();
     assert_eq!(next(&mut rx).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refs_from_a_peer_make_no_more_proxies_than_the_cap() {
+    const CAP: usize = 100;
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster_with(&ca, 2, None, WAIT, |_, mut b| {
+        b.config_mut().remote.max_proxies_per_peer = CAP;
+        b
+    })
+    .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let counter = b.spawn(Counter(tx)).await.unwrap();
+    let counter_from_a: ActorRef<Many> = a.actor_ref(b.export(&counter)).await.unwrap();
+    // 150 live actors on A, sent to B 50 at a time: each ref needs a proxy on B, which lives
+    // as long as its actor does.
+    let (ctx, _crx) = mpsc::unbounded_channel();
+    let mut clients = Vec::new();
+    for _ in 0..150 {
+        clients.push(a.spawn(Client { got: ctx.clone() }).await.unwrap());
+    }
+    for chunk in clients.chunks(50) {
+        let refs = chunk.iter().map(|c| Carried(c.clone())).collect();
+        understudy::tell(&counter_from_a, Many { refs }).unwrap();
+    }
+    understudy::tell(&counter_from_a, Many { refs: Vec::new() }).unwrap();
+    // The first two fit (100 proxies); the third would pass the cap and is rejected.
+    assert_eq!(next(&mut rx).await, 50);
+    assert_eq!(next(&mut rx).await, 50);
+    assert_eq!(next(&mut rx).await, 0);
+    assert!(
+        b.remote_stats().proxies <= CAP + 1,
+        "{:?}",
+        b.remote_stats()
+    );
+    // Refs already held still resolve: the cap is on new proxies.
+    let refs = clients[..50].iter().map(|c| Carried(c.clone())).collect();
+    understudy::tell(&counter_from_a, Many { refs }).unwrap();
+    assert_eq!(next(&mut rx).await, 50);
 }

@@ -247,12 +247,18 @@ where
     let (timeout, complete): (Option<Duration>, Deliver) = match reply.into_target() {
         Ok(port) => (
             port.get_timeout(),
-            Box::new(move |bytes: Vec<u8>| match decode_payload::<R>(&bytes) {
-                Ok(value) => {
-                    let _ = port.send(value);
-                }
-                Err(e) => {
-                    reject(e);
+            // Refs in the answer resolve on the node that asked (the one encoding now).
+            Box::new({
+                let refs = crate::wire_ref::encoder();
+                move |bytes: Vec<u8>| match crate::wire_ref::decoding_by(refs, || {
+                    decode_payload::<R>(&bytes)
+                }) {
+                    Ok(value) => {
+                        let _ = port.send(value);
+                    }
+                    Err(e) => {
+                        reject(e);
+                    }
                 }
             }),
         ),

@@ -145,6 +145,8 @@ pub(crate) fn reply_for<R: serde::Serialize + Send + 'static>() -> Option<Reply<
         sink,
         call,
         encode: encode_answer::<R>,
+        // Refs in the answer are exported by the node that was asked (the one decoding now).
+        refs: crate::wire_ref::decoder(),
         answered: false,
     }))
 }
@@ -161,6 +163,7 @@ pub(crate) struct RemoteReply<R> {
     sink: Arc<dyn ReplySink>,
     call: u64,
     encode: fn(R) -> Result<Vec<u8>, EncodeError>,
+    refs: Option<Arc<dyn crate::wire_ref::RefResolver>>,
     answered: bool,
 }
 
@@ -174,7 +177,8 @@ impl<R> RemoteReply<R> {
     }
 
     pub(crate) fn send(mut self, value: R) -> Result<(), AskerGone> {
-        match (self.encode)(value) {
+        let encode = self.encode;
+        match crate::wire_ref::encoding(self.refs.clone(), || encode(value)) {
             Ok(bytes) => self.send_bytes(bytes),
             Err(e) => {
                 tracing::warn!(error = %e, "an answer does not serialise; the asker sees the actor stopped");

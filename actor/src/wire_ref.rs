@@ -13,9 +13,13 @@
 //!   ([`ResolverRegistration::token`]); the deserialise hook decodes inside [`decoding`],
 //!   which resolves each distinct address once: to the local actor if it points home (an
 //!   error if that actor no longer exists, or takes another message type), else to a proxy
-//!   of the remote one. At most [`MAX_REFS_PER_MESSAGE`] distinct refs per message, so one
-//!   message cannot make a node build proxies without limit; resolving needs a connection to
-//!   the ref's node (a ref to a node this one does not know is a decode error).
+//!   of the remote one. At most [`MAX_REFS_PER_MESSAGE`] distinct refs per message, and the
+//!   node caps the proxies such refs may make per peer ([`RefError::TooManyProxies`]), so
+//!   messages cannot make a node build proxies without limit; resolving needs a connection
+//!   to the ref's node (a ref to a node this one does not know is a decode error).
+//! - **Answers.** An ask's answer may carry refs too: the asked node exports (it encodes in
+//!   the context it decoded the ask in), and the asking node resolves (its completion decodes
+//!   in the context the ask was encoded in).
 //!
 //! In a `#[messages(remote)]` method, a parameter of type `ActorRef<M>` is handled by the
 //! macro. In a serde type (`#[derive(RemoteMessage)]`), mark the field
@@ -49,6 +53,11 @@ pub enum RefError {
     /// The address is on a node this one has no connection to.
     #[error("no connection to the node of {0}")]
     NotConnected(ActorAddr),
+    /// This node holds as many proxies of that node's actors as refs from messages may make.
+    #[error(
+        "too many proxies of the actors of {0}'s node; raise remote.max_proxies_per_peer if that many are needed"
+    )]
+    TooManyProxies(ActorAddr),
     /// The node is shutting down.
     #[error("the node is shutting down")]
     Stopped,
@@ -149,9 +158,29 @@ pub fn encoding<T>(resolver: Option<Arc<dyn RefResolver>>, encode: impl FnOnce()
     result
 }
 
+/// The node encoding on this thread now, if any (an ask's encoder keeps it to decode the
+/// answer on the same node).
+pub(crate) fn encoder() -> Option<Arc<dyn RefResolver>> {
+    ENCODING.with(|e| e.borrow().clone())
+}
+
+/// The node decoding on this thread now, if any (an ask's `Reply` keeps it to encode the
+/// answer on the same node).
+pub(crate) fn decoder() -> Option<Arc<dyn RefResolver>> {
+    DECODING.with(|d| d.borrow().as_ref().map(|d| d.resolver.clone()))
+}
+
 /// Runs `decode` with the node named in `metadata` resolving any ref it decodes.
 pub(crate) fn decoding<T>(metadata: Option<&[u8]>, decode: impl FnOnce() -> T) -> T {
-    let Some(resolver) = metadata.and_then(resolver_in) else {
+    decoding_by(metadata.and_then(resolver_in), decode)
+}
+
+/// Runs `decode` with `resolver`'s node resolving any ref it decodes.
+pub(crate) fn decoding_by<T>(
+    resolver: Option<Arc<dyn RefResolver>>,
+    decode: impl FnOnce() -> T,
+) -> T {
+    let Some(resolver) = resolver else {
         return decode();
     };
     let previous = DECODING.with(|d| {

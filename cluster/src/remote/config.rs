@@ -22,6 +22,10 @@ pub struct RemoteConfig {
     pub max_monitors_per_peer: usize,
     /// Links one peer may make to this node's actors.
     pub max_links_per_peer: usize,
+    /// Proxies of one node's actors that refs arriving inside messages may make this node
+    /// hold (a proxy lives until its actor exits). A message whose refs would pass it is
+    /// rejected. Refs resolved by the application itself (`Node::actor_ref`) are not capped.
+    pub max_proxies_per_peer: usize,
 }
 
 impl Default for RemoteConfig {
@@ -30,6 +34,7 @@ impl Default for RemoteConfig {
             lane_backlog: 8 << 20,
             max_monitors_per_peer: 1 << 20,
             max_links_per_peer: 1 << 16,
+            max_proxies_per_peer: 1 << 16,
         }
     }
 }
@@ -46,8 +51,13 @@ impl RemoteConfig {
         if !(64 * 1024..=1 << 30).contains(&self.lane_backlog) {
             return bad("lane_backlog must be between 64 KiB and 1 GiB");
         }
-        if self.max_monitors_per_peer == 0 || self.max_links_per_peer == 0 {
-            return bad("max_monitors_per_peer and max_links_per_peer must be positive");
+        if self.max_monitors_per_peer == 0
+            || self.max_links_per_peer == 0
+            || self.max_proxies_per_peer == 0
+        {
+            return bad(
+                "max_monitors_per_peer, max_links_per_peer and max_proxies_per_peer must be positive",
+            );
         }
         Ok(())
     }

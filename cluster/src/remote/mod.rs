@@ -695,6 +695,11 @@ impl RefResolver for RemoteDriver {
         };
         match self.find(addr).map_err(refused)? {
             Found::Cell(cell) => Ok(cell),
+            Found::Spawn(session, _)
+                if session.proxies().by_key.len() >= self.config.max_proxies_per_peer =>
+            {
+                Err(RefError::TooManyProxies(addr))
+            }
             Found::Spawn(session, supervisor) => {
                 // A proxy's start never waits (its `pre_start` is ready at once), so one poll
                 // completes it; this runs in a deserialise hook, which cannot await. A start
