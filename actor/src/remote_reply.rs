@@ -163,7 +163,7 @@ pub(crate) struct RemoteReply<R> {
     sink: Arc<dyn ReplySink>,
     call: u64,
     encode: fn(R) -> Result<Vec<u8>, EncodeError>,
-    refs: Option<Arc<dyn crate::wire_ref::RefResolver>>,
+    refs: Option<crate::wire_ref::ResolverId>,
     answered: bool,
 }
 
@@ -178,7 +178,7 @@ impl<R> RemoteReply<R> {
 
     pub(crate) fn send(mut self, value: R) -> Result<(), AskerGone> {
         let encode = self.encode;
-        match crate::wire_ref::encoding(self.refs.clone(), || encode(value)) {
+        match crate::wire_ref::encoding(self.refs, || encode(value)) {
             Ok(bytes) => self.send_bytes(bytes),
             Err(e) => {
                 tracing::warn!(error = %e, "an answer does not serialise; the asker sees the actor stopped");

@@ -46,7 +46,7 @@ pub trait Route: Send + Sync + 'static {
 
     /// The sending node, which exports the local actors whose refs a message to this route
     /// carries (see [`crate::wire_ref`]). `None`: such messages do not encode.
-    fn refs(&self) -> Option<Arc<dyn crate::wire_ref::RefResolver>> {
+    fn refs(&self) -> Option<crate::wire_ref::ResolverId> {
         None
     }
 }

@@ -25,7 +25,7 @@
 //! macro. In a serde type (`#[derive(RemoteMessage)]`), mark the field
 //! `#[serde(with = "understudy::remote::actor_ref")]`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,19 +90,47 @@ fn registry() -> &'static Registry {
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
+/// Names one registered [`RefResolver`]. Contexts carry this, not the resolver: it costs
+/// nothing per message, and the resolver is looked up only when a ref is encoded or decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ResolverId(u64);
+
+impl ResolverId {
+    /// The resolver, if it is still registered.
+    fn get(self) -> Option<Arc<dyn RefResolver>> {
+        registry()
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&self.0)
+            .and_then(Weak::upgrade)
+    }
+
+    /// The id a metadata token carries, if it has one.
+    fn in_metadata(metadata: &[u8]) -> Option<ResolverId> {
+        let at = metadata.windows(TOKEN_LEN).position(|w| w[..8] == MAGIC)?;
+        let id = metadata[at + 8..at + TOKEN_LEN].try_into().ok()?;
+        Some(ResolverId(u64::from_le_bytes(id)))
+    }
+}
+
 /// A registered resolver; unregistered when dropped.
 #[derive(Debug)]
 pub struct ResolverRegistration {
-    id: u64,
+    id: ResolverId,
 }
 
 impl ResolverRegistration {
+    /// The registered resolver's id (what [`Route::refs`](crate::route::Route::refs) gives).
+    pub fn id(&self) -> ResolverId {
+        self.id
+    }
+
     /// What a delivering node appends to a message's metadata so that the receiving
     /// actor's deserialise hook resolves refs on this node.
     pub fn token(&self) -> [u8; TOKEN_LEN] {
         let mut t = [0u8; TOKEN_LEN];
         t[..8].copy_from_slice(&MAGIC);
-        t[8..].copy_from_slice(&self.id.to_le_bytes());
+        t[8..].copy_from_slice(&self.id.0.to_le_bytes());
         t
     }
 }
@@ -112,7 +140,7 @@ impl Drop for ResolverRegistration {
         registry()
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
+            .remove(&self.id.0);
     }
 }
 
@@ -123,69 +151,58 @@ pub fn register(resolver: &Arc<dyn RefResolver>) -> ResolverRegistration {
         .write()
         .unwrap_or_else(|p| p.into_inner())
         .insert(id, Arc::downgrade(resolver));
-    ResolverRegistration { id }
-}
-
-/// The resolver a metadata token names, if it is still registered.
-fn resolver_in(metadata: &[u8]) -> Option<Arc<dyn RefResolver>> {
-    let at = metadata.windows(TOKEN_LEN).position(|w| w[..8] == MAGIC)?;
-    let id = u64::from_le_bytes(metadata[at + 8..at + TOKEN_LEN].try_into().ok()?);
-    registry()
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&id)
-        .and_then(Weak::upgrade)
+    ResolverRegistration { id: ResolverId(id) }
 }
 
 struct Decoding {
-    resolver: Arc<dyn RefResolver>,
+    id: ResolverId,
+    /// Looked up at the first ref.
+    resolver: Option<Arc<dyn RefResolver>>,
     resolved: HashMap<ActorAddr, ActorCell>,
 }
 
 thread_local! {
-    static ENCODING: RefCell<Option<Arc<dyn RefResolver>>> = const { RefCell::new(None) };
+    static ENCODING: Cell<Option<ResolverId>> = const { Cell::new(None) };
     static DECODING: RefCell<Option<Decoding>> = const { RefCell::new(None) };
 }
 
 /// Runs `encode` with `resolver`'s node as the sender of any ref it encodes.
-pub fn encoding<T>(resolver: Option<Arc<dyn RefResolver>>, encode: impl FnOnce() -> T) -> T {
-    let Some(resolver) = resolver else {
+pub fn encoding<T>(resolver: Option<ResolverId>, encode: impl FnOnce() -> T) -> T {
+    if resolver.is_none() {
         return encode();
-    };
-    let previous = ENCODING.with(|e| e.borrow_mut().replace(resolver));
+    }
+    let previous = ENCODING.with(|e| e.replace(resolver));
     let result = encode();
-    ENCODING.with(|e| *e.borrow_mut() = previous);
+    ENCODING.with(|e| e.set(previous));
     result
 }
 
 /// The node encoding on this thread now, if any (an ask's encoder keeps it to decode the
 /// answer on the same node).
-pub(crate) fn encoder() -> Option<Arc<dyn RefResolver>> {
-    ENCODING.with(|e| e.borrow().clone())
+pub(crate) fn encoder() -> Option<ResolverId> {
+    ENCODING.with(Cell::get)
 }
 
 /// The node decoding on this thread now, if any (an ask's `Reply` keeps it to encode the
 /// answer on the same node).
-pub(crate) fn decoder() -> Option<Arc<dyn RefResolver>> {
-    DECODING.with(|d| d.borrow().as_ref().map(|d| d.resolver.clone()))
+pub(crate) fn decoder() -> Option<ResolverId> {
+    DECODING.with(|d| d.borrow().as_ref().map(|d| d.id))
 }
 
 /// Runs `decode` with the node named in `metadata` resolving any ref it decodes.
 pub(crate) fn decoding<T>(metadata: Option<&[u8]>, decode: impl FnOnce() -> T) -> T {
-    decoding_by(metadata.and_then(resolver_in), decode)
+    decoding_by(metadata.and_then(ResolverId::in_metadata), decode)
 }
 
 /// Runs `decode` with `resolver`'s node resolving any ref it decodes.
-pub(crate) fn decoding_by<T>(
-    resolver: Option<Arc<dyn RefResolver>>,
-    decode: impl FnOnce() -> T,
-) -> T {
-    let Some(resolver) = resolver else {
+pub(crate) fn decoding_by<T>(resolver: Option<ResolverId>, decode: impl FnOnce() -> T) -> T {
+    let Some(id) = resolver else {
         return decode();
     };
     let previous = DECODING.with(|d| {
         d.borrow_mut().replace(Decoding {
-            resolver,
+            id,
+            resolver: None,
             resolved: HashMap::new(),
         })
     });
@@ -203,10 +220,10 @@ fn addr_of<M: RemoteMessage>(actor: &ActorRef<M>) -> Result<ActorAddr, String> {
                 pid,
             })
             .ok_or_else(|| format!("the connection of remote actor {} is gone", actor.get_id())),
-        ActorId::Local(_) => ENCODING.with(|e| match &*e.borrow() {
+        ActorId::Local(_) => match encoder().and_then(ResolverId::get) {
             Some(resolver) => Ok(resolver.runtime().export(actor)),
             None => Err("a ref to a local actor can only be sent with understudy's tell, ask or send (which know the sending node)".to_owned()),
-        }),
+        },
     }
 }
 
@@ -227,7 +244,13 @@ fn ref_for<M: RemoteMessage>(addr: ActorAddr) -> Result<ActorRef<M>, String> {
                         "more than {MAX_REFS_PER_MESSAGE} distinct actor refs in one message"
                     ));
                 }
-                let cell = d.resolver.resolve_now(addr).map_err(|e| e.to_string())?;
+                if d.resolver.is_none() {
+                    d.resolver = d.id.get();
+                }
+                let Some(resolver) = &d.resolver else {
+                    return Err(RefError::Stopped.to_string());
+                };
+                let cell = resolver.resolve_now(addr).map_err(|e| e.to_string())?;
                 d.resolved.insert(addr, cell.clone());
                 cell
             }

@@ -43,12 +43,12 @@ mod tables;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use ractor::{ActorCell, ActorId, ActorRef, ActorRuntime};
 use understudy_actor::backlog::Backlog;
 use understudy_actor::names::Owner;
-use understudy_actor::wire_ref::{self, RefError, RefResolver, ResolverRegistration};
+use understudy_actor::wire_ref::{self, RefError, RefResolver, ResolverId, ResolverRegistration};
 use understudy_actor::{ActorAddr, NodeId, RemoteMessage, Runtime};
 
 pub use barrier::BarrierError;
@@ -119,9 +119,9 @@ pub struct RemoteDriver {
     state: Mutex<State>,
     next_key: AtomicU64,
     agent: OnceLock<ActorCell>,
-    /// This driver as the resolver of refs inside messages (see `wire_ref`), and the token
-    /// inbound deliveries carry to name it.
-    refs: OnceLock<(Weak<RemoteDriver>, ResolverRegistration)>,
+    /// This driver as the resolver of refs inside messages (see `wire_ref`); the token
+    /// inbound deliveries carry names it.
+    refs: OnceLock<ResolverRegistration>,
 }
 
 impl std::fmt::Debug for RemoteDriver {
@@ -151,9 +151,7 @@ impl RemoteDriver {
             config,
         });
         let resolver: Arc<dyn RefResolver> = driver.clone();
-        let _ = driver
-            .refs
-            .set((Arc::downgrade(&driver), wire_ref::register(&resolver)));
+        let _ = driver.refs.set(wire_ref::register(&resolver));
         let (agent, _) = ractor::Actor::spawn(
             None,
             Agent {
@@ -313,18 +311,13 @@ impl RemoteDriver {
     }
 
     /// This driver as a ref resolver, for the routes it makes.
-    fn resolver(&self) -> Weak<dyn RefResolver> {
-        match self.refs.get() {
-            Some((weak, _)) => weak.clone(),
-            None => Weak::<RemoteDriver>::new(),
-        }
+    fn resolver(&self) -> Option<ResolverId> {
+        self.refs.get().map(ResolverRegistration::id)
     }
 
     /// The metadata token naming this node as the resolver of refs in a delivered message.
     pub(crate) fn refs_token(&self) -> Option<[u8; 16]> {
-        self.refs
-            .get()
-            .map(|(_, registration)| registration.token())
+        self.refs.get().map(ResolverRegistration::token)
     }
 
     /// Spawns a proxy of `addr` supervised by `supervisor`, registers it and asks the owner to

@@ -14,6 +14,7 @@ use ractor::RpcReplyPort;
 use ractor::message::SerializedMessage;
 use understudy_actor::remote_reply::Completion;
 use understudy_actor::route::{Route, WaitingSend};
+use understudy_actor::wire_ref::ResolverId;
 use understudy_actor::{NodeId, TellError};
 
 use crate::mesh::MAX_SETTING;
@@ -40,7 +41,7 @@ pub(crate) struct LinkRoute {
     pub(crate) link: Arc<PeerLink>,
     node: NodeId,
     /// The node this route belongs to, which exports the local actors whose refs go out.
-    refs: std::sync::Weak<dyn understudy_actor::wire_ref::RefResolver>,
+    refs: Option<ResolverId>,
     next_call: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
 }
@@ -57,10 +58,7 @@ fn to_tell_error(e: SendError) -> TellError {
 }
 
 impl LinkRoute {
-    pub(crate) fn new(
-        link: Arc<PeerLink>,
-        refs: std::sync::Weak<dyn understudy_actor::wire_ref::RefResolver>,
-    ) -> Arc<Self> {
+    pub(crate) fn new(link: Arc<PeerLink>, refs: Option<ResolverId>) -> Arc<Self> {
         let node = link.info().id;
         let route = Arc::new(LinkRoute {
             link,
@@ -143,8 +141,8 @@ impl Route for LinkRoute {
         self.node
     }
 
-    fn refs(&self) -> Option<Arc<dyn understudy_actor::wire_ref::RefResolver>> {
-        self.refs.upgrade()
+    fn refs(&self) -> Option<ResolverId> {
+        self.refs
     }
 
     fn send(&self, pid: u64, message: SerializedMessage) -> Result<(), TellError> {

@@ -125,7 +125,7 @@ impl Session {
         backlogs: Vec<Arc<Backlog>>,
         hard_limit: usize,
         max_links: usize,
-        refs: std::sync::Weak<dyn understudy_actor::wire_ref::RefResolver>,
+        refs: Option<understudy_actor::wire_ref::ResolverId>,
     ) -> Arc<Session> {
         let route = LinkRoute::new(link.clone(), refs);
         let registration = understudy_actor::route::register(route.clone());
