@@ -196,6 +196,64 @@ async fn actor_that_stops_before_replying_is_actor_stopped() {
     ));
 }
 
+/// Keeps the reply ports of the asks it is given and drops them on `forget`: an actor that
+/// lives on but gives no answer.
+#[derive(Actor, Default)]
+struct Keeper {
+    kept: Vec<RpcReplyPort<u64>>,
+}
+
+#[messages]
+impl Keeper {
+    #[message]
+    fn keep(&mut self, port: RpcReplyPort<u64>) {
+        self.kept.push(port);
+    }
+
+    #[message]
+    fn forget(&mut self) {
+        self.kept.clear();
+    }
+
+    #[message]
+    fn kept(&self) -> usize {
+        self.kept.len()
+    }
+}
+
+/// Polls `f` once (a first poll arms an ask's timer).
+async fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> std::task::Poll<F::Output> {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *f).poll(cx))).await
+}
+
+// The deadline decides: a reply port closed after it is a timeout, as it would have been had
+// the asker been polled on time, even when the asker looks only after the port closed.
+#[tokio::test(start_paused = true)]
+async fn a_reply_port_dropped_after_the_deadline_is_a_timeout_however_late_seen() {
+    use std::future::IntoFuture;
+    let rt = Runtime::new();
+    let k = rt.spawn(Keeper::default()).await.unwrap();
+    let timeout = Duration::from_millis(100);
+    let mut asking = understudy::ask(&k, |port| KeeperMsg::Keep { port })
+        .timeout(timeout)
+        .into_future();
+    assert!(poll_once(&mut asking).await.is_pending());
+    assert_eq!(k.kept().await, Ok(1));
+    // The deadline passes while the asker is not polled; then the port is dropped.
+    tokio::time::advance(timeout).await;
+    k.forget().unwrap();
+    assert_eq!(k.kept().await, Ok(0));
+    assert_eq!(asking.await, Err(AskError::Timeout(timeout)));
+    assert_eq!(k.get_status(), understudy::ractor::ActorStatus::Running);
+
+    // Dropped before the deadline, the port says the actor gave no answer.
+    let asking = understudy::ask(&k, |port| KeeperMsg::Keep { port }).timeout(timeout);
+    let asking = tokio::spawn(asking.into_future());
+    assert_eq!(k.kept().await, Ok(1));
+    k.forget().unwrap();
+    assert_eq!(asking.await.unwrap(), Err(AskError::ActorStopped));
+}
+
 #[tokio::test]
 async fn context_gives_the_actor_its_own_ref() {
     let rt = Runtime::new();

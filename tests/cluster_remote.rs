@@ -1,18 +1,26 @@
-//! Remote actors across real nodes on loopback (QUIC + mTLS): tell, ask, refs inside
-//! messages, monitors (normal exit, `noconnection`), links, and pairwise order including
-//! "messages, then the sender's exit".
+//! Remote actors across real nodes on loopback (QUIC + mTLS): tell, ask (a timeout is a
+//! timeout, a stop is a stop, however late the asker looks), refs inside messages, monitors
+//! (normal exit, `noconnection`), links, and pairwise order including "messages, then the
+//! sender's exit".
 #![cfg(feature = "cluster")]
 
 mod common;
 
-use tokio::sync::mpsc;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, mpsc};
 use understudy::ActorAddr;
 use understudy::cluster::certs::ClusterCa;
 use understudy::cluster::node::Node;
 use understudy::cluster::remote::NOCONNECTION;
 use understudy::prelude::*;
 
-use common::actors::{WAIT, Watcher, next};
+use common::actors::{WAIT, Watcher, eventually, next};
 
 #[derive(Actor)]
 struct Counter {
@@ -85,6 +93,83 @@ impl Flooder {
     }
 }
 
+/// Answers `hold_answer` only when its gate opens, staying alive meanwhile.
+#[derive(Actor)]
+struct Stall {
+    gate: Arc<Notify>,
+    /// How many `hold_answer`s it has begun.
+    entered: Arc<AtomicU64>,
+}
+
+#[messages(remote)]
+impl Stall {
+    #[message]
+    async fn hold_answer(&mut self) -> u64 {
+        self.entered.fetch_add(1, Ordering::SeqCst);
+        self.gate.notified().await;
+        7
+    }
+
+    #[message]
+    fn ping(&self) -> u64 {
+        1
+    }
+}
+
+/// A [`Stall`] on `owner` and its ref on `asker`, with its gate and count of holds.
+async fn stall_across(
+    owner: &Node,
+    asker: &Node,
+) -> (
+    ActorRef<StallMsg>,
+    ActorRef<StallMsg>,
+    Arc<Notify>,
+    Arc<AtomicU64>,
+) {
+    let (gate, entered) = (Arc::new(Notify::new()), Arc::new(AtomicU64::new(0)));
+    let actor = Stall {
+        gate: gate.clone(),
+        entered: entered.clone(),
+    };
+    let local = owner.spawn(actor).await.expect("spawn");
+    let remote = asker
+        .actor_ref(owner.export(&local))
+        .await
+        .expect("resolve");
+    (local, remote, gate, entered)
+}
+
+/// Passes asks on to a remote actor with a plain ractor send, whose serialisation bridges
+/// the reply port with a task (the path of asks that do not go through `tell`/`ask`).
+#[derive(Actor)]
+struct Relay {
+    to: ActorRef<StallMsg>,
+}
+
+#[messages]
+impl Relay {
+    #[message]
+    fn pass(&mut self, port: RpcReplyPort<u64>) {
+        let ask = StallMsg::HoldAnswer { reply: port.into() };
+        self.to.send_message(ask).expect("the proxy takes it");
+    }
+}
+
+/// Polls `f` once (a first poll arms an ask's timer).
+async fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *f).poll(cx))).await
+}
+
+/// The fault of a stalled worker: blocks this thread (as a long blocking call would) until
+/// `node` has no ask pending any more, so the asking task is not polled meanwhile.
+fn stall_thread_until_no_ask_pends(node: &Node) {
+    let start = Instant::now();
+    while node.remote_stats().pending_asks > 0 {
+        assert!(start.elapsed() < WAIT, "the ask was never settled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 async fn cluster(n: usize) -> (ClusterCa, Vec<Node>) {
     let ca = ClusterCa::ephemeral("test");
     let nodes = common::cluster(&ca, n, None, WAIT).await;
@@ -107,6 +192,72 @@ async fn tell_and_ask_across_nodes() {
     // The local address resolves to the actor itself.
     let local: ActorRef<CounterMsg> = nodes[0].actor_ref(addr).await.expect("local");
     assert_eq!(local.get_id(), c.get_id());
+}
+
+// The asker's node forgets an unanswered ask a little after its timeout, which closes the
+// asker's reply port. An asker whose thread stalled past that sees the closed port and its
+// own expired timer at once: that is a timeout, and the actor is still there.
+//
+// The asking task is the test's own, run by `block_on` on the test thread: stalling that
+// thread stops the asker but not the runtime's workers, which go on driving the nodes (a
+// stalled worker would also stop the timers and sockets it drives until another worker
+// takes them over, which a busy runtime does but an idle test runtime does not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_ask_is_a_timeout_however_late_the_asker_looks() {
+    let (_ca, nodes) = cluster(2).await;
+    let (local, remote, gate, entered) = stall_across(&nodes[0], &nodes[1]).await;
+    let relay = nodes[1]
+        .spawn(Relay { to: remote.clone() })
+        .await
+        .expect("relay");
+    let timeout = Duration::from_millis(100);
+    for round in 1..=4 {
+        // Straight to the connection, or bridged by a task (which closes the asker's port
+        // just after the node forgets the ask: past the deadline either way).
+        let mut asking = if round % 2 == 1 {
+            remote.hold_answer().timeout(timeout).into_future()
+        } else {
+            understudy::ask(&relay, |port| RelayMsg::Pass { port })
+                .timeout(timeout)
+                .into_future()
+        };
+        assert!(poll_once(&mut asking).await.is_pending());
+        eventually("the actor holds the ask", || {
+            entered.load(Ordering::SeqCst) == round
+        })
+        .await;
+        stall_thread_until_no_ask_pends(&nodes[1]);
+        assert_eq!(
+            asking.await,
+            Err(AskError::Timeout(timeout)),
+            "round {round}"
+        );
+        // Still alive: it answers once let go.
+        assert_eq!(local.get_status(), understudy::ractor::ActorStatus::Running);
+        gate.notify_one();
+        assert_eq!(remote.ping().timeout(WAIT).await, Ok(1));
+    }
+}
+
+// An actor killed while it holds an ask: the asker hears that it stopped, even when it looks
+// only after the answering node said so (but before its own deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ask_to_an_actor_that_stops_mid_ask_is_actor_stopped() {
+    let (_ca, nodes) = cluster(2).await;
+    let (local, remote, _gate, entered) = stall_across(&nodes[0], &nodes[1]).await;
+    let mut asking = remote.hold_answer().timeout(WAIT).into_future();
+    assert!(poll_once(&mut asking).await.is_pending());
+    eventually("the actor holds the ask", || {
+        entered.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    local.kill();
+    eventually("the stop reached the asker's node", || {
+        nodes[1].remote_stats().pending_asks == 0
+    })
+    .await;
+    assert_eq!(asking.await, Err(AskError::ActorStopped));
+    local.wait(Some(WAIT)).await.expect("stopped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,9 @@
 //! [`Ask::timeout`], or none with [`Ask::untimed`]. Its errors say what happened to the
 //! message: it could not be enqueued ([`AskError::MailboxClosed`]), it was enqueued but the
 //! actor stopped or dropped the reply before answering ([`AskError::ActorStopped`]), or no
-//! answer came in time ([`AskError::Timeout`]).
+//! answer came in time ([`AskError::Timeout`]). Between the last two, the deadline decides:
+//! a reply port that closes after it is a timeout, however late the ask is polled, so an ask
+//! whose task was held up gets the error it would have got on time.
 //!
 //! The timeout costs little: the timer is armed only if the reply is not there at the first
 //! poll, and timers are reused between asks (see `deadline.rs`); a timed local ask costs
@@ -20,6 +22,8 @@ use std::time::Duration;
 
 use ractor::concurrency::OneshotReceiver;
 use ractor::{ActorRef, Message, MessagingErr, RpcReplyPort};
+// The deadline's clock.
+use tokio::time::Instant;
 
 use crate::deadline::{Deadline, Timer};
 
@@ -70,9 +74,11 @@ pub enum AskError {
         "the actor's mailbox is closed: it has stopped; look it up again (by name) or restart it"
     )]
     MailboxClosed,
-    /// The message was enqueued, but no answer will come: the actor stopped or dropped the
-    /// reply port before it answered (or, for a remote actor, its answer could not be sent
-    /// back, e.g. it is larger than a frame).
+    /// The message was enqueued, but no answer will come: before the ask's deadline, the
+    /// actor stopped or dropped the reply port without answering (or, for a remote actor, its
+    /// answer could not be sent back, e.g. it is larger than a frame, or the connection to its
+    /// node was lost, which its monitors see as an exit with `noconnection`). Never a timeout:
+    /// a port that closes after the deadline is [`AskError::Timeout`].
     #[error("the actor stopped before it replied")]
     ActorStopped,
     /// The ref's message type does not match the actor, or the message could not be
@@ -258,9 +264,8 @@ impl<M: Message, R, F> Ask<M, R, F> {
     /// `gen_server:call/2` is; prefer [`timeout`](Self::timeout) unless a profile shows the
     /// timer matters.
     ///
-    /// To a remote actor, an untimed ask is not unbounded: the connection keeps a pending
-    /// call for [`DEFAULT_ASK_TIMEOUT`] (and a little slack) when the ask carries no timeout,
-    /// then forgets it, and the ask fails with [`AskError::ActorStopped`].
+    /// To a remote actor, an untimed ask likewise waits until the answer comes, the actor
+    /// stops or drops the reply, or the connection to its node is lost.
     ///
     /// ```
     /// # use understudy_actor::{ask, AskError};
@@ -333,7 +338,16 @@ impl<R> Future for AskFuture<R> {
         };
         if let Poll::Ready(reply) = Pin::new(rx).poll(cx) {
             this.state = None;
-            return Poll::Ready(reply.map_err(|_dropped| AskError::ActorStopped));
+            return Poll::Ready(reply.map_err(|_dropped| match this.deadline {
+                // Past the deadline the ask has timed out, whatever became of the port since:
+                // an asker polled late must not see what an asker polled on time would not
+                // (a remote ask's port is closed a little after its timeout by the node that
+                // forgets it, with the actor still alive).
+                Some(deadline) if Instant::now() >= deadline.at => {
+                    AskError::Timeout(deadline.timeout)
+                }
+                _ => AskError::ActorStopped,
+            }));
         }
         let Some(deadline) = this.deadline else {
             return Poll::Pending;

@@ -4,7 +4,8 @@
 //! another node (feature `remote`) it is that asker's connection: [`Reply::send`] encodes the
 //! answer and queues it for the network right there, in the answering actor's own task, with
 //! no task in between. Either way, dropping a `Reply` without sending tells the asker that
-//! the actor gave no answer ([`AskError::ActorStopped`](crate::AskError::ActorStopped)).
+//! the actor gave no answer ([`AskError::ActorStopped`](crate::AskError::ActorStopped), or
+//! [`AskError::Timeout`](crate::AskError::Timeout) once the ask's deadline has passed).
 
 use ractor::RpcReplyPort;
 

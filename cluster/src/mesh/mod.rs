@@ -37,7 +37,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub(crate) use config::MAX_SETTING;
 pub use config::{InvalidMeshConfig, MeshConfig};
 pub use connect::{ConnectFailure, DialError};
 pub use endpoint::EndpointError;

@@ -522,8 +522,8 @@ impl Node {
         self.inner.remote.exit(target, reason)
     }
 
-    /// What peers make this node hold for remote actors now (proxies, monitors, links,
-    /// backlogs): bounded by the `[remote]` configuration.
+    /// What this node holds for remote actors now (proxies, monitors, links, backlogs, its
+    /// own pending asks); what peers drive is bounded by the `[remote]` configuration.
     pub fn remote_stats(&self) -> RemoteStats {
         self.inner.remote.stats()
     }

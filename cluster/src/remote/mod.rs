@@ -579,8 +579,9 @@ impl Drop for RemoteDriver {
     }
 }
 
-/// A snapshot of what peers make this node hold for remote actors (for operations and
-/// tests; every figure is bounded by [`RemoteConfig`]).
+/// A snapshot of what this node holds for remote actors (for operations and tests). Every
+/// figure that peers drive is bounded by [`RemoteConfig`]; pending asks are this node's own,
+/// each kept at most a little past its timeout.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RemoteStats {
@@ -596,6 +597,8 @@ pub struct RemoteStats {
     pub waiting_signals: usize,
     /// Bytes of messages from the network waiting in this node's mailboxes.
     pub backlog_bytes: usize,
+    /// Asks this node sent to remote actors that wait for their answer.
+    pub pending_asks: usize,
 }
 
 impl RemoteDriver {
@@ -616,6 +619,7 @@ impl RemoteDriver {
             stats.links += s.linked.lock().unwrap_or_else(|p| p.into_inner()).len();
             stats.waiting_signals += s.waiting();
             stats.backlog_bytes += s.lanes.iter().map(|l| l.backlog.total()).sum::<usize>();
+            stats.pending_asks += s.route.pending_asks();
         }
         stats
     }

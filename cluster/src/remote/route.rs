@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::RpcReplyPort;
 use ractor::message::SerializedMessage;
@@ -17,7 +17,10 @@ use understudy_actor::route::{Route, WaitingSend};
 use understudy_actor::wire_ref::ResolverId;
 use understudy_actor::{NodeId, TellError};
 
-use crate::mesh::MAX_SETTING;
+// tokio's clock, as the asker's deadline is: an ask is forgotten only after its asker's
+// deadline by the asker's own clock (so a forgotten ask reads as a timeout).
+use tokio::time::Instant;
+
 use crate::mesh::{PeerLink, SendError};
 use crate::wire::{Delivery, ReplyOutcome, WireError};
 
@@ -67,7 +70,8 @@ impl LinkRoute {
             next_call: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
         });
-        // Forget asks nobody waits for any more; stops when the route is dropped.
+        // Forget asks nobody waits for any more; stops when the route is dropped. Forgetting
+        // closes the asker's port past its deadline, which it reads as a timeout.
         let weak = Arc::downgrade(&route);
         tokio::spawn(async move {
             loop {
@@ -101,6 +105,11 @@ impl LinkRoute {
         }
     }
 
+    /// How many asks wait for their answer.
+    pub(crate) fn pending_asks(&self) -> usize {
+        self.pending().len()
+    }
+
     /// Fails every pending ask (the connection is gone).
     pub(crate) fn fail_all(&self) {
         self.pending().clear();
@@ -115,9 +124,11 @@ impl LinkRoute {
         asker: Asker,
         timeout: Option<Duration>,
     ) -> Result<(), TellError> {
-        // Forgotten a little after the asker gives up; one that waits longer than any setting
-        // may is kept as long as that; an untimed one until it is answered.
-        let forget_at = timeout.map(|t| Instant::now() + t.min(MAX_SETTING) + PENDING_SLACK);
+        // Forgotten a little after the asker gives up, never before (the asker would read its
+        // port closing as the actor's stop); an untimed one, or one whose deadline is past
+        // what the clock can name, is kept until it is answered.
+        let forget_at =
+            timeout.and_then(|t| Instant::now().checked_add(t.checked_add(PENDING_SLACK)?));
         let call = self.next_call.fetch_add(1, Ordering::Relaxed);
         self.pending().insert(call, Pending { asker, forget_at });
         let delivery = Delivery::Ask {
