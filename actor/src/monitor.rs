@@ -6,7 +6,7 @@
 //!   actor exits, the watcher gets one [`Down`] per monitor, through its **mailbox**, so it is
 //!   handled after every message the watched actor sent before it exited (a worker that sends
 //!   its result and then stops is never seen dead before its result). `#[messages]` actors
-//!   receive it in [`Actor::on_down`](crate::Actor::on_down); a hand-written message type
+//!   receive it in [`Actor::on_down`]; a hand-written message type
 //!   carries it as a variant (`impl From<Down> for MyMsg`).
 //! - Monitoring an actor that is already gone gives a DOWN with [`ExitReason::NoProc`]. A
 //!   remote actor's node going away gives [`ExitReason::NoConnection`].

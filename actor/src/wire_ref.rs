@@ -10,7 +10,7 @@
 //!   that carries a ref to a *local* actor does not encode, because nothing says which node
 //!   exports it.
 //! - **Receiving.** The node that delivers a message names itself in the message's metadata
-//!   ([`ResolverRegistration::token`]); the deserialise hook decodes inside [`decoding`],
+//!   ([`ResolverRegistration::token`]); the deserialise hook decodes inside that node's context,
 //!   which resolves each distinct address once: to the local actor if it points home (an
 //!   error if that actor no longer exists, or takes another message type), else to a proxy
 //!   of the remote one. At most [`MAX_REFS_PER_MESSAGE`] distinct refs per message, and the
