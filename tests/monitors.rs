@@ -3,10 +3,12 @@
 //! monitoring a dead actor gives `noproc`; `demonitor` means no DOWN; `Runtime::monitor`
 //! works outside actors.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use understudy::prelude::*;
+use understudy::ractor::ActorStatus;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -230,4 +232,120 @@ async fn a_monitor_outside_actors_is_a_future_of_the_down() {
         .await
         .expect("in time");
     assert_eq!(down.reason, ExitReason::NoProc);
+}
+
+/// An actor whose start (or stop) waits for its gate: to catch it `Starting` (or
+/// `Stopping`).
+struct Slow {
+    gate: Arc<Notify>,
+    fail_start: bool,
+}
+
+impl Actor for Slow {
+    async fn on_start(&mut self, _: &Ctx<Self>) -> Result<(), ActorError> {
+        if self.fail_start {
+            self.gate.notified().await;
+            return Err("refused to start".into());
+        }
+        Ok(())
+    }
+
+    async fn on_stop(&mut self, _: &Ctx<Self>) -> Result<(), ActorError> {
+        if !self.fail_start {
+            self.gate.notified().await;
+        }
+        Ok(())
+    }
+}
+
+#[messages]
+impl Slow {
+    #[message]
+    fn nop(&self) {}
+}
+
+async fn until(actor: &ActorCell, status: ActorStatus) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while actor.get_status() != status {
+        assert!(tokio::time::Instant::now() < deadline, "never {status:?}");
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_set_while_the_actor_stops_fires_once_with_its_reason() {
+    let node = Runtime::new();
+    let (rec, mut rx) = recorder(&node).await;
+    let gate = Arc::new(Notify::new());
+    let slow = node
+        .spawn(Slow {
+            gate: gate.clone(),
+            fail_start: false,
+        })
+        .await
+        .unwrap();
+    slow.stop(Some("shutdown: late".into()));
+    until(&slow.get_cell(), ActorStatus::Stopping).await;
+    rec.watch(slow.get_cell()).await.unwrap();
+    gate.notify_one();
+    assert_eq!(
+        next(&mut rx).await,
+        Seen::Down(ExitReason::Shutdown(Some("late".into())))
+    );
+    assert!(rec.ping().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_removed_while_the_actor_stops_neither_fires_nor_stops_the_watcher() {
+    let node = Runtime::new();
+    let (rec, mut rx) = recorder(&node).await;
+    let gate = Arc::new(Notify::new());
+    let slow = node
+        .spawn(Slow {
+            gate: gate.clone(),
+            fail_start: false,
+        })
+        .await
+        .unwrap();
+    let m = rec.watch(slow.get_cell()).await.unwrap();
+    slow.stop(None);
+    until(&slow.get_cell(), ActorStatus::Stopping).await;
+    assert!(rec.unwatch(m).await.unwrap());
+    gate.notify_one();
+    slow.wait(Some(WAIT)).await.unwrap();
+    // Its exit reached the watcher's supervision port before these asks: had it been
+    // taken for a link's, the watcher would have stopped (the default `on_supervision`).
+    assert!(rec.ping().await.unwrap());
+    assert!(rec.ping().await.unwrap());
+    assert!(rx.try_recv().is_err(), "no DOWN after demonitor");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitored_actor_whose_start_fails_gives_noproc() {
+    let node = Runtime::new();
+    let (rec, mut rx) = recorder(&node).await;
+    let gate = Arc::new(Notify::new());
+    let spawner = {
+        let (node, gate) = (node.clone(), gate.clone());
+        tokio::spawn(async move {
+            let slow = Slow {
+                gate,
+                fail_start: true,
+            };
+            node.spawn_named("slow", slow).await
+        })
+    };
+    // Its name is taken before its `on_start` runs: found while it is starting.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let cell = loop {
+        if let Some(cell) = node.whereis_cell("slow") {
+            break cell;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never registered");
+        tokio::task::yield_now().await;
+    };
+    rec.watch(cell).await.unwrap();
+    gate.notify_one();
+    assert!(spawner.await.unwrap().is_err(), "its start fails");
+    assert_eq!(next(&mut rx).await, Seen::Down(ExitReason::NoProc));
 }

@@ -10,12 +10,11 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-use ractor::{ActorCell, ActorProcessingErr, ActorRef, ActorStatus, SupervisionEvent};
+use ractor::{ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::exit::ExitReason;
-use crate::monitor::{Down, MonitorRef, MonitorTable, deliver_as};
+use crate::monitor::{Down, MonitorRef, Monitors, deliver_as};
 use crate::runtime::Runtime;
 
 /// The error a hook or handler returns to fail its actor (which then follows its
@@ -105,7 +104,7 @@ pub struct Ctx<A> {
     cell: ActorCell,
     runtime: Runtime,
     /// Made on the first [`monitor`](Ctx::monitor): most actors never monitor.
-    monitors: OnceLock<Arc<Mutex<MonitorTable>>>,
+    monitors: OnceLock<Arc<Monitors>>,
     _actor: PhantomData<fn() -> A>,
 }
 
@@ -120,7 +119,7 @@ impl<A> Ctx<A> {
     }
 
     /// This actor's monitors, if it ever made one.
-    pub(crate) fn monitor_table(&self) -> Option<&Arc<Mutex<MonitorTable>>> {
+    pub(crate) fn monitors(&self) -> Option<&Arc<Monitors>> {
         self.monitors.get()
     }
 
@@ -143,22 +142,9 @@ impl<A> Ctx<A> {
     /// no DOWN will come for it, `false` if it already fired (its DOWN is in the mailbox or
     /// was handled) or is unknown.
     pub fn demonitor(&self, monitor: MonitorRef) -> bool {
-        let Some(table) = self.monitors.get() else {
-            return false;
-        };
-        let mut table = lock(table);
-        // Checked before removal: an actor that is already exiting may have announced it to
-        // its monitors, this one included, and that event must not be taken for a link's.
-        let Some(removed) = table.remove_if_active(monitor) else {
-            return false;
-        };
-        if removed.last {
-            self.cell.unmonitor(removed.cell.clone());
-            if removed.cell.get_status() >= ActorStatus::Stopping {
-                table.keep_tombstone(&removed.cell);
-            }
-        }
-        true
+        self.monitors
+            .get()
+            .is_some_and(|monitors| monitors.demonitor(monitor))
     }
 }
 
@@ -194,49 +180,10 @@ where
     /// }
     /// ```
     pub fn monitor(&self, actor: &ActorCell) -> MonitorRef {
-        let table = self
-            .monitors
-            .get_or_init(|| Arc::new(Mutex::new(MonitorTable::new(deliver_as::<A::Msg>))));
-        if actor.get_status() == ActorStatus::Stopped {
-            let monitor = MonitorRef::fresh();
-            deliver_as::<A::Msg>(
-                &self.cell,
-                Down {
-                    monitor,
-                    actor: actor.get_id(),
-                    reason: ExitReason::NoProc,
-                },
-            );
-            return monitor;
-        }
-        let (monitor, first) = lock(table).add(actor);
-        if first {
-            self.cell.monitor(actor.clone());
-        }
-        if actor.get_status() >= ActorStatus::Stopping {
-            // It was already exiting: its exit may have been announced before this monitor
-            // was set, and then no event comes. Once it is gone, whatever has not fired
-            // fires with `noproc`.
-            let (table, watcher, actor) = (Arc::clone(table), self.cell.clone(), actor.clone());
-            tokio::spawn(async move {
-                let _ = actor.wait(None).await;
-                let (downs, deliver) = {
-                    let mut table = lock(&table);
-                    (table.expired(actor.get_id()), table.deliver())
-                };
-                for down in downs {
-                    deliver(&watcher, down);
-                }
-            });
-        }
-        monitor
+        self.monitors
+            .get_or_init(|| Arc::new(Monitors::new(self.cell.clone(), deliver_as::<A::Msg>)))
+            .monitor(actor)
     }
-}
-
-/// The monitor table's lock; a panic while it was held cannot leave it half-updated (each
-/// operation is one map change), so a poisoned lock is used as is.
-pub(crate) fn lock(table: &Mutex<MonitorTable>) -> std::sync::MutexGuard<'_, MonitorTable> {
-    table.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<A: Handler> Ctx<A> {

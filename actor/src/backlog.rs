@@ -35,7 +35,8 @@ use tokio::sync::Notify;
 
 /// What the metadata of a charged message starts with.
 const MAGIC: [u8; 8] = *b"usbklog2";
-const TOKEN_LEN: usize = 8 + 8 + 8 + 8 + 8;
+/// The length of a charge's token, which starts a delivered message's metadata.
+pub(crate) const TOKEN_LEN: usize = 8 + 8 + 8 + 8 + 8;
 
 /// Bytes a message costs besides its payload (mailbox entry, boxing, metadata), so that a
 /// flood of empty messages is bounded too.
@@ -124,7 +125,8 @@ impl Backlog {
             c.total.add(owed);
             c.by_pid.entry(pid).or_default().add(owed);
         }
-        let mut token = Vec::with_capacity(TOKEN_LEN);
+        // Room for the tokens a delivery appends (refs, reply), so they need no reallocation.
+        let mut token = Vec::with_capacity(TOKEN_LEN + 48);
         token.extend_from_slice(&MAGIC);
         token.extend_from_slice(&self.id.to_le_bytes());
         token.extend_from_slice(&pid.to_le_bytes());

@@ -11,8 +11,7 @@ use std::marker::PhantomData;
 
 use ractor::{ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::actor::{Ctx, Handler, lock};
-use crate::monitor::{Fired, exit_of};
+use crate::actor::{Ctx, Handler};
 use crate::names::Registration;
 use crate::runtime::{NameTaken, Runtime};
 
@@ -144,20 +143,10 @@ impl<A: Handler> ractor::Actor for Host<A> {
         // An exit this actor monitors goes to the back of its own mailbox, behind the
         // messages the exited actor sent before it (see monitor.rs); anything else is a
         // linked child's, for `on_supervision`.
-        if let (Some(table), Some((actor, reason))) = (state.ctx.monitor_table(), exit_of(&event)) {
-            let mut table = lock(table);
-            match table.fired(actor, &reason) {
-                Fired::Downs(downs) => {
-                    let deliver = table.deliver();
-                    drop(table);
-                    for down in downs {
-                        deliver(state.ctx.cell(), down);
-                    }
-                    return Ok(());
-                }
-                Fired::Swallowed => return Ok(()),
-                Fired::Unknown => {}
-            }
+        if let Some(monitors) = state.ctx.monitors()
+            && monitors.on_event(&event)
+        {
+            return Ok(());
         }
         state.actor.on_supervision(&state.ctx, event).await
     }

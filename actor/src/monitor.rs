@@ -23,16 +23,28 @@
 //! event into a message to itself; the watched actor's messages were enqueued before it
 //! exited, hence before that message.
 //!
-//! The table below is pure bookkeeping; `host.rs` and `actor.rs` drive it.
+//! Races with ractor: a monitor set while its actor is already exiting may miss the event
+//! (ractor copies an actor's monitors once, as it exits), and one set while its actor is
+//! still starting gets none if the start fails; an event of a monitor removed while its actor
+//! exits may still come, and must not reach `on_supervision` as a link's (which by default
+//! stops the watcher). In those cases the monitors are *settled*: once the actor has
+//! stopped, a probe actor linked to the watcher exits; its event comes after any of the
+//! actor's, and then whatever has not fired fires with `noproc` (and a removed monitor's
+//! tombstone goes).
+//!
+//! [`MonitorTable`] is the pure bookkeeping; [`Monitors`] is its shell on ractor, which
+//! `actor.rs` (the API) and `host.rs` (supervision events) drive. A watcher that stops
+//! removes itself from the monitors of every actor it watched.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use ractor::{ActorCell, ActorId, ActorRef};
+use ractor::{ActorCell, ActorId, ActorRef, ActorStatus};
 use tokio::sync::oneshot;
 
 use crate::actor::{Actor, ActorError, Ctx, Handler};
@@ -83,17 +95,18 @@ pub(crate) fn deliver_as<M: ractor::Message + From<Down>>(watcher: &ActorCell, d
     let _ = watcher.send_message::<M>(M::from(down));
 }
 
-/// One watcher's monitors, by watched actor.
+/// One watcher's monitors, by watched actor: pure bookkeeping.
 pub(crate) struct MonitorTable {
     targets: HashMap<ActorId, Target>,
-    deliver: DeliverDown,
+    /// Probe actor → the watched actor it settles (see [`Monitors::settle`]).
+    probes: HashMap<ActorId, ActorId>,
 }
 
 struct Target {
     cell: ActorCell,
     /// Empty: a tombstone. The monitors fired or were removed while the actor was already
     /// exiting, and its supervision event may still be on its way; it is swallowed, never
-    /// taken for a linked child's exit.
+    /// taken for a linked child's exit, until its probe settles it.
     monitors: Vec<MonitorRef>,
 }
 
@@ -116,15 +129,11 @@ pub(crate) struct Removed {
 }
 
 impl MonitorTable {
-    pub(crate) fn new(deliver: DeliverDown) -> Self {
+    pub(crate) fn new() -> Self {
         MonitorTable {
             targets: HashMap::new(),
-            deliver,
+            probes: HashMap::new(),
         }
-    }
-
-    pub(crate) fn deliver(&self) -> DeliverDown {
-        self.deliver
     }
 
     /// Adds a monitor on `cell`; `true` if it is the first on that actor (the caller then
@@ -174,20 +183,215 @@ impl MonitorTable {
         }
     }
 
-    /// The watched actor stopped without its event reaching this table (it was exiting when
-    /// the monitor was set): its monitors fire with `noproc`, and a tombstone waits for an
-    /// event that may still come.
-    pub(crate) fn expired(&mut self, actor: ActorId) -> Vec<Down> {
-        match self.targets.get_mut(&actor) {
-            Some(t) => downs(actor, std::mem::take(&mut t.monitors), &ExitReason::NoProc),
+    /// `probe` will settle `actor`: its exit event comes after any event of `actor`'s.
+    pub(crate) fn add_probe(&mut self, probe: ActorId, actor: ActorId) {
+        self.probes.insert(probe, actor);
+    }
+
+    /// Whether `actor` is a probe (its own events are this table's, not the watcher's).
+    pub(crate) fn is_probe(&self, actor: ActorId) -> bool {
+        self.probes.contains_key(&actor)
+    }
+
+    /// `probe` exited, so every event of the actor it settles has been seen: monitors that
+    /// have not fired never will, and fire with `noproc`; a tombstone goes.
+    pub(crate) fn probed(&mut self, probe: ActorId) -> Vec<Down> {
+        let Some(actor) = self.probes.remove(&probe) else {
+            return Vec::new();
+        };
+        match self.targets.remove(&actor) {
+            Some(t) => downs(actor, t.monitors, &ExitReason::NoProc),
             None => Vec::new(),
         }
+    }
+
+    /// The actors watched (tombstones included).
+    pub(crate) fn cells(&self) -> impl Iterator<Item = &ActorCell> {
+        self.targets.values().map(|t| &t.cell)
     }
 
     /// How many actors are watched (tombstones included).
     #[cfg(test)]
     fn len(&self) -> usize {
         self.targets.len()
+    }
+}
+
+/// A watcher's monitors and what its host needs of them: the async shell of [`MonitorTable`]
+/// (ractor's monitors, delivery into the mailbox, exits that need settling).
+pub(crate) struct Monitors {
+    watcher: ActorCell,
+    deliver: DeliverDown,
+    table: Mutex<MonitorTable>,
+}
+
+impl Monitors {
+    pub(crate) fn new(watcher: ActorCell, deliver: DeliverDown) -> Self {
+        Monitors {
+            watcher,
+            deliver,
+            table: Mutex::new(MonitorTable::new()),
+        }
+    }
+
+    fn table(&self) -> MutexGuard<'_, MonitorTable> {
+        // Each operation is one map change: a panic cannot leave it half-done.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn deliver_all(&self, downs: Vec<Down>) {
+        for down in downs {
+            (self.deliver)(&self.watcher, down);
+        }
+    }
+
+    /// Monitors `actor` (see [`Ctx::monitor`](crate::Ctx::monitor)).
+    pub(crate) fn monitor(self: &Arc<Self>, actor: &ActorCell) -> MonitorRef {
+        if actor.get_status() == ActorStatus::Stopped {
+            let monitor = MonitorRef::fresh();
+            self.deliver_all(downs(actor.get_id(), vec![monitor], &ExitReason::NoProc));
+            return monitor;
+        }
+        let (monitor, first) = self.table().add(actor);
+        if first {
+            self.watcher.monitor(actor.clone());
+        }
+        if !is_running(actor.get_status()) {
+            // Exiting: its exit may have been announced before this monitor was set. Not
+            // yet running: its start may fail, which announces nothing.
+            self.settle(actor.clone());
+        }
+        monitor
+    }
+
+    /// Turns a monitor off (see [`Ctx::demonitor`](crate::Ctx::demonitor)).
+    pub(crate) fn demonitor(self: &Arc<Self>, monitor: MonitorRef) -> bool {
+        let mut table = self.table();
+        let Some(removed) = table.remove_if_active(monitor) else {
+            return false;
+        };
+        if removed.last {
+            self.watcher.unmonitor(removed.cell.clone());
+            // Checked after ractor's monitor went: an actor already exiting may have
+            // announced it to its monitors, this one included.
+            if removed.cell.get_status() >= ActorStatus::Stopping {
+                table.keep_tombstone(&removed.cell);
+                drop(table);
+                self.settle(removed.cell);
+            }
+        }
+        true
+    }
+
+    /// Makes sure the monitors of `actor`, whose exit may never be announced to this watcher
+    /// (or may already be on its way), end exactly once. Once `actor` has stopped, every
+    /// event it sent is in the watcher's supervision queue; a probe actor linked to the
+    /// watcher then exits, and its event comes after them: when it arrives, the monitors
+    /// that have not fired fire with `noproc`, and a tombstone goes.
+    fn settle(self: &Arc<Self>, actor: ActorCell) {
+        let monitors = Arc::downgrade(self);
+        tokio::spawn(async move {
+            // A spawned actor is `Starting` until its loop runs, a moment after its spawn
+            // returned; give it that moment before taking it for one whose start may fail.
+            for _ in 0..64 {
+                if actor.get_status() >= ActorStatus::Running {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            if is_running(actor.get_status()) {
+                return; // Running, with the monitor set: its exit will be announced.
+            }
+            let _ = actor.wait(None).await;
+            let Some(monitors) = monitors.upgrade() else {
+                return; // The watcher is gone.
+            };
+            match ractor::Actor::spawn(None, Probe, ()).await {
+                Ok((probe, _)) => {
+                    monitors.table().add_probe(probe.get_id(), actor.get_id());
+                    probe.get_cell().link(monitors.watcher.clone());
+                    probe.stop(None);
+                }
+                // No actor can start (the runtime is going down): settle now.
+                Err(_) => {
+                    let fired = monitors.table().fired(actor.get_id(), &ExitReason::NoProc);
+                    if let Fired::Downs(downs) = fired {
+                        monitors.deliver_all(downs);
+                    }
+                }
+            }
+        });
+    }
+
+    /// A supervision event reached the watcher: `true` if it was a monitored exit (its
+    /// DOWNs are now in the mailbox) or a probe's, `false` if it is a link's.
+    pub(crate) fn on_event(&self, event: &ractor::SupervisionEvent) -> bool {
+        let mut table = self.table();
+        if let Some(actor) = actor_of(event)
+            && table.is_probe(actor)
+        {
+            if exit_of(event).is_some() {
+                let downs = table.probed(actor);
+                drop(table);
+                self.deliver_all(downs);
+            }
+            return true;
+        }
+        let Some((actor, reason)) = exit_of(event) else {
+            return false;
+        };
+        match table.fired(actor, &reason) {
+            Fired::Downs(downs) => {
+                drop(table);
+                self.deliver_all(downs);
+                true
+            }
+            Fired::Swallowed => true,
+            Fired::Unknown => false,
+        }
+    }
+}
+
+/// Running, and so sure to announce its exit to the monitors it has.
+fn is_running(status: ActorStatus) -> bool {
+    (ActorStatus::Running..ActorStatus::Stopping).contains(&status)
+}
+
+/// The actor that settles an exit (see [`Monitors::settle`]): it only exits.
+struct Probe;
+
+/// A probe's messages: there are none.
+enum Never {}
+crate::__message_impl! { impl ractor::Message for Never }
+
+impl ractor::Actor for Probe {
+    type Msg = Never;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<Never>, _: ()) -> Result<(), ractor::ActorProcessingErr> {
+        Ok(())
+    }
+}
+
+/// The actor an event is about.
+fn actor_of(event: &ractor::SupervisionEvent) -> Option<ActorId> {
+    match event {
+        ractor::SupervisionEvent::ActorStarted(cell)
+        | ractor::SupervisionEvent::ActorTerminated(cell, _, _)
+        | ractor::SupervisionEvent::ActorFailed(cell, _) => Some(cell.get_id()),
+        _ => None,
+    }
+}
+
+impl Drop for Monitors {
+    /// The watcher is gone: the actors it watched forget it (ractor would otherwise keep
+    /// its cell until they exit).
+    fn drop(&mut self) {
+        let table = self.table.get_mut().unwrap_or_else(|e| e.into_inner());
+        for cell in table.cells() {
+            self.watcher.unmonitor(cell.clone());
+        }
     }
 }
 
@@ -203,7 +407,7 @@ fn downs(actor: ActorId, monitors: Vec<MonitorRef>, reason: &ExitReason) -> Vec<
 }
 
 /// The exited actor and its reason, if `event` is an exit.
-pub(crate) fn exit_of(event: &ractor::SupervisionEvent) -> Option<(ActorId, ExitReason)> {
+fn exit_of(event: &ractor::SupervisionEvent) -> Option<(ActorId, ExitReason)> {
     match event {
         ractor::SupervisionEvent::ActorTerminated(cell, _, reason) => {
             Some((cell.get_id(), ExitReason::from_reason(reason.as_deref())))
@@ -365,7 +569,7 @@ mod tests {
             }
             let (a, _) = ractor::Actor::spawn(None, Idle, ()).await.unwrap();
             let cell = a.get_cell();
-            let mut table = MonitorTable::new(|_, _| {});
+            let mut table = MonitorTable::new();
             let (m1, first) = table.add(&cell);
             assert!(first);
             let (m2, first) = table.add(&cell);
@@ -386,28 +590,45 @@ mod tests {
                 Fired::Unknown
             ));
 
-            // Expired before its event: noproc now, the late event swallowed.
+            // Settled by a probe before any event: noproc.
+            let probe = ActorId::Local(u64::MAX);
             let (m3, _) = table.add(&cell);
-            let downs = table.expired(cell.get_id());
+            table.add_probe(probe, cell.get_id());
+            assert!(table.is_probe(probe));
+            let downs = table.probed(probe);
             assert_eq!(downs.len(), 1);
             assert_eq!(
                 (downs[0].monitor, &downs[0].reason),
                 (m3, &ExitReason::NoProc)
             );
-            assert!(matches!(
-                table.fired(cell.get_id(), &ExitReason::Normal),
-                Fired::Swallowed
-            ));
+            assert!(!table.is_probe(probe));
             assert_eq!(table.len(), 0);
 
-            // Removed while exiting: a tombstone too.
+            // Its event first, then the probe: the event's reason, the probe finds nothing.
             let (m4, _) = table.add(&cell);
-            assert!(table.remove_if_active(m4).expect("active").last);
+            table.add_probe(probe, cell.get_id());
+            let Fired::Downs(downs) = table.fired(cell.get_id(), &ExitReason::Killed) else {
+                panic!("monitored");
+            };
+            assert_eq!(
+                (downs[0].monitor, &downs[0].reason),
+                (m4, &ExitReason::Killed)
+            );
+            assert!(table.probed(probe).is_empty());
+
+            // Removed while exiting: a tombstone swallows the late event, or the probe
+            // clears it.
+            let (m5, _) = table.add(&cell);
+            assert!(table.remove_if_active(m5).expect("active").last);
             table.keep_tombstone(&cell);
             assert!(matches!(
                 table.fired(cell.get_id(), &ExitReason::Normal),
                 Fired::Swallowed
             ));
+            table.keep_tombstone(&cell);
+            table.add_probe(probe, cell.get_id());
+            assert!(table.probed(probe).is_empty());
+            assert_eq!(table.len(), 0);
             a.stop(None);
         });
     }

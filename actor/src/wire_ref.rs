@@ -105,11 +105,16 @@ impl ResolverId {
             .and_then(Weak::upgrade)
     }
 
-    /// The id a metadata token carries, if it has one.
+    /// The id a metadata token carries, if it has one. The token sits right after the
+    /// backlog's (which the delivering node always puts first), at a fixed place: the bytes
+    /// around it are partly a peer's, and must never be read as a token.
     fn in_metadata(metadata: &[u8]) -> Option<ResolverId> {
-        let at = metadata.windows(TOKEN_LEN).position(|w| w[..8] == MAGIC)?;
-        let id = metadata[at + 8..at + TOKEN_LEN].try_into().ok()?;
-        Some(ResolverId(u64::from_le_bytes(id)))
+        let at = crate::backlog::TOKEN_LEN;
+        let token = metadata.get(at..at + TOKEN_LEN)?;
+        if token[..8] != MAGIC {
+            return None;
+        }
+        Some(ResolverId(u64::from_le_bytes(token[8..].try_into().ok()?)))
     }
 }
 
@@ -125,8 +130,8 @@ impl ResolverRegistration {
         self.id
     }
 
-    /// What a delivering node appends to a message's metadata so that the receiving
-    /// actor's deserialise hook resolves refs on this node.
+    /// What a delivering node puts in a message's metadata, right after the backlog's token,
+    /// so that the receiving actor's deserialise hook resolves refs on this node.
     pub fn token(&self) -> [u8; TOKEN_LEN] {
         let mut t = [0u8; TOKEN_LEN];
         t[..8].copy_from_slice(&MAGIC);
@@ -171,10 +176,16 @@ pub fn encoding<T>(resolver: Option<ResolverId>, encode: impl FnOnce() -> T) -> 
     if resolver.is_none() {
         return encode();
     }
-    let previous = ENCODING.with(|e| e.replace(resolver));
-    let result = encode();
-    ENCODING.with(|e| e.set(previous));
-    result
+    /// Puts the previous context back however `encode` ends (a panic in a user's
+    /// `Serialize` is caught by ractor, and the thread lives on).
+    struct Restore(Option<ResolverId>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ENCODING.with(|e| e.set(self.0));
+        }
+    }
+    let _restore = Restore(ENCODING.with(|e| e.replace(resolver)));
+    encode()
 }
 
 /// The node encoding on this thread now, if any (an ask's encoder keeps it to decode the
@@ -199,16 +210,23 @@ pub(crate) fn decoding_by<T>(resolver: Option<ResolverId>, decode: impl FnOnce()
     let Some(id) = resolver else {
         return decode();
     };
-    let previous = DECODING.with(|d| {
+    /// Puts the previous context back however `decode` ends (a panic in a user's
+    /// `Deserialize` is caught by ractor, and the thread lives on).
+    struct Restore(Option<Decoding>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            DECODING.with(|d| *d.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(DECODING.with(|d| {
         d.borrow_mut().replace(Decoding {
             id,
             resolver: None,
             resolved: HashMap::new(),
         })
-    });
-    let result = decode();
-    DECODING.with(|d| *d.borrow_mut() = previous);
-    result
+    }));
+    decode()
 }
 
 /// The wire address of `actor`, exporting it on the sending node if it is local.

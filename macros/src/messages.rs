@@ -314,14 +314,15 @@ fn gen_enum(
         #[doc = #doc]
         #vis enum #name {
             #(#variants,)*
-            /// A monitored actor exited: handled by `Actor::on_down`, in mailbox order.
+            /// A monitored actor exited: handled by `Actor::on_down`, in mailbox order. Boxed,
+            /// so that it does not make every message of the enum bigger.
             #[doc(hidden)]
-            __Down(#p::actor::Down),
+            __Down(::std::boxed::Box<#p::actor::Down>),
         }
 
         impl ::core::convert::From<#p::actor::Down> for #name {
             fn from(down: #p::actor::Down) -> Self {
-                #name::__Down(down)
+                #name::__Down(::std::boxed::Box::new(down))
             }
         }
     }
@@ -369,7 +370,7 @@ fn gen_handler(
                 match message {
                     #(#arms)*
                     #enum_name::__Down(down) => {
-                        return <Self as #p::actor::Actor>::on_down(self, __understudy_ctx, down).await;
+                        return <Self as #p::actor::Actor>::on_down(self, __understudy_ctx, *down).await;
                     }
                 }
                 ::core::result::Result::Ok(())
