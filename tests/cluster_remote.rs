@@ -418,3 +418,26 @@ async fn links_work_both_ways_across_nodes() {
     c0.stop(Some("bye".into()));
     assert_eq!(next(&mut rx1).await, "terminated:bye");
 }
+
+// An untimed ask whose asker gives up is forgotten: a peer that never answers cannot make
+// this node keep its asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untimed_ask_whose_asker_gives_up_is_forgotten() {
+    let (_ca, nodes) = cluster(2).await;
+    let (_local, remote, gate, entered) = stall_across(&nodes[0], &nodes[1]).await;
+    for round in 1..=3 {
+        let mut asking = remote.hold_answer().untimed().into_future();
+        assert!(poll_once(&mut asking).await.is_pending());
+        eventually("the actor holds the ask", || {
+            entered.load(Ordering::SeqCst) == round
+        })
+        .await;
+        assert_eq!(nodes[1].remote_stats().pending_asks, 1);
+        drop(asking);
+        eventually("the ask is forgotten", || {
+            nodes[1].remote_stats().pending_asks == 0
+        })
+        .await;
+        gate.notify_one();
+    }
+}

@@ -19,7 +19,7 @@ use std::time::Duration;
 use ractor::RpcReplyPort;
 use ractor::message::{BoxedDowncastErr, SerializedMessage};
 
-use crate::remote_reply::Deliver;
+use crate::remote_reply::{Answer, Deliver};
 use crate::reply::Reply;
 pub use crate::wire_ref::actor_ref;
 use serde::de::DeserializeOwned;
@@ -247,28 +247,14 @@ where
     let (timeout, complete): (Option<Duration>, Deliver) = match reply.into_target() {
         Ok(port) => (
             port.get_timeout(),
-            // Refs in the answer resolve on the node that asked (the one encoding now).
-            Box::new({
-                let refs = crate::wire_ref::encoder();
-                move |bytes: Vec<u8>| match crate::wire_ref::decoding_by(refs, || {
-                    decode_payload::<R>(&bytes)
-                }) {
-                    Ok(value) => {
-                        let _ = port.send(value);
-                    }
-                    Err(e) => {
-                        reject(e);
-                    }
-                }
+            Box::new(ToPort {
+                port,
+                // Refs in the answer resolve on the node that asked (the one encoding now).
+                refs: crate::wire_ref::encoder(),
             }),
         ),
         // An ask this node was asked, passed on: the answer goes back as it comes.
-        Err(mut remote) => (
-            None,
-            Box::new(move |bytes: Vec<u8>| {
-                let _ = remote.send_bytes(bytes);
-            }),
-        ),
+        Err(remote) => (None, Box::new(PassedOn(remote))),
     };
     let Some(complete) = crate::remote_reply::hand_over(timeout, complete) else {
         // `tell` took the asker's side: no port travels.
@@ -282,7 +268,7 @@ where
     };
     handle.spawn(async move {
         if let Ok(bytes) = rx.await {
-            complete(bytes);
+            complete.deliver(bytes);
         }
     });
     Ok(SerializedMessage::Call {
@@ -291,6 +277,42 @@ where
         reply: bytes_port,
         metadata: None,
     })
+}
+
+/// An answer for a typed port on this node: decoded, then sent.
+struct ToPort<R> {
+    port: RpcReplyPort<R>,
+    refs: Option<crate::wire_ref::ResolverId>,
+}
+
+impl<R: DeserializeOwned + Send + 'static> Answer for ToPort<R> {
+    fn deliver(self: Box<Self>, bytes: Vec<u8>) {
+        match crate::wire_ref::decoding_by(self.refs, || decode_payload::<R>(&bytes)) {
+            Ok(value) => {
+                let _ = self.port.send(value);
+            }
+            Err(e) => {
+                reject(e);
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.port.is_closed()
+    }
+}
+
+/// An answer for an ask this node was asked and passed on: its bytes go back as they come.
+struct PassedOn<R>(crate::remote_reply::RemoteReply<R>);
+
+impl<R: Send + 'static> Answer for PassedOn<R> {
+    fn deliver(mut self: Box<Self>, bytes: Vec<u8>) {
+        let _ = self.0.send_bytes(bytes);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
 }
 
 /// The receiving side of [`call`]: the `Reply` an ask decodes with. An ask delivered by this

@@ -202,8 +202,18 @@ impl<R> Drop for RemoteReply<R> {
     }
 }
 
+/// Whoever waits for an answer's bytes.
+pub(crate) trait Answer: Send {
+    /// Hands the bytes over.
+    fn deliver(self: Box<Self>, bytes: Vec<u8>);
+
+    /// Whether nobody waits any more (the asker gave up), so the answer need not be kept
+    /// waiting for.
+    fn is_closed(&self) -> bool;
+}
+
 /// Hands an answer's bytes to whoever waits for them.
-pub(crate) type Deliver = Box<dyn FnOnce(Vec<u8>) + Send>;
+pub(crate) type Deliver = Box<dyn Answer>;
 
 /// What to do with the answer to an ask sent to another node: decode it and hand it to the
 /// asker. Dropping it unrun tells the asker the actor gave no answer.
@@ -228,7 +238,12 @@ impl Completion {
 
     /// Hands the answer's bytes over (decoding them as the asker's type).
     pub fn complete(self, bytes: Vec<u8>) {
-        (self.complete)(bytes);
+        self.complete.deliver(bytes);
+    }
+
+    /// Whether the asker gave up (its future was dropped): nothing waits for the answer.
+    pub fn is_closed(&self) -> bool {
+        self.complete.is_closed()
     }
 }
 

@@ -33,6 +33,16 @@ enum Asker {
     Port(RpcReplyPort<Vec<u8>>),
 }
 
+impl Asker {
+    /// The asker gave up (its future or port is gone): nobody waits for the answer.
+    fn is_closed(&self) -> bool {
+        match self {
+            Asker::Direct(completion) => completion.is_closed(),
+            Asker::Port(port) => port.is_closed(),
+        }
+    }
+}
+
 struct Pending {
     asker: Asker,
     /// `None`: an untimed ask, kept until it is answered or the connection goes.
@@ -70,8 +80,10 @@ impl LinkRoute {
             next_call: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
         });
-        // Forget asks nobody waits for any more; stops when the route is dropped. Forgetting
-        // closes the asker's port past its deadline, which it reads as a timeout.
+        // Forget asks nobody waits for any more (past their deadline, or whose asker gave up,
+        // which keeps untimed asks to a peer that never answers from piling up); stops when
+        // the route is dropped. Forgetting closes the asker's port past its deadline, which
+        // it reads as a timeout.
         let weak = Arc::downgrade(&route);
         tokio::spawn(async move {
             loop {
@@ -80,7 +92,7 @@ impl LinkRoute {
                 let now = Instant::now();
                 route
                     .pending()
-                    .retain(|_, p| p.forget_at.is_none_or(|at| at > now));
+                    .retain(|_, p| p.forget_at.is_none_or(|at| at > now) && !p.asker.is_closed());
             }
         });
         route
