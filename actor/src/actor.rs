@@ -155,7 +155,7 @@ where
     /// Monitors `actor`, local or remote (Erlang's `monitor(process, Pid)`): when it exits,
     /// this actor gets a [`Down`] in its mailbox, after every message `actor` sent it before
     /// exiting; `#[messages]` actors handle it in [`Actor::on_down`]. An actor that is
-    /// already gone gives a DOWN with [`ExitReason::NoProc`]; a monitor never stops this
+    /// already gone gives a DOWN with [`ExitReason::NoProc`](crate::ExitReason::NoProc); a monitor never stops this
     /// actor. Each call is a separate monitor with its own DOWN.
     ///
     /// ```

@@ -32,7 +32,7 @@
 //! actor's, and then whatever has not fired fires with `noproc` (and a removed monitor's
 //! tombstone goes).
 //!
-//! [`MonitorTable`] is the pure bookkeeping; [`Monitors`] is its shell on ractor, which
+//! `MonitorTable` is the pure bookkeeping; `Monitors` is its shell on ractor, which
 //! `actor.rs` (the API) and `host.rs` (supervision events) drive. A watcher that stops
 //! removes itself from the monitors of every actor it watched.
 
