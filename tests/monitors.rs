@@ -264,6 +264,16 @@ impl Slow {
     fn nop(&self) {}
 }
 
+/// A running [`Slow`] whose stop waits for the returned gate.
+async fn slow_to_stop(node: &Runtime) -> (ActorRef<SlowMsg>, Arc<Notify>) {
+    let gate = Arc::new(Notify::new());
+    let slow = Slow {
+        gate: gate.clone(),
+        fail_start: false,
+    };
+    (node.spawn(slow).await.unwrap(), gate)
+}
+
 async fn until(actor: &ActorCell, status: ActorStatus) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while actor.get_status() != status {
@@ -276,14 +286,7 @@ async fn until(actor: &ActorCell, status: ActorStatus) {
 async fn a_monitor_set_while_the_actor_stops_fires_once_with_its_reason() {
     let node = Runtime::new();
     let (rec, mut rx) = recorder(&node).await;
-    let gate = Arc::new(Notify::new());
-    let slow = node
-        .spawn(Slow {
-            gate: gate.clone(),
-            fail_start: false,
-        })
-        .await
-        .unwrap();
+    let (slow, gate) = slow_to_stop(&node).await;
     slow.stop(Some("shutdown: late".into()));
     until(&slow.get_cell(), ActorStatus::Stopping).await;
     rec.watch(slow.get_cell()).await.unwrap();
@@ -299,14 +302,7 @@ async fn a_monitor_set_while_the_actor_stops_fires_once_with_its_reason() {
 async fn a_monitor_removed_while_the_actor_stops_neither_fires_nor_stops_the_watcher() {
     let node = Runtime::new();
     let (rec, mut rx) = recorder(&node).await;
-    let gate = Arc::new(Notify::new());
-    let slow = node
-        .spawn(Slow {
-            gate: gate.clone(),
-            fail_start: false,
-        })
-        .await
-        .unwrap();
+    let (slow, gate) = slow_to_stop(&node).await;
     let m = rec.watch(slow.get_cell()).await.unwrap();
     slow.stop(None);
     until(&slow.get_cell(), ActorStatus::Stopping).await;
