@@ -34,8 +34,10 @@
 //! - [`prelude`]: everything an actor module needs.
 //! - [`Runtime`]: one node's actor system (names, exports); no process-wide state.
 //! - [`supervisor`]: OTP supervision trees (one_for_one, one_for_all, rest_for_one).
+//! - [`monitor`]: Erlang's monitors (`ctx.monitor`, `Runtime::monitor`), whose DOWN comes after
+//!   the messages the exited actor sent; [`exit`]: typed exit reasons.
 //! - `remote` (feature `remote`, part of `cluster`): what messages that cross the network are
-//!   made of.
+//!   made of, including `ActorRef`s inside them.
 //! - `cluster` (feature `cluster`, on by default): nodes, the mesh, membership, remote actors
 //!   and extensions; see also the `understudy certs` command (feature `cli`, on by default).
 //! - `pg` (feature `cluster`): cluster-wide process groups with monitors.
