@@ -370,7 +370,11 @@ fn gen_handler(
                 match message {
                     #(#arms)*
                     #enum_name::__Down(down) => {
-                        return <Self as #p::actor::Actor>::on_down(self, __understudy_ctx, *down).await;
+                        // Boxed: a DOWN is rare, and its future must not make every
+                        // message's handler future (kept inline in the actor) bigger.
+                        return ::std::boxed::Box::pin(
+                            <Self as #p::actor::Actor>::on_down(self, __understudy_ctx, *down),
+                        ).await;
                     }
                 }
                 ::core::result::Result::Ok(())
