@@ -151,11 +151,13 @@ impl<A: Handler> ractor::Actor for Host<A> {
             .monitors()
             .is_some_and(|monitors| monitors.on_event(&event));
         let Hosted { actor, ctx, .. } = state;
+        // The hook's future is made here, so the one returned holds it and nothing else.
+        let hook = (!monitored).then(|| actor.on_supervision(ctx, event));
         async move {
-            if monitored {
-                return Ok(());
+            match hook {
+                Some(hook) => hook.await,
+                None => Ok(()),
             }
-            actor.on_supervision(ctx, event).await
         }
     }
 }

@@ -36,6 +36,12 @@ pub enum Unanswered {
 pub trait ReplySink: Send + Sync + 'static {
     /// The answer to `call` (or why there is none). Must not block.
     fn reply(&self, call: u64, answer: Result<Vec<u8>, Unanswered>) -> Result<(), AskerGone>;
+
+    /// The node answering through this sink, which exports the local actors whose refs an
+    /// answer carries (see [`crate::wire_ref`]). `None`: such answers do not encode.
+    fn refs(&self) -> Option<crate::wire_ref::ResolverId> {
+        None
+    }
 }
 
 type Registry = RwLock<IdMap<Weak<dyn ReplySink>>>;
@@ -145,8 +151,6 @@ pub(crate) fn reply_for<R: serde::Serialize + Send + 'static>() -> Option<Reply<
         sink,
         call,
         encode: encode_answer::<R>,
-        // Refs in the answer are exported by the node that was asked (the one decoding now).
-        refs: crate::wire_ref::decoder(),
         answered: false,
     }))
 }
@@ -163,7 +167,6 @@ pub(crate) struct RemoteReply<R> {
     sink: Arc<dyn ReplySink>,
     call: u64,
     encode: fn(R) -> Result<Vec<u8>, EncodeError>,
-    refs: Option<crate::wire_ref::ResolverId>,
     answered: bool,
 }
 
@@ -178,7 +181,8 @@ impl<R> RemoteReply<R> {
 
     pub(crate) fn send(mut self, value: R) -> Result<(), AskerGone> {
         let encode = self.encode;
-        match crate::wire_ref::encoding(self.refs, || encode(value)) {
+        // Refs in the answer are exported by the node that was asked.
+        match crate::wire_ref::encoding(self.sink.refs(), || encode(value)) {
             Ok(bytes) => self.send_bytes(bytes),
             Err(e) => {
                 tracing::warn!(error = %e, "an answer does not serialise; the asker sees the actor stopped");

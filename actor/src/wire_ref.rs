@@ -18,7 +18,7 @@
 //!   messages cannot make a node build proxies without limit; resolving needs a connection
 //!   to the ref's node (a ref to a node this one does not know is a decode error).
 //! - **Answers.** An ask's answer may carry refs too: the asked node exports (it encodes in
-//!   the context it decoded the ask in), and the asking node resolves (its completion decodes
+//!   its reply sink, which names it), and the asking node resolves (its completion decodes
 //!   in the context the ask was encoded in).
 //!
 //! In a `#[messages(remote)]` method, a parameter of type `ActorRef<M>` is handled by the
@@ -192,12 +192,6 @@ pub fn encoding<T>(resolver: Option<ResolverId>, encode: impl FnOnce() -> T) -> 
 /// answer on the same node).
 pub(crate) fn encoder() -> Option<ResolverId> {
     ENCODING.with(Cell::get)
-}
-
-/// The node decoding on this thread now, if any (an ask's `Reply` keeps it to encode the
-/// answer on the same node).
-pub(crate) fn decoder() -> Option<ResolverId> {
-    DECODING.with(|d| d.borrow().as_ref().map(|d| d.id))
 }
 
 /// Runs `decode` with the node named in `metadata` resolving any ref it decodes.

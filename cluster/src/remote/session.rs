@@ -67,9 +67,14 @@ pub(crate) struct Proxies {
 /// answer still owed by an actor does not keep a closed connection alive.
 struct Replies {
     link: Weak<PeerLink>,
+    refs: Option<understudy_actor::wire_ref::ResolverId>,
 }
 
 impl ReplySink for Replies {
+    fn refs(&self) -> Option<understudy_actor::wire_ref::ResolverId> {
+        self.refs
+    }
+
     fn reply(&self, call: u64, answer: Result<Vec<u8>, Unanswered>) -> Result<(), AskerGone> {
         let link = self.link.upgrade().ok_or(AskerGone)?;
         let outcome = match answer {
@@ -132,6 +137,7 @@ impl Session {
         let lanes = link.lanes();
         let sink: Arc<dyn ReplySink> = Arc::new(Replies {
             link: Arc::downgrade(&link),
+            refs,
         });
         Arc::new(Session {
             replies: register_sink(&sink),
