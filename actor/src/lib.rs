@@ -48,6 +48,10 @@ pub mod wire_ref;
 
 pub use actor::{Actor, ActorError, Ctx, Handler};
 pub use ask::{Ask, AskError, AskFuture, DEFAULT_ASK_TIMEOUT, TellError, ask, send, tell};
+/// What `#[messages]` returns a handler's future in (a DOWN's, or the messages').
+#[doc(hidden)]
+pub use futures_util::future::Either as __Either;
+
 pub use exit::ExitReason;
 #[cfg(feature = "remote")]
 pub use exported::DeliverError;

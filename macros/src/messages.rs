@@ -361,23 +361,31 @@ fn gen_handler(
         impl #p::actor::Handler for #self_ty {
             type Msg = #enum_name;
 
+            // Not an `async fn`: a DOWN goes to `on_down` in a boxed future of its own (it is
+            // rare), so the messages' future stays what the methods make it (no await point
+            // of its own, nothing more kept inline in the actor).
             #[allow(unused_variables, clippy::unit_arg)]
-            async fn handle(
+            fn handle(
                 &mut self,
                 __understudy_ctx: &#p::actor::Ctx<Self>,
                 message: #enum_name,
-            ) -> ::core::result::Result<(), #p::actor::ActorError> {
-                match message {
-                    #(#arms)*
+            ) -> impl ::core::future::Future<Output = ::core::result::Result<(), #p::actor::ActorError>> + ::core::marker::Send {
+                let message = match message {
                     #enum_name::__Down(down) => {
-                        // Boxed: a DOWN is rare, and its future must not make every
-                        // message's handler future (kept inline in the actor) bigger.
-                        return ::std::boxed::Box::pin(
+                        return #p::actor::__Either::Left(::std::boxed::Box::pin(
                             <Self as #p::actor::Actor>::on_down(self, __understudy_ctx, *down),
-                        ).await;
+                        ));
                     }
-                }
-                ::core::result::Result::Ok(())
+                    message => message,
+                };
+                #p::actor::__Either::Right(async move {
+                    match message {
+                        #(#arms)*
+                        // Taken above.
+                        #enum_name::__Down(_) => {}
+                    }
+                    ::core::result::Result::Ok(())
+                })
             }
         }
     }
