@@ -365,6 +365,7 @@ fn gen_handler(
             // rare), so the messages' future stays what the methods make it (no await point
             // of its own, nothing more kept inline in the actor).
             #[allow(unused_variables, clippy::unit_arg)]
+            #[inline]
             fn handle(
                 &mut self,
                 __understudy_ctx: &#p::actor::Ctx<Self>,
