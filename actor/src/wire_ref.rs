@@ -26,7 +26,6 @@
 //! `#[serde(with = "understudy::remote::actor_ref")]`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, Weak};
@@ -159,16 +158,15 @@ pub fn register(resolver: &Arc<dyn RefResolver>) -> ResolverRegistration {
     ResolverRegistration { id: ResolverId(id) }
 }
 
-struct Decoding {
-    id: ResolverId,
-    /// Looked up at the first ref.
-    resolver: Option<Arc<dyn RefResolver>>,
-    resolved: HashMap<ActorAddr, ActorCell>,
-}
-
 thread_local! {
+    /// The node encoding a message on this thread now.
     static ENCODING: Cell<Option<ResolverId>> = const { Cell::new(None) };
-    static DECODING: RefCell<Option<Decoding>> = const { RefCell::new(None) };
+    /// The node decoding a message on this thread now. A `Copy` value: every remote message
+    /// sets and restores it, and most carry no ref.
+    static DECODING: Cell<Option<ResolverId>> = const { Cell::new(None) };
+    /// What the refs of the message being decoded resolved to (a few at most), touched only
+    /// by a message that carries refs.
+    static RESOLVED: RefCell<Vec<(ActorAddr, ActorCell)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `encode` with `resolver`'s node as the sender of any ref it encodes.
@@ -201,25 +199,26 @@ pub(crate) fn decoding<T>(metadata: Option<&[u8]>, decode: impl FnOnce() -> T) -
 
 /// Runs `decode` with `resolver`'s node resolving any ref it decodes.
 pub(crate) fn decoding_by<T>(resolver: Option<ResolverId>, decode: impl FnOnce() -> T) -> T {
-    let Some(id) = resolver else {
+    if resolver.is_none() {
         return decode();
-    };
+    }
     /// Puts the previous context back however `decode` ends (a panic in a user's
-    /// `Deserialize` is caught by ractor, and the thread lives on).
-    struct Restore(Option<Decoding>);
+    /// `Deserialize` is caught by ractor, and the thread lives on), and forgets what this
+    /// message's refs resolved to.
+    struct Restore(Option<ResolverId>);
     impl Drop for Restore {
         fn drop(&mut self) {
-            let previous = self.0.take();
-            DECODING.with(|d| *d.borrow_mut() = previous);
+            DECODING.with(|d| d.set(self.0));
+            RESOLVED.with(|r| {
+                if let Ok(mut r) = r.try_borrow_mut()
+                    && !r.is_empty()
+                {
+                    r.clear();
+                }
+            });
         }
     }
-    let _restore = Restore(DECODING.with(|d| {
-        d.borrow_mut().replace(Decoding {
-            id,
-            resolver: None,
-            resolved: HashMap::new(),
-        })
-    }));
+    let _restore = Restore(DECODING.with(|d| d.replace(resolver)));
     decode()
 }
 
@@ -241,40 +240,40 @@ fn addr_of<M: RemoteMessage>(actor: &ActorRef<M>) -> Result<ActorAddr, String> {
 
 /// The ref for `addr` on the decoding node.
 fn ref_for<M: RemoteMessage>(addr: ActorAddr) -> Result<ActorRef<M>, String> {
-    DECODING.with(|d| {
-        let mut d = d.borrow_mut();
-        let Some(d) = d.as_mut() else {
-            return Err(
-                "an ActorRef can only be decoded by a node (it arrived outside one)".to_owned(),
-            );
-        };
-        let cell = match d.resolved.get(&addr) {
-            Some(cell) => cell.clone(),
-            None => {
-                if d.resolved.len() >= MAX_REFS_PER_MESSAGE {
-                    return Err(format!(
-                        "more than {MAX_REFS_PER_MESSAGE} distinct actor refs in one message"
-                    ));
-                }
-                if d.resolver.is_none() {
-                    d.resolver = d.id.get();
-                }
-                let Some(resolver) = &d.resolver else {
-                    return Err(RefError::Stopped.to_string());
-                };
-                let cell = resolver.resolve_now(addr).map_err(|e| e.to_string())?;
-                d.resolved.insert(addr, cell.clone());
-                cell
-            }
-        };
-        if cell.is_message_type_of::<M>() == Some(false) {
+    let Some(id) = DECODING.with(Cell::get) else {
+        return Err(
+            "an ActorRef can only be decoded by a node (it arrived outside one)".to_owned(),
+        );
+    };
+    let known = RESOLVED.with(|r| {
+        let r = r.borrow();
+        let known = r
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, cell)| cell.clone());
+        (known, r.len())
+    });
+    let cell = match known {
+        (Some(cell), _) => cell,
+        (None, n) if n >= MAX_REFS_PER_MESSAGE => {
             return Err(format!(
-                "actor {addr} does not take {}",
-                std::any::type_name::<M>()
+                "more than {MAX_REFS_PER_MESSAGE} distinct actor refs in one message"
             ));
         }
-        Ok(ActorRef::from(cell))
-    })
+        (None, _) => {
+            let resolver = id.get().ok_or_else(|| RefError::Stopped.to_string())?;
+            let cell = resolver.resolve_now(addr).map_err(|e| e.to_string())?;
+            RESOLVED.with(|r| r.borrow_mut().push((addr, cell.clone())));
+            cell
+        }
+    };
+    if cell.is_message_type_of::<M>() == Some(false) {
+        return Err(format!(
+            "actor {addr} does not take {}",
+            std::any::type_name::<M>()
+        ));
+    }
+    Ok(ActorRef::from(cell))
 }
 
 /// serde glue for an `ActorRef<M>` field of a remote message:

@@ -40,7 +40,9 @@ impl RemoteDriver {
             Delivery::Tell { to, variant, args } => {
                 let cost = args.len() + MESSAGE_OVERHEAD;
                 let mut metadata = backlog.charge(to, cost, size);
-                metadata.extend(self.refs_token().iter().flatten());
+                if let Some(token) = self.refs_token() {
+                    metadata.extend_from_slice(&token);
+                }
                 let message = SerializedMessage::Cast {
                     variant,
                     args,
@@ -122,7 +124,9 @@ impl RemoteDriver {
         let backlog = &session.lanes[lane].backlog;
         let cost = args.len() + MESSAGE_OVERHEAD;
         let mut metadata = backlog.charge(to, cost, size);
-        metadata.extend(self.refs_token().iter().flatten());
+        if let Some(token) = self.refs_token() {
+            metadata.extend_from_slice(&token);
+        }
         // Last: the reply token is read from the end.
         metadata.extend_from_slice(&session.replies.token(call));
         // The decoded message answers through the token; this port only marks it an ask.
