@@ -151,4 +151,9 @@ async fn a_node_that_goes_away_gives_noconnection_to_monitors_inside_and_outside
     assert_eq!(next(&mut rx).await, Seen::Down(ExitReason::NoConnection));
     let down = tokio::time::timeout(WAIT, monitor).await.expect("in time");
     assert_eq!(down.reason, ExitReason::NoConnection);
+    // Monitored again once its node is gone: still `noconnection`, as Erlang says of a pid
+    // on a node it cannot reach.
+    let again = a.monitor(&worker_on_a).await.expect("monitor");
+    let down = tokio::time::timeout(WAIT, again).await.expect("in time");
+    assert_eq!(down.reason, ExitReason::NoConnection);
 }

@@ -8,8 +8,9 @@
 //!   its result and then stops is never seen dead before its result). `#[messages]` actors
 //!   receive it in [`Actor::on_down`]; a hand-written message type
 //!   carries it as a variant (`impl From<Down> for MyMsg`).
-//! - Monitoring an actor that is already gone gives a DOWN with [`ExitReason::NoProc`]. A
-//!   remote actor's node going away gives [`ExitReason::NoConnection`].
+//! - Monitoring an actor that is already gone gives a DOWN with [`ExitReason::NoProc`]
+//!   ([`ExitReason::NoConnection`] for a remote one whose connection is gone). A remote
+//!   actor's node going away gives [`ExitReason::NoConnection`].
 //! - Monitors never stop the watcher (unlike links), and monitoring twice gives two DOWNs.
 //! - [`Ctx::demonitor`](crate::Ctx::demonitor) turns a monitor off: `true` if no DOWN will
 //!   come for it, `false` if it already fired (its DOWN is queued or was handled), as
@@ -200,7 +201,7 @@ impl MonitorTable {
             return Vec::new();
         };
         match self.targets.remove(&actor) {
-            Some(t) => downs(actor, t.monitors, &ExitReason::NoProc),
+            Some(t) => downs(actor, t.monitors, &gone(actor)),
             None => Vec::new(),
         }
     }
@@ -249,7 +250,7 @@ impl Monitors {
     pub(crate) fn monitor(self: &Arc<Self>, actor: &ActorCell) -> MonitorRef {
         if actor.get_status() == ActorStatus::Stopped {
             let monitor = MonitorRef::fresh();
-            self.deliver_all(downs(actor.get_id(), vec![monitor], &ExitReason::NoProc));
+            self.deliver_all(downs(actor.get_id(), vec![monitor], &gone(actor.get_id())));
             return monitor;
         }
         let (monitor, first) = self.table().add(actor);
@@ -314,7 +315,9 @@ impl Monitors {
                 }
                 // No actor can start (the runtime is going down): settle now.
                 Err(_) => {
-                    let fired = monitors.table().fired(actor.get_id(), &ExitReason::NoProc);
+                    let fired = monitors
+                        .table()
+                        .fired(actor.get_id(), &gone(actor.get_id()));
                     if let Fired::Downs(downs) = fired {
                         monitors.deliver_all(downs);
                     }
@@ -350,6 +353,19 @@ impl Monitors {
             Fired::Unknown => false,
         }
     }
+}
+
+/// Why an actor that exited unobserved is gone, as Erlang says it: `noconnection` for a remote
+/// actor whose connection is gone (nothing more can be known of it), else `noproc`.
+fn gone(actor: ActorId) -> ExitReason {
+    #[cfg(feature = "remote")]
+    if let ActorId::Remote { node_id, .. } = actor
+        && crate::route::lookup(node_id).is_none()
+    {
+        return ExitReason::NoConnection;
+    }
+    let _ = actor;
+    ExitReason::NoProc
 }
 
 /// Running, and so sure to announce its exit to the monitors it has.
