@@ -1,0 +1,4 @@
+//! The registry's pure cores: decisions as functions of their inputs, tested without a
+//! cluster.
+
+pub mod reconcile;
