@@ -8,7 +8,8 @@
 //! Built in the repository's vocabulary: a *core* is pure (no tasks, no clock, no I/O), a
 //! *driver* is its async shell. This crate has its first core so far:
 //! - [`core::reconcile`]: which nodes should vote and which should stand by, as a pure
-//!   function of the membership view.
+//!   function of the membership view, and the quorum-safe steps from the Raft configuration
+//!   in force to that target.
 
 #![forbid(unsafe_code)]
 

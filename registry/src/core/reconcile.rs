@@ -112,6 +112,68 @@ pub fn target(candidates: &[Candidate], voters: &[NodeId], limits: Limits) -> Ta
     Target { voters, standbys }
 }
 
+/// The Raft configuration now: who votes, and who replicates without voting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// The voters.
+    pub voters: Vec<NodeId>,
+    /// The learners (standbys, and nodes on their way to a vote).
+    pub learners: Vec<NodeId>,
+}
+
+/// One change to the Raft configuration. The driver makes one at a time and waits for it to
+/// commit before asking for the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Start replicating to a node without giving it a vote.
+    AddLearner(NodeId),
+    /// Make exactly these the voters, in one joint-consensus change (voters that leave stay
+    /// learners). Odd to odd: no even voter set is ever in force.
+    ChangeVoters(Vec<NodeId>),
+    /// Stop replicating to these learners.
+    RemoveLearners(Vec<NodeId>),
+}
+
+/// The next step from `now` towards `target`, if any. `caught_up` says whether a learner has
+/// the log closely enough to vote without stalling commits.
+///
+/// Quorum-safe order: first every node the target needs becomes a learner (voters-to-be
+/// first); once all voters-to-be are caught up, the voter set changes in one joint step; only
+/// then are nodes the target no longer needs dropped, and only ever as learners. A voter is
+/// never removed directly, so the configuration never loses a vote it still counts on.
+pub fn next_step(
+    now: &Membership,
+    target: &Target,
+    caught_up: impl Fn(NodeId) -> bool,
+) -> Option<Step> {
+    let known = |n: &NodeId| now.voters.contains(n) || now.learners.contains(n);
+    if let Some(&new) = target
+        .voters
+        .iter()
+        .chain(&target.standbys)
+        .find(|n| !known(n))
+    {
+        return Some(Step::AddLearner(new));
+    }
+    let same_voters = now.voters.len() == target.voters.len()
+        && target.voters.iter().all(|n| now.voters.contains(n));
+    if !same_voters && !target.voters.is_empty() {
+        let ready = target
+            .voters
+            .iter()
+            .all(|n| now.voters.contains(n) || caught_up(*n));
+        return ready.then(|| Step::ChangeVoters(target.voters.clone()));
+    }
+    let needed = |n: &NodeId| target.voters.contains(n) || target.standbys.contains(n);
+    let surplus: Vec<NodeId> = now
+        .learners
+        .iter()
+        .copied()
+        .filter(|n| !needed(n))
+        .collect();
+    (!surplus.is_empty()).then_some(Step::RemoveLearners(surplus))
+}
+
 /// The largest odd number not above `n` (0 for 0).
 fn odd_at_most(n: usize) -> usize {
     if n == 0 { 0 } else { n - (1 - n % 2) }
@@ -236,6 +298,71 @@ mod tests {
         );
     }
 
+    /// Applies a step as Raft would once it commits.
+    fn apply(now: &mut Membership, step: &Step) {
+        match step {
+            Step::AddLearner(n) => now.learners.push(*n),
+            Step::ChangeVoters(voters) => {
+                let leaving: Vec<NodeId> = now
+                    .voters
+                    .iter()
+                    .copied()
+                    .filter(|n| !voters.contains(n))
+                    .collect();
+                now.learners.retain(|n| !voters.contains(n));
+                now.learners.extend(leaving);
+                now.voters = voters.clone();
+            }
+            Step::RemoveLearners(gone) => now.learners.retain(|n| !gone.contains(n)),
+        }
+    }
+
+    #[test]
+    fn three_voters_become_five_then_three_in_quorum_safe_steps() {
+        let view: Vec<_> = (1..=5).map(|n| cand(n, None, 0)).collect();
+        let mut now = Membership {
+            voters: vec![id(1), id(2), id(3)],
+            learners: vec![],
+        };
+        let grown = target(&view, &now.voters, LIMITS);
+        let mut steps = Vec::new();
+        while let Some(step) = next_step(&now, &grown, |_| true) {
+            apply(&mut now, &step);
+            steps.push(step);
+        }
+        assert_eq!(now.voters.len(), 5);
+        assert!(matches!(
+            steps[..],
+            [
+                Step::AddLearner(_),
+                Step::AddLearner(_),
+                Step::ChangeVoters(_)
+            ]
+        ));
+        // Two nodes leave: back to three voters, the leavers dropped only as learners.
+        let shrunk = target(&view[..3], &now.voters, LIMITS);
+        while let Some(step) = next_step(&now, &shrunk, |_| true) {
+            apply(&mut now, &step);
+        }
+        assert_eq!(now.voters.len(), 3);
+        assert!(now.learners.is_empty());
+    }
+
+    #[test]
+    fn the_voter_set_waits_for_its_new_members_to_catch_up() {
+        let view: Vec<_> = (1..=3).map(|n| cand(n, None, 0)).collect();
+        let now = Membership {
+            voters: vec![id(1)],
+            learners: vec![id(2), id(3)],
+        };
+        let t = target(&view, &now.voters, LIMITS);
+        assert_eq!(next_step(&now, &t, |n| n != id(3)), None, "3 is behind");
+        assert!(matches!(
+            next_step(&now, &t, |_| true),
+            Some(Step::ChangeVoters(_))
+        ));
+    }
+
     fn views() -> impl Strategy<Value = (Vec<Candidate>, Vec<u64>)> {
         let node = (1u64..60, prop::option::of(0u8..4), -2i32..3);
         (
@@ -293,6 +420,30 @@ mod tests {
             shuffled.rotate_left((shuffle as usize) % len);
             shuffled.reverse();
             prop_assert_eq!(target(&shuffled, &voters, limits), target(&view, &voters, limits));
+        }
+
+        #[test]
+        fn steps_reach_the_target_and_never_hold_an_even_voter_set(
+            (view, voters) in views(),
+            max_voters in 1usize..8,
+            max_standbys in 0usize..6,
+        ) {
+            let limits = Limits { max_voters, max_standbys };
+            // Start from the target of some view's first node alone: one voter.
+            let Some(first) = view.first() else { return Ok(()) };
+            let mut now = Membership { voters: vec![first.node], learners: vec![] };
+            let _ = voters;
+            let goal = target(&view, &now.voters, limits);
+            let mut steps = 0;
+            while let Some(step) = next_step(&now, &goal, |_| true) {
+                apply(&mut now, &step);
+                prop_assert!(now.voters.len() % 2 == 1, "{now:?}");
+                steps += 1;
+                prop_assert!(steps <= view.len() + 3, "converges");
+            }
+            let as_set = |v: &[NodeId]| v.iter().copied().collect::<HashSet<_>>();
+            prop_assert_eq!(as_set(&now.voters), as_set(&goal.voters));
+            prop_assert_eq!(as_set(&now.learners), as_set(&goal.standbys));
         }
     }
 }
