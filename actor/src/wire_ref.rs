@@ -282,12 +282,28 @@ fn ref_for<M: RemoteMessage>(addr: ActorAddr) -> Result<ActorRef<M>, String> {
 /// ```
 /// use serde::{Deserialize, Serialize};
 /// use understudy_actor::remote::actor_ref;
+/// # use ractor::message::{BoxedDowncastErr, SerializedMessage};
+/// # use understudy_actor::{remote, DecodeError, EncodeError, RemoteMessage, Tag};
+/// # // What `#[derive(RemoteMessage)]` writes for `Answer`.
 /// # #[derive(Serialize, Deserialize)] struct Answer(u64);
-/// # impl ractor::Message for Answer {}
-/// # impl understudy_actor::RemoteMessage for Answer {
-/// #     const TAG: understudy_actor::Tag = understudy_actor::Tag::of("Answer");
-/// #     fn to_wire(self) -> Result<ractor::message::SerializedMessage, understudy_actor::EncodeError> { unimplemented!() }
-/// #     fn from_wire(_: ractor::message::SerializedMessage) -> Result<Self, understudy_actor::DecodeError> { unimplemented!() }
+/// # impl ractor::Message for Answer {
+/// #     fn serializable() -> bool { true }
+/// #     fn serialize(self) -> Result<SerializedMessage, BoxedDowncastErr> { remote::serialize_hook(self) }
+/// #     fn deserialize(m: SerializedMessage) -> Result<Self, BoxedDowncastErr> { remote::deserialize_hook(m) }
+/// # }
+/// # impl RemoteMessage for Answer {
+/// #     const TAG: Tag = Tag::of("Answer");
+/// #     fn to_wire(self) -> Result<SerializedMessage, EncodeError> {
+/// #         Ok(remote::cast(remote::encode_args(Self::TAG, &self)?))
+/// #     }
+/// #     fn from_wire(m: SerializedMessage) -> Result<Self, DecodeError> {
+/// #         match m {
+/// #             SerializedMessage::Cast { args, .. } => remote::decode_args::<Self, Self>(Self::TAG, &args),
+/// #             other => Err(DecodeError::WrongKind {
+/// #                 type_name: "Answer", expected: "tell", found: remote::kind(&other),
+/// #             }),
+/// #         }
+/// #     }
 /// # }
 /// #[derive(Serialize, Deserialize)]
 /// struct Question {
