@@ -44,6 +44,8 @@ pub mod runtime;
 pub mod supervisor;
 pub(crate) mod sync;
 #[cfg(feature = "remote")]
+mod weak_registry;
+#[cfg(feature = "remote")]
 pub mod wire_ref;
 
 pub use actor::{Actor, ActorError, Ctx, Handler};

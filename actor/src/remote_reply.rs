@@ -13,14 +13,13 @@
 //! thread-local slot, because ractor's serialise hook can return only a `SerializedMessage`
 //! and both run synchronously on the sender's thread.
 
-use crate::id::IdMap;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::remote::EncodeError;
 use crate::reply::{AskerGone, Reply};
+use crate::weak_registry::WeakRegistry;
 
 /// Why an ask got no answer from the actor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,14 +43,10 @@ pub trait ReplySink: Send + Sync + 'static {
     }
 }
 
-type Registry = RwLock<IdMap<Weak<dyn ReplySink>>>;
-
-fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| RwLock::new(IdMap::default()))
+fn registry() -> &'static WeakRegistry<dyn ReplySink> {
+    static REGISTRY: OnceLock<WeakRegistry<dyn ReplySink>> = OnceLock::new();
+    REGISTRY.get_or_init(WeakRegistry::new)
 }
-
-static NEXT_SINK: AtomicU64 = AtomicU64::new(1);
 
 /// A registered sink; unregistered when dropped.
 #[derive(Debug)]
@@ -73,21 +68,15 @@ impl SinkRegistration {
 
 impl Drop for SinkRegistration {
     fn drop(&mut self) {
-        registry()
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
+        registry().remove(self.id);
     }
 }
 
 /// Registers `sink`; keep the registration as long as asks may be answered through it.
 pub fn register_sink(sink: &Arc<dyn ReplySink>) -> SinkRegistration {
-    let id = NEXT_SINK.fetch_add(1, Ordering::Relaxed);
-    registry()
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id, Arc::downgrade(sink));
-    SinkRegistration { id }
+    SinkRegistration {
+        id: registry().insert(sink),
+    }
 }
 
 const MAGIC: [u8; 8] = *b"usreply1";
@@ -105,11 +94,7 @@ fn target_of(metadata: &[u8]) -> Option<(Arc<dyn ReplySink>, u64)> {
     let (id, call) = rest.split_at(8);
     let id = u64::from_le_bytes(id.try_into().ok()?);
     let call = u64::from_le_bytes(call.try_into().ok()?);
-    let sink = registry()
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&id)?
-        .upgrade()?;
+    let sink = registry().get(id)?;
     Some((sink, call))
 }
 

@@ -27,17 +27,17 @@
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 use ractor::{ActorCell, ActorId, ActorRef};
 use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::id::{ActorAddr, IdMap, NodeId};
+use crate::id::{ActorAddr, NodeId};
 use crate::remote::RemoteMessage;
 use crate::runtime::Runtime;
+use crate::weak_registry::WeakRegistry;
 
 /// The most distinct actor refs one message may carry.
 pub const MAX_REFS_PER_MESSAGE: usize = 64;
@@ -80,14 +80,10 @@ pub trait RefResolver: Send + Sync + 'static {
 const MAGIC: [u8; 8] = *b"usrefs01";
 const TOKEN_LEN: usize = 16;
 
-type Registry = RwLock<IdMap<Weak<dyn RefResolver>>>;
-
-fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| RwLock::new(IdMap::default()))
+fn registry() -> &'static WeakRegistry<dyn RefResolver> {
+    static REGISTRY: OnceLock<WeakRegistry<dyn RefResolver>> = OnceLock::new();
+    REGISTRY.get_or_init(WeakRegistry::new)
 }
-
-static NEXT: AtomicU64 = AtomicU64::new(1);
 
 /// Names one registered [`RefResolver`]. Contexts carry this, not the resolver: it costs
 /// nothing per message, and the resolver is looked up only when a ref is encoded or decoded.
@@ -97,11 +93,7 @@ pub struct ResolverId(u64);
 impl ResolverId {
     /// The resolver, if it is still registered.
     fn get(self) -> Option<Arc<dyn RefResolver>> {
-        registry()
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&self.0)
-            .and_then(Weak::upgrade)
+        registry().get(self.0)
     }
 
     /// The id a metadata token carries, if it has one. The token sits right after the
@@ -141,21 +133,15 @@ impl ResolverRegistration {
 
 impl Drop for ResolverRegistration {
     fn drop(&mut self) {
-        registry()
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id.0);
+        registry().remove(self.id.0);
     }
 }
 
 /// Registers `resolver`; keep the registration as long as messages may be delivered.
 pub fn register(resolver: &Arc<dyn RefResolver>) -> ResolverRegistration {
-    let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    registry()
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id, Arc::downgrade(resolver));
-    ResolverRegistration { id: ResolverId(id) }
+    ResolverRegistration {
+        id: ResolverId(registry().insert(resolver)),
+    }
 }
 
 thread_local! {
