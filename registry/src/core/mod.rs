@@ -1,4 +1,6 @@
 //! The registry's pure cores: decisions as functions of their inputs, tested without a
 //! cluster.
 
+pub mod command;
 pub mod reconcile;
+pub mod table;

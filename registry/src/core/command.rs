@@ -1,0 +1,95 @@
+//! What the registry's replicated log holds: commands on the name table, and their outcomes.
+//!
+//! Every command is **idempotent**: applying it twice leaves the table as applying it once,
+//! and answers the same. A client whose write timed out, or whose leader changed under it,
+//! can send it again without a dedupe table: the retry either finds its own effect or makes
+//! it.
+
+use serde::{Deserialize, Serialize};
+use understudy_actor::{ActorAddr, NodeId, Tag};
+
+/// Who holds a name: an actor, the message type it takes, and the run of its node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Owner {
+    /// The actor.
+    pub addr: ActorAddr,
+    /// Its message type ([`RemoteMessage::TAG`](understudy_actor::RemoteMessage::TAG)).
+    pub tag: Tag,
+    /// The incarnation (run) of the actor's node when it registered; a restarted node's
+    /// names from its earlier run are released by incarnation.
+    pub incarnation: u64,
+}
+
+impl Owner {
+    /// The node the owner runs on.
+    pub fn node(&self) -> NodeId {
+        self.addr.node
+    }
+}
+
+/// A change to the name table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Give `name` to `owner` if nobody holds it (first writer wins). Holding it already is
+    /// success.
+    Register {
+        /// The name.
+        name: String,
+        /// Who asks for it.
+        owner: Owner,
+    },
+    /// Take `name` from `owner`; refused if someone else holds it now.
+    Unregister {
+        /// The name.
+        name: String,
+        /// The actor expected to hold it.
+        owner: ActorAddr,
+    },
+    /// Release every name `actor` holds (it stopped).
+    ReleaseActor {
+        /// The actor.
+        actor: ActorAddr,
+    },
+    /// Release every name held by actors of `node` from runs up to `incarnation` (the node
+    /// failed, left, or restarted as a later run).
+    ReleaseNode {
+        /// The node.
+        node: NodeId,
+        /// Its latest run that is gone.
+        incarnation: u64,
+    },
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Register { name, owner } => write!(f, "register {name:?} to {}", owner.addr),
+            Command::Unregister { name, owner } => write!(f, "unregister {name:?} from {owner}"),
+            Command::ReleaseActor { actor } => write!(f, "release the names of {actor}"),
+            Command::ReleaseNode { node, incarnation } => {
+                write!(f, "release the names of {node} up to run {incarnation}")
+            }
+        }
+    }
+}
+
+/// What applying a command did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The owner holds the name (now or already).
+    Registered,
+    /// Someone else holds the name.
+    AlreadyRegistered(Owner),
+    /// The name is free now.
+    Unregistered,
+    /// Nobody held the name.
+    NotRegistered,
+    /// The name is held by another actor than the one named.
+    NotOwner(Owner),
+    /// This many names were released.
+    Released(u64),
+    /// The table holds its limit of names.
+    Full(u64),
+    /// Not a name-table entry (a membership change or a leader's blank entry).
+    Nothing,
+}

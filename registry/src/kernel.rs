@@ -1,0 +1,270 @@
+//! The shared state behind the registry: the name table, its watchers, and the refs cached
+//! for lookups.
+//!
+//! Two writers feed it: the Raft state machine on a member (commands, in log order) and the
+//! feed on a client (changes, in revision order). Readers take the read lock only:
+//! `whereis` is a hash lookup and, after the first call, the clone of a cached ref.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use ractor::{ActorCell, ActorRef, ActorStatus};
+use tokio::sync::{mpsc, watch};
+use understudy_actor::wire_ref::RefError;
+use understudy_actor::{ActorAddr, RemoteMessage};
+
+use crate::core::command::{Command, Outcome, Owner};
+use crate::core::table::{Change, NameTable, TableImage};
+use crate::error::RegistryError;
+
+/// How many changes a watch may have waiting before it is ended with
+/// [`RegistryError::WatchOverflow`].
+pub const WATCH_BACKLOG: usize = 4096;
+
+/// How many recent changes the kernel keeps for a replica catching up (an older gap gets the
+/// whole table instead).
+pub(crate) const RECENT_CHANGES: usize = 4096;
+
+/// A name's cached ref (the local actor or a proxy), reset when the holder changes.
+#[derive(Debug, Default)]
+pub(crate) struct CachedCell(Mutex<Option<ActorCell>>);
+
+#[derive(Debug)]
+enum Filter {
+    Name(String),
+    Prefix(String),
+}
+
+impl Filter {
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Filter::Name(n) => n == name,
+            Filter::Prefix(p) => name.starts_with(p.as_str()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Watcher {
+    filter: Filter,
+    tx: mpsc::Sender<Change>,
+    overflowed: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) table: NameTable<CachedCell>,
+    watchers: Vec<Watcher>,
+    /// The latest changes, oldest first, for replicas resuming from a revision.
+    pub(crate) recent: VecDeque<Change>,
+}
+
+/// The name table and everything that follows it.
+#[derive(Debug)]
+pub(crate) struct Kernel {
+    state: RwLock<State>,
+    revision: watch::Sender<u64>,
+    changed: tokio::sync::broadcast::Sender<()>,
+}
+
+impl Kernel {
+    pub(crate) fn new(max_names: u64) -> Arc<Kernel> {
+        Arc::new(Kernel {
+            state: RwLock::new(State {
+                table: NameTable::new(max_names),
+                watchers: Vec::new(),
+                recent: VecDeque::new(),
+            }),
+            revision: watch::Sender::new(0),
+            changed: tokio::sync::broadcast::channel(1).0,
+        })
+    }
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The revision the table is at.
+    pub(crate) fn revision(&self) -> u64 {
+        *self.revision.borrow()
+    }
+
+    /// Follows the revision (for reads that wait for one).
+    pub(crate) fn revisions(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    /// Wakes on every batch of changes (feeds to replicas).
+    pub(crate) fn changes(&self) -> tokio::sync::broadcast::Receiver<()> {
+        self.changed.subscribe()
+    }
+
+    /// Applies a command from the log at `revision`.
+    pub(crate) fn apply(&self, command: &Command, revision: u64) -> Outcome {
+        let mut changes = Vec::new();
+        let mut state = self.write();
+        let outcome = state.table.apply(command, revision, &mut changes);
+        self.publish(state, changes);
+        outcome
+    }
+
+    /// Marks a log entry with no name in it applied.
+    pub(crate) fn skip(&self, revision: u64) {
+        let mut state = self.write();
+        state.table.skip(revision);
+        self.publish(state, Vec::new());
+    }
+
+    /// Applies changes a member's table made (a replica's feed).
+    pub(crate) fn apply_changes(&self, changes: Vec<Change>) {
+        let mut state = self.write();
+        for change in &changes {
+            state.table.apply_change(change);
+        }
+        self.publish(state, changes);
+    }
+
+    /// Replaces the table with `image` (a snapshot, or a replica's resync).
+    pub(crate) fn restore(&self, image: &TableImage) {
+        let mut changes = Vec::new();
+        let mut state = self.write();
+        state.table.restore(image, &mut changes);
+        state.recent.clear();
+        self.publish(state, changes);
+    }
+
+    pub(crate) fn image(&self) -> TableImage {
+        self.read().table.image()
+    }
+
+    fn publish(&self, mut state: RwLockWriteGuard<'_, State>, changes: Vec<Change>) {
+        let revision = state.table.revision();
+        if !changes.is_empty() {
+            state.watchers.retain(|w| {
+                for change in changes.iter().filter(|c| w.filter.matches(&c.name)) {
+                    match w.tx.try_send(change.clone()) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            w.overflowed.store(true, Ordering::Release);
+                            return false;
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                    }
+                }
+                true
+            });
+            for change in changes {
+                if state.recent.len() == RECENT_CHANGES {
+                    state.recent.pop_front();
+                }
+                state.recent.push_back(change);
+            }
+        }
+        drop(state);
+        self.revision.send_if_modified(|r| {
+            let moved = *r != revision;
+            *r = revision;
+            moved
+        });
+        let _ = self.changed.send(());
+    }
+
+    /// The holder of `name`.
+    pub(crate) fn owner(&self, name: &str) -> Option<Owner> {
+        self.read().table.get(name).map(|s| s.owner)
+    }
+
+    /// A typed ref to the holder of `name`: the cached one while it runs, else `resolve`d.
+    pub(crate) fn whereis<M: RemoteMessage>(
+        &self,
+        name: &str,
+        resolve: impl FnOnce(ActorAddr) -> Result<ActorCell, RefError>,
+    ) -> Result<ActorRef<M>, RegistryError> {
+        let state = self.read();
+        let Some(slot) = state.table.get(name) else {
+            return Err(RegistryError::NotRegistered {
+                name: name.to_owned(),
+            });
+        };
+        if slot.owner.tag != M::TAG {
+            return Err(RegistryError::TypeMismatch {
+                name: name.to_owned(),
+                expected: M::TAG,
+                found: slot.owner.tag,
+            });
+        }
+        let mut cached = slot.extra.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cell) = cached.as_ref()
+            && cell.get_status() < ActorStatus::Stopping
+        {
+            return Ok(cell.clone().into());
+        }
+        let owner = slot.owner.addr;
+        let cell = resolve(owner).map_err(|source| RegistryError::Unreachable {
+            name: name.to_owned(),
+            owner,
+            source,
+        })?;
+        *cached = Some(cell.clone());
+        Ok(cell.into())
+    }
+
+    /// The current holder of `name` and a watch of its later changes, atomically.
+    pub(crate) fn watch(&self, name: &str) -> (Option<Owner>, NameWatch) {
+        let mut state = self.write();
+        let now = state.table.get(name).map(|s| s.owner);
+        let watch = Self::add(&mut state, Filter::Name(name.to_owned()));
+        (now, watch)
+    }
+
+    /// The names under `prefix` with their holders, and a watch of their later changes.
+    pub(crate) fn watch_prefix(&self, prefix: &str) -> (Vec<(String, Owner)>, NameWatch) {
+        let mut state = self.write();
+        let now = state
+            .table
+            .with_prefix(prefix)
+            .map(|(n, o)| (n.to_owned(), o))
+            .collect();
+        let watch = Self::add(&mut state, Filter::Prefix(prefix.to_owned()));
+        (now, watch)
+    }
+
+    fn add(state: &mut State, filter: Filter) -> NameWatch {
+        let (tx, rx) = mpsc::channel(WATCH_BACKLOG);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        state.watchers.push(Watcher {
+            filter,
+            tx,
+            overflowed: overflowed.clone(),
+        });
+        NameWatch { rx, overflowed }
+    }
+}
+
+/// The changes to watched names, in the order the registry made them (each with its
+/// revision). Dropping it ends the watch.
+#[derive(Debug)]
+pub struct NameWatch {
+    rx: mpsc::Receiver<Change>,
+    overflowed: Arc<AtomicBool>,
+}
+
+impl NameWatch {
+    /// The next change. [`RegistryError::WatchOverflow`] if this watch fell more than
+    /// [`WATCH_BACKLOG`] changes behind (watch again for a fresh snapshot);
+    /// [`RegistryError::Stopped`] once the registry is gone.
+    pub async fn recv(&mut self) -> Result<Change, RegistryError> {
+        match self.rx.recv().await {
+            Some(change) => Ok(change),
+            None if self.overflowed.load(Ordering::Acquire) => Err(RegistryError::WatchOverflow {
+                backlog: WATCH_BACKLOG,
+            }),
+            None => Err(RegistryError::Stopped),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The Raft core: the only module that names openraft. Everything outside it sees the
+//! registry's own types.
+
+pub(crate) mod disk;
+pub(crate) mod log;
+pub(crate) mod state_machine;
+pub(crate) mod types;
+
+#[cfg(test)]
+mod tests;
