@@ -79,6 +79,12 @@ pub use understudy_cluster as cluster;
 #[cfg(feature = "cluster")]
 pub use understudy_pg as pg;
 
+/// Cluster-wide names on a bounded Raft core: the Consistent scope (linearizable,
+/// first-writer-wins), at most five voters however large the cluster. See
+/// [`understudy_registry`].
+#[cfg(feature = "cluster")]
+pub use understudy_registry as registry;
+
 /// Everything an actor module needs: `use understudy::prelude::*;`.
 pub mod prelude {
     // `RemoteMessage` is the derive here; with `remote`, the trait too (same name, other

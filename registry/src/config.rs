@@ -79,7 +79,7 @@ impl RegistryConfig {
     /// Checks every value, saying what to change.
     pub fn validate(&self) -> Result<(), RegistryError> {
         let bad = |what: &str| Err(RegistryError::Config(what.to_owned()));
-        if self.max_voters == 0 || self.max_voters > 7 || self.max_voters % 2 == 0 {
+        if self.max_voters == 0 || self.max_voters > 7 || self.max_voters.is_multiple_of(2) {
             return bad("max_voters must be odd, from 1 to 7");
         }
         if self.max_standbys > 16 {

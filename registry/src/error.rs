@@ -40,7 +40,9 @@ pub enum RegistryError {
         owner: ActorAddr,
     },
     /// The name's holder takes another message type than the one asked for.
-    #[error("{name:?} is held by an actor of another message type (tag {found:?}, asked for {expected:?})")]
+    #[error(
+        "{name:?} is held by an actor of another message type (tag {found:?}, asked for {expected:?})"
+    )]
     TypeMismatch {
         /// The name.
         name: String,

@@ -100,6 +100,7 @@ impl Kernel {
     }
 
     /// Wakes on every batch of changes (feeds to replicas).
+    #[allow(dead_code, reason = "the client feed, next")]
     pub(crate) fn changes(&self) -> tokio::sync::broadcast::Receiver<()> {
         self.changed.subscribe()
     }
@@ -121,6 +122,7 @@ impl Kernel {
     }
 
     /// Applies changes a member's table made (a replica's feed).
+    #[allow(dead_code, reason = "the client feed, next")]
     pub(crate) fn apply_changes(&self, changes: Vec<Change>) {
         let mut state = self.write();
         for change in &changes {

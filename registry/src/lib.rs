@@ -15,16 +15,61 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod consistent;
 pub mod core;
+mod driver;
 mod error;
 mod kernel;
 mod name;
 mod raft;
+mod wire;
 
 pub use config::RegistryConfig;
+pub use consistent::{Consistent, Staleness};
 pub use core::command::Owner;
 pub use core::table::Change;
+pub use driver::{Registry, RegistryStatus, SERVICE};
 pub use error::RegistryError;
 pub use kernel::{NameWatch, WATCH_BACKLOG};
 pub use name::{MAX_NAME_LEN, check_name};
+pub use wire::REJECTED_METRIC;
 
+/// Helpers for the examples in these docs.
+#[doc(hidden)]
+pub mod __doc {
+    pub use crate::Registry;
+    pub use understudy_cluster::certs::ClusterCa;
+    pub use understudy_cluster::node::Node;
+
+    /// A worker's messages.
+    #[derive(
+        Debug, Clone, serde::Serialize, serde::Deserialize, understudy_macros::RemoteMessage,
+    )]
+    #[understudy(crate = crate)]
+    pub enum WorkerMsg {
+        /// Are you there?
+        Ping,
+    }
+
+    /// A worker that takes pings.
+    #[derive(understudy_macros::Actor)]
+    #[understudy(crate = crate)]
+    pub struct Worker;
+
+    impl understudy_actor::Handler for Worker {
+        type Msg = WorkerMsg;
+        async fn handle(
+            &mut self,
+            _: &understudy_actor::Ctx<Self>,
+            _: WorkerMsg,
+        ) -> Result<(), understudy_actor::ActorError> {
+            Ok(())
+        }
+    }
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use ractor;
+    pub use understudy_actor as actor;
+}

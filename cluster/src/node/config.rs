@@ -50,13 +50,18 @@ pub struct NodeConfig {
     /// Where the node fails together with others (rack, zone); placement spreads over these.
     #[serde(default)]
     pub failure_domain: Option<String>,
-    /// Whether the node may hold a Raft vote. Gossiped to every member today; the registry
-    /// (not built yet) will pick its voters among these.
-    #[serde(default)]
+    /// Whether the node may hold a Raft vote or stand by for one (the registry picks its
+    /// voters and standbys among these). On by default; set it off for nodes that should
+    /// only ever be registry clients (short-lived, or on weak hardware).
+    #[serde(default = "default_true")]
     pub raft_eligible: bool,
-    /// Among eligible nodes, higher is preferred as a voter (for the registry, not built yet).
+    /// Among eligible nodes, higher is preferred as a voter.
     #[serde(default)]
     pub raft_priority: u8,
+    /// Where the node keeps its durable state (the registry's Raft log under
+    /// `<data_dir>/registry`). None: in memory, lost when the node stops.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
     /// How long `leave()` waits at most for its goodbye and queued traffic to reach the
     /// peers before it closes the connections.
     #[serde(default = "default_leave_linger", with = "humantime_serde")]
@@ -106,6 +111,10 @@ fn default_leave_linger() -> std::time::Duration {
     std::time::Duration::from_millis(500)
 }
 
+fn default_true() -> bool {
+    true
+}
+
 fn default_bind() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
@@ -121,8 +130,9 @@ impl NodeConfig {
             certs_dir: None,
             role: None,
             failure_domain: None,
-            raft_eligible: false,
+            raft_eligible: true,
             raft_priority: 0,
+            data_dir: None,
             leave_linger: default_leave_linger(),
             mesh: MeshConfig::default(),
             membership: MembershipConfig::default(),

@@ -245,7 +245,7 @@ impl NodeBuilder {
         let (peers_tx, _) = watch::channel(0u64);
         let (inbound, inbox) = inbound(self.config.membership.inbound_queue);
         let local = LocalNode {
-            identity,
+            identity: identity.clone(),
             addr: mesh.local_addr(),
             meta: NodeMeta {
                 name: name.clone(),
@@ -279,6 +279,14 @@ impl NodeBuilder {
             name,
             cluster,
             peers_changed: peers_tx.clone(),
+            identity,
+            settings: NodeSettings {
+                raft_eligible: self.config.raft_eligible,
+                raft_priority: self.config.raft_priority,
+                failure_domain: self.config.failure_domain.clone(),
+                data_dir: self.config.data_dir.clone(),
+                seeded: !self.config.seeds.is_empty(),
+            },
         });
         teardown.disarm();
         inner.runtime.attach(Arc::downgrade(&inner));
@@ -339,6 +347,25 @@ pub(crate) struct Inner {
     name: NodeName,
     cluster: ClusterName,
     peers_changed: watch::Sender<u64>,
+    identity: crate::identity::NodeIdentity,
+    settings: NodeSettings,
+}
+
+/// What a node was started with that its extensions read (the registry: where its data goes,
+/// whether it may vote, whether it starts a new cluster).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NodeSettings {
+    /// The node may hold a Raft vote or stand by for one.
+    pub raft_eligible: bool,
+    /// Among eligible nodes, higher is preferred as a voter.
+    pub raft_priority: u8,
+    /// Where the node fails together with others.
+    pub failure_domain: Option<String>,
+    /// Where durable state goes (none: in memory).
+    pub data_dir: Option<std::path::PathBuf>,
+    /// The node was given seeds (it joins a cluster rather than starting one).
+    pub seeded: bool,
 }
 
 impl Drop for Inner {
@@ -581,6 +608,26 @@ impl Node {
             .shutdown("leaving", self.inner.leave_linger)
             .await;
         self.inner.remote.stop();
+    }
+
+    /// This node's identity: name, id and incarnation (this run).
+    pub fn identity(&self) -> &crate::identity::NodeIdentity {
+        &self.inner.identity
+    }
+
+    /// What the node was started with that its extensions read.
+    pub fn settings(&self) -> &NodeSettings {
+        &self.inner.settings
+    }
+
+    /// The local actor, or a proxy of the remote one, for `addr`, without waiting: a proxy
+    /// that does not exist yet is made now. Fails if `addr`'s node is not connected.
+    pub fn actor_cell_now(
+        &self,
+        addr: ActorAddr,
+    ) -> Result<ActorCell, understudy_actor::wire_ref::RefError> {
+        use understudy_actor::wire_ref::RefResolver;
+        self.inner.remote.resolve_now(addr)
     }
 
     /// Stops abruptly and silently, as a crash would: no goodbye, nothing more on the

@@ -17,8 +17,8 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
-use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
 
 use openraft::storage::IOFlushed;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -29,6 +29,9 @@ use super::types::{Entry, LogId, SnapshotMeta, Tc, Vote};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// The store's file in its data dir.
+pub(crate) const FILE: &str = "raft.redb";
 
 /// The on-disk format this build writes and reads.
 const FORMAT: u8 = 1;
@@ -58,9 +61,16 @@ pub(crate) struct Recovered {
 
 enum Op {
     Append(Vec<(u64, Vec<u8>)>, IOFlushed<Tc>),
-    Put(&'static str, Vec<u8>, Option<oneshot::Sender<io::Result<()>>>),
+    Put(
+        &'static str,
+        Vec<u8>,
+        Option<oneshot::Sender<io::Result<()>>>,
+    ),
     TruncateFrom(u64),
-    Purge { upto: u64, last_purged: Vec<u8> },
+    Purge {
+        upto: u64,
+        last_purged: Vec<u8>,
+    },
 }
 
 /// The handle to a store's writer thread (cheap to clone). The thread ends when the last
@@ -68,6 +78,20 @@ enum Op {
 #[derive(Clone)]
 pub(crate) struct Disk {
     tx: std_mpsc::Sender<Op>,
+    #[cfg(test)]
+    commits: Commits,
+}
+
+/// The transactions the writer committed, counted in tests (that is how they see group
+/// commit); nothing in a build without tests.
+#[derive(Clone, Debug, Default)]
+struct Commits(#[cfg(test)] Arc<std::sync::atomic::AtomicU64>);
+
+impl Commits {
+    fn add(&self) {
+        #[cfg(test)]
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Disk {
@@ -96,13 +120,41 @@ impl Disk {
     /// Opens (or creates) the store in `dir`, reads it whole, and starts its writer thread.
     pub(crate) fn open(dir: &Path) -> io::Result<(Disk, Recovered)> {
         std::fs::create_dir_all(dir)?;
-        let db = Database::create(dir.join("raft.redb")).map_err(other)?;
+        Disk::start(Database::create(dir.join(FILE)).map_err(other)?)
+    }
+
+    /// Opens the store on `backend` (tests: a disk that fails or stalls on demand).
+    #[cfg(test)]
+    pub(crate) fn open_on(backend: impl redb::StorageBackend) -> io::Result<(Disk, Recovered)> {
+        Disk::start(
+            Database::builder()
+                .create_with_backend(backend)
+                .map_err(other)?,
+        )
+    }
+
+    fn start(db: Database) -> io::Result<(Disk, Recovered)> {
         let recovered = recover(&db)?;
         let (tx, rx) = std_mpsc::channel();
+        let commits = Commits::default();
+        let counted = commits.clone();
         std::thread::Builder::new()
             .name("registry-disk".into())
-            .spawn(move || writer(db, rx))?;
-        Ok((Disk { tx }, recovered))
+            .spawn(move || writer(db, rx, counted))?;
+        Ok((
+            Disk {
+                tx,
+                #[cfg(test)]
+                commits,
+            },
+            recovered,
+        ))
+    }
+
+    /// How many transactions the writer has committed.
+    #[cfg(test)]
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.0.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn send(&self, op: Op) -> io::Result<()> {
@@ -216,7 +268,7 @@ pub(crate) fn fresh_raft_id() -> u64 {
     }
 }
 
-fn writer(db: Database, rx: std_mpsc::Receiver<Op>) {
+fn writer(db: Database, rx: std_mpsc::Receiver<Op>, commits: Commits) {
     let mut failed: Option<(io::ErrorKind, String)> = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -228,7 +280,7 @@ fn writer(db: Database, rx: std_mpsc::Receiver<Op>) {
         }
         let result = match &failed {
             Some((kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
-            None => commit(&db, &batch),
+            None => commit(&db, &batch).inspect(|()| commits.add()),
         };
         if let Err(e) = &result {
             if failed.is_none() {

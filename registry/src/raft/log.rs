@@ -51,7 +51,12 @@ impl RaftLogReader<Tc> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        Ok(self.mirror().log.range(range).map(|(_, e)| e.clone()).collect())
+        Ok(self
+            .mirror()
+            .log
+            .range(range)
+            .map(|(_, e)| e.clone())
+            .collect())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {

@@ -5,8 +5,8 @@ use std::io;
 use std::sync::Arc;
 
 use futures_util::{Stream, TryStreamExt};
-use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::EntryPayload;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use tokio::sync::Mutex;
 
 use super::disk::{SharedDisk, StoredSnapshot, encode};

@@ -1,0 +1,199 @@
+//! The Consistent scope: cluster-wide names, linearizable and first-writer-wins.
+//!
+//! Semantics (anchors: Erlang's `global` names; etcd's linearizable writes):
+//! - [`register`](Consistent::register) gives a free name to a local actor, through the Raft
+//!   log: once it returns, every later linearizable read anywhere sees it. A name held by
+//!   another actor is [`RegistryError::AlreadyRegistered`] with the holder; registering a
+//!   name the actor holds already is success.
+//! - [`unregister`](Consistent::unregister) frees a name, whoever holds it.
+//! - A name is released on its own when its actor stops (its node proposes it) and when its
+//!   node fails, leaves, or restarts (the leader proposes it).
+//! - [`whereis`](Consistent::whereis) answers from this node's copy of the names, with no
+//!   network round trip; it may lag the leader by the replication delay.
+//!   [`whereis_linearizable`](Consistent::whereis_linearizable) first asks the leader for a
+//!   read index, so it sees every write that completed before it was called.
+//! - Typed: a name's holder takes one message type; asking for another is
+//!   [`RegistryError::TypeMismatch`], never a wrong ref.
+//! - In a minority partition, writes fail with [`RegistryError::NoQuorum`] after
+//!   `write_deadline`; reads keep answering from the local copy
+//!   ([`staleness`](Consistent::staleness) says how far behind it may be).
+
+use std::sync::Arc;
+
+use ractor::ActorRef;
+use understudy_actor::{ActorAddr, RemoteMessage};
+
+use crate::core::command::{Command, Outcome, Owner};
+use crate::driver::{Shared, watcher, write};
+use crate::error::RegistryError;
+use crate::kernel::NameWatch;
+use crate::name::check_name;
+
+/// The Consistent scope of a node's registry (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct Consistent {
+    shared: Arc<Shared>,
+}
+
+/// How current this node's copy of the names is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staleness {
+    /// The revision (Raft log index) the copy reflects.
+    pub revision: u64,
+    /// The copy follows a leader this node can reach now (a member in touch with its
+    /// leader); false in a minority partition or while no leader is known.
+    pub following: bool,
+}
+
+impl Consistent {
+    pub(crate) fn new(shared: Arc<Shared>) -> Consistent {
+        Consistent { shared }
+    }
+
+    /// Registers `actor` (an actor of this node) as `name`, cluster-wide.
+    pub async fn register<M: RemoteMessage>(
+        &self,
+        name: &str,
+        actor: &ActorRef<M>,
+    ) -> Result<(), RegistryError> {
+        check_name(name)?;
+        let node = self.shared.node()?;
+        if !actor.get_id().is_local() {
+            return Err(RegistryError::InvalidName {
+                name: name.chars().take(64).collect(),
+                reason: "only actors of this node can be registered here; register it on its own node",
+            });
+        }
+        let addr = node.runtime().export(actor);
+        drop(node);
+        let owner = Owner {
+            addr,
+            tag: M::TAG,
+            incarnation: self.shared.incarnation,
+        };
+        // Watch before the write: an actor that stops right after registering still has its
+        // name released.
+        watcher::watch(&self.shared, &actor.get_cell());
+        let command = Command::Register {
+            name: name.to_owned(),
+            owner,
+        };
+        match write::write(&self.shared, command).await?.0 {
+            Outcome::Registered => Ok(()),
+            Outcome::AlreadyRegistered(holder) => Err(RegistryError::AlreadyRegistered {
+                name: name.to_owned(),
+                owner: holder.addr,
+            }),
+            Outcome::Full(limit) => Err(RegistryError::Full { limit }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Frees `name`, whoever holds it. [`RegistryError::NotRegistered`] if nobody does.
+    pub async fn unregister(&self, name: &str) -> Result<(), RegistryError> {
+        check_name(name)?;
+        write::linearize(&self.shared).await?;
+        let mut holder = self.shared.kernel.owner(name).map(|o| o.addr);
+        // A name that moved on between the read and the write is retried with its new
+        // holder, a bounded number of times.
+        for _ in 0..8 {
+            let Some(owner) = holder else {
+                return Err(RegistryError::NotRegistered {
+                    name: name.to_owned(),
+                });
+            };
+            let command = Command::Unregister {
+                name: name.to_owned(),
+                owner,
+            };
+            match write::write(&self.shared, command).await?.0 {
+                Outcome::Unregistered => return Ok(()),
+                Outcome::NotRegistered => holder = None,
+                Outcome::NotOwner(now) => holder = Some(now.addr),
+                other => return Err(unexpected(other)),
+            }
+        }
+        Err(RegistryError::NotReady(
+            "the name kept changing hands; retry",
+        ))
+    }
+
+    /// The actor registered as `name`, from this node's copy of the names (no network round
+    /// trip): the local actor, or a proxy of a remote one.
+    pub fn whereis<M: RemoteMessage>(&self, name: &str) -> Result<ActorRef<M>, RegistryError> {
+        let node = self.shared.node()?;
+        self.shared
+            .kernel
+            .whereis::<M>(name, |addr| node.actor_cell_now(addr))
+    }
+
+    /// As [`whereis`](Self::whereis), after making sure this node's copy reflects every write
+    /// that completed before the call (a read index from the leader).
+    pub async fn whereis_linearizable<M: RemoteMessage>(
+        &self,
+        name: &str,
+    ) -> Result<ActorRef<M>, RegistryError> {
+        write::linearize(&self.shared).await?;
+        self.whereis(name)
+    }
+
+    /// The holder of `name` (address and message type), from this node's copy.
+    pub fn owner(&self, name: &str) -> Option<Owner> {
+        self.shared.kernel.owner(name)
+    }
+
+    /// Every registered name, in order, from this node's copy.
+    pub fn names(&self) -> Vec<String> {
+        self.shared
+            .kernel
+            .read()
+            .table
+            .names()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The names `actor` holds, from this node's copy.
+    pub fn names_of(&self, actor: ActorAddr) -> Vec<String> {
+        self.shared
+            .kernel
+            .read()
+            .table
+            .names_of(actor)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The current holder of `name` and its later changes, in order, atomically (like a pg
+    /// monitor): the holder plus the changes give exactly the later holders.
+    pub fn watch(&self, name: &str) -> (Option<Owner>, NameWatch) {
+        self.shared.kernel.watch(name)
+    }
+
+    /// The names under `prefix` with their holders, and their later changes, atomically.
+    pub fn watch_prefix(&self, prefix: &str) -> (Vec<(String, Owner)>, NameWatch) {
+        self.shared.kernel.watch_prefix(prefix)
+    }
+
+    /// How current this node's copy of the names is.
+    pub fn staleness(&self) -> Staleness {
+        let view = self.shared.view();
+        Staleness {
+            revision: self.shared.kernel.revision(),
+            following: view.is_some_and(|v| {
+                v.leading
+                    || v.leader.as_ref().is_some_and(|(id, _)| {
+                        v.heard.is_empty() && *id != 0 && self.shared.leader().is_some()
+                    })
+            }),
+        }
+    }
+}
+
+fn unexpected(outcome: Outcome) -> RegistryError {
+    tracing::error!(
+        ?outcome,
+        "registry: an outcome that does not fit the command"
+    );
+    RegistryError::NotReady("an unexpected answer from the leader; retry")
+}

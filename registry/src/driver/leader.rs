@@ -1,0 +1,263 @@
+//! The leader's duties: reconcile the Raft configuration with the membership view, and
+//! release the names of nodes that are gone.
+//!
+//! **Reconcile.** Each tick, the leader computes the target roles ([`reconcile::target`])
+//! from the live, eligible nodes, waits until that target has held for
+//! `reconcile_debounce`, then takes the next quorum-safe step towards it
+//! ([`reconcile::next_step`]), one at a time. A voter counts as live while SWIM says so
+//! **or** it still answers heartbeats: it is evicted only when both say it is gone. A node
+//! whose Raft id changed (it lost its disk) has its old id retired first and joins under the
+//! new one.
+//!
+//! **Release.** Names held by actors of a node that SWIM no longer lists, or that restarted
+//! as a later run, are released with `ReleaseNode`. A new leader waits [`RELEASE_GRACE`]
+//! first, so it acts on a settled view rather than one still filling in.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Weak;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use understudy_actor::NodeId;
+use understudy_cluster::identity::node_id;
+
+use super::{Shared, lock, write};
+use crate::core::command::Command;
+use crate::core::reconcile::{self, Candidate, Limits, Membership, Step, Target};
+use crate::raft::handle::{RaftHandle, RaftView};
+
+const TICK: Duration = Duration::from_millis(100);
+
+/// How long a new leader waits before it releases the names of absent nodes.
+pub(crate) const RELEASE_GRACE: Duration = Duration::from_secs(2);
+
+/// How far behind the leader's log a learner may be and still count as caught up.
+const CAUGHT_UP_LAG: u64 = 300;
+
+pub(crate) async fn run(shared: Weak<Shared>) {
+    let mut pending: Option<(Target, Instant)> = None;
+    let mut leading_since: Option<Instant> = None;
+    let mut last_release = Instant::now();
+    loop {
+        tokio::time::sleep(TICK).await;
+        let Some(s) = shared.upgrade() else { return };
+        let Some(raft) = s.raft.clone() else { return };
+        if s.ctx.node().is_none() {
+            return;
+        }
+        let view = raft.view();
+        if !view.leading || view.failed.is_some() {
+            leading_since = None;
+            pending = None;
+            continue;
+        }
+        let since = *leading_since.get_or_insert_with(Instant::now);
+        if !view.changing {
+            reconcile_once(&s, &raft, &view, &mut pending).await;
+        }
+        if since.elapsed() >= RELEASE_GRACE && last_release.elapsed() >= TICK * 5 {
+            last_release = Instant::now();
+            release_gone(&s).await;
+        }
+    }
+}
+
+/// One member of the Raft configuration, or a candidate for it.
+#[derive(Debug, Clone)]
+struct Seat {
+    raft_id: u64,
+    name: String,
+}
+
+async fn reconcile_once(
+    s: &Shared,
+    raft: &RaftHandle,
+    view: &RaftView,
+    pending: &mut Option<(Target, Instant)>,
+) {
+    let Ok(node) = s.node() else { return };
+    let cluster = node.cluster().clone();
+    let settings = node.settings().clone();
+    let me_id = node.runtime().node_id();
+    let members = node.members();
+    drop(node);
+
+    // Who announced which Raft id.
+    let mut announced: HashMap<String, u64> = lock(&s.peers)
+        .iter()
+        .map(|(n, h)| (n.to_string(), h.raft_id))
+        .collect();
+    announced.insert(s.me.to_string(), raft.id);
+
+    // The configuration, keyed by node id; an entry whose node now runs another Raft id is
+    // keyed by a placeholder id so that the reconciler drops it.
+    let mut seats: HashMap<NodeId, Seat> = HashMap::new();
+    let mut stale_nodes: BTreeSet<String> = BTreeSet::new();
+    let mut key_of = |raft_id: u64, name: &str| -> NodeId {
+        let stale = announced.get(name).is_some_and(|a| *a != raft_id);
+        let key = match (
+            stale,
+            understudy_cluster::identity::NodeName::try_from(name),
+        ) {
+            (false, Ok(n)) => node_id(&cluster, &n),
+            _ => {
+                stale_nodes.insert(name.to_owned());
+                NodeId::new(raft_id).unwrap_or(me_id)
+            }
+        };
+        seats.insert(
+            key,
+            Seat {
+                raft_id,
+                name: name.to_owned(),
+            },
+        );
+        key
+    };
+    let now = Membership {
+        voters: view.voters.iter().map(|(id, n)| key_of(*id, n)).collect(),
+        learners: view.learners.iter().map(|(id, n)| key_of(*id, n)).collect(),
+    };
+
+    // Candidates: live, eligible nodes with a Raft id; plus voters still answering
+    // heartbeats even if SWIM has lost them.
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut add = |node: NodeId, name: String, raft_id: u64, domain, priority: u8| {
+        if raft_id == 0 || stale_nodes.contains(&name) {
+            return;
+        }
+        seats.entry(node).or_insert(Seat {
+            raft_id,
+            name: name.clone(),
+        });
+        candidates.push(Candidate {
+            node,
+            name,
+            domain,
+            priority: i32::from(priority),
+        });
+    };
+    add(
+        me_id,
+        s.me.to_string(),
+        raft.id,
+        settings.failure_domain.clone(),
+        settings.raft_priority,
+    );
+    for m in &members {
+        if !m.meta().raft_eligible {
+            continue;
+        }
+        let name = m.name().to_string();
+        let Some(&raft_id) = announced.get(&name) else {
+            continue;
+        };
+        add(
+            m.node_id(),
+            name,
+            raft_id,
+            m.meta().failure_domain.clone(),
+            m.meta().raft_priority,
+        );
+    }
+    let silent_after = s.config.election_timeout_max * 2;
+    for (id, name) in &view.voters {
+        let key = now
+            .voters
+            .iter()
+            .copied()
+            .find(|k| seats.get(k).is_some_and(|seat| seat.raft_id == *id));
+        let Some(key) = key else { continue };
+        let heard = view.heard.get(id).is_some_and(|d| *d < silent_after) || *id == raft.id;
+        if heard && !candidates.iter().any(|c| c.node == key) {
+            candidates.push(Candidate {
+                node: key,
+                name: name.clone(),
+                domain: None,
+                priority: 0,
+            });
+        }
+    }
+
+    let limits = Limits {
+        max_voters: s.config.max_voters,
+        max_standbys: s.config.max_standbys,
+    };
+    let target = reconcile::target(&candidates, &now.voters, limits);
+    let settled = match pending {
+        Some((t, since)) if *t == target => since.elapsed() >= s.config.reconcile_debounce,
+        _ => {
+            *pending = Some((target.clone(), Instant::now()));
+            false
+        }
+    };
+    if !settled {
+        return;
+    }
+    let caught_up = |n: NodeId| {
+        seats.get(&n).is_some_and(|seat| {
+            view.matched
+                .get(&seat.raft_id)
+                .is_some_and(|m| m + CAUGHT_UP_LAG >= view.last_log_index)
+        })
+    };
+    let Some(step) = reconcile::next_step(&now, &target, caught_up) else {
+        return;
+    };
+    let ids = |nodes: &[NodeId]| -> BTreeSet<u64> {
+        nodes
+            .iter()
+            .filter_map(|n| seats.get(n))
+            .map(|s| s.raft_id)
+            .collect()
+    };
+    let result = match &step {
+        Step::AddLearner(n) => match seats.get(n) {
+            Some(seat) => raft.add_learner(seat.raft_id, &seat.name).await,
+            None => return,
+        },
+        Step::ChangeVoters(voters) => raft.change_voters(ids(voters)).await,
+        Step::RemoveLearners(gone) => raft.remove_learners(ids(gone)).await,
+    };
+    match result {
+        Ok(()) => tracing::info!(?step, "registry: configuration step done"),
+        Err(e) => {
+            tracing::debug!(?step, error = %e, "registry: configuration step failed; retrying")
+        }
+    }
+}
+
+/// Releases the names of nodes SWIM no longer lists, and of earlier runs of nodes that
+/// restarted.
+async fn release_gone(s: &Shared) {
+    let Ok(node) = s.node() else { return };
+    let me = node.runtime().node_id();
+    let live: BTreeMap<NodeId, u64> = node
+        .members()
+        .iter()
+        .map(|m| (m.node_id(), m.incarnation().get()))
+        .chain([(me, s.incarnation)])
+        .collect();
+    drop(node);
+    let holders = s.kernel.read().table.holder_nodes();
+    for (holder, incarnation) in holders {
+        let gone = match live.get(&holder) {
+            None => true,
+            Some(run) => *run > incarnation,
+        };
+        if gone {
+            let command = Command::ReleaseNode {
+                node: holder,
+                incarnation,
+            };
+            match write::write(s, command).await {
+                Ok((outcome, _)) => {
+                    tracing::info!(node = %holder, ?outcome, "registry: released a gone node's names")
+                }
+                Err(e) => {
+                    tracing::debug!(node = %holder, error = %e, "registry: release failed; retrying")
+                }
+            }
+        }
+    }
+}

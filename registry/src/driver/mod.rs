@@ -1,0 +1,378 @@
+//! The async shell: the `registry` extension, its Raft node and the tasks around it.
+//!
+//! - **inbox** ([`serve`]): peers' Raft RPCs, formation claims, forwarded writes and
+//!   read-index requests, each answered on its own task; `Hello`s update what this node
+//!   knows of its peers.
+//! - **formation** ([`formation`]): until the registry has formed, gathers
+//!   `bootstrap_expect` eligible nodes and initialises them, exactly once.
+//! - **leader** ([`leader`]): while this node leads, moves the Raft configuration towards the
+//!   reconciler's target, and releases the names of nodes that are gone.
+//! - **writes** ([`write`]): a write from any node reaches the leader, with retries, until
+//!   the write deadline.
+//! - **watcher** ([`watcher`]): monitors this node's registered actors; an exit releases
+//!   their names.
+
+pub(crate) mod formation;
+pub(crate) mod leader;
+pub(crate) mod serve;
+pub(crate) mod watcher;
+pub(crate) mod write;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use ractor::ActorCell;
+use understudy_cluster::extension::{Extension, ExtensionContext, Starting};
+use understudy_cluster::identity::NodeName;
+use understudy_cluster::node::Node;
+
+use crate::config::RegistryConfig;
+use crate::consistent::Consistent;
+use crate::error::RegistryError;
+use crate::kernel::Kernel;
+use crate::raft::disk::{Disk, fresh_raft_id};
+use crate::raft::handle::{RaftHandle, RaftView};
+use crate::raft::log::{LogStore, Mirror};
+use crate::raft::state_machine::StateMachine;
+use crate::wire::{Hello, PeerMessage};
+
+/// The extension's channel name on the mesh.
+pub const SERVICE: &str = "registry";
+
+/// Cluster-wide names on a bounded Raft core: the `registry` extension.
+///
+/// Register a clone on the node builder; once the node has started and the registry has
+/// formed, use [`Registry::consistent`]:
+///
+/// ```
+/// # use understudy_registry::__doc::*;
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let ca = ClusterCa::ephemeral("docs");
+/// let registry = Registry::new(); // a node without seeds forms a one-node registry
+/// let node = Node::builder("docs", "a")
+///     .ephemeral_certs(&ca)
+///     .extension(registry.clone())
+///     .start()
+///     .await?;
+/// registry.wait_ready(std::time::Duration::from_secs(10)).await?;
+/// let names = registry.consistent()?;
+/// let worker = node.spawn(Worker).await?;
+/// names.register("billing", &worker).await?;
+/// let found = names.whereis::<WorkerMsg>("billing")?;
+/// assert_eq!(found.get_id(), worker.get_id());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Registry {
+    inner: Arc<RegistryInner>,
+}
+
+#[derive(Debug)]
+struct RegistryInner {
+    config: RegistryConfig,
+    started: OnceLock<Arc<Shared>>,
+}
+
+/// What every task of a running registry shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) ctx: ExtensionContext,
+    pub(crate) config: RegistryConfig,
+    pub(crate) kernel: Arc<Kernel>,
+    /// This node's Raft (eligible nodes only).
+    pub(crate) raft: Option<RaftHandle>,
+    pub(crate) me: NodeName,
+    pub(crate) incarnation: u64,
+    /// The last `Hello` from each connected peer.
+    pub(crate) peers: Mutex<HashMap<NodeName, Hello>>,
+    /// The claim this node granted: `(claimant, when)`.
+    pub(crate) granted: Mutex<Option<(u64, tokio::time::Instant)>>,
+    /// The leader other nodes told of (for a node without Raft, or before its own knows).
+    pub(crate) leader_hint: Mutex<Option<String>>,
+    pub(crate) watcher: OnceLock<ActorCell>,
+    pub(crate) expect: usize,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn node(&self) -> Result<Node, RegistryError> {
+        self.ctx.node().ok_or(RegistryError::Stopped)
+    }
+
+    pub(crate) fn view(&self) -> Option<RaftView> {
+        self.raft.as_ref().map(RaftHandle::view)
+    }
+
+    /// This node belongs to a formed registry.
+    pub(crate) fn formed(&self) -> bool {
+        self.view()
+            .is_some_and(|v| !v.voters.is_empty() && v.is_member(self.raft_id()))
+    }
+
+    pub(crate) fn raft_id(&self) -> u64 {
+        self.raft.as_ref().map_or(0, |r| r.id)
+    }
+
+    /// The leader's node name, as best this node knows.
+    pub(crate) fn leader(&self) -> Option<String> {
+        self.view()
+            .and_then(|v| v.leader.map(|(_, name)| name))
+            .filter(|n| !n.is_empty())
+            .or_else(|| lock(&self.leader_hint).clone())
+    }
+
+    pub(crate) fn hello(&self) -> Hello {
+        Hello {
+            raft_id: self.raft_id(),
+            formed: self.formed(),
+            forming: self.expect > 0 && self.raft.is_some(),
+            leader: self.view().and_then(|v| v.leader.map(|(_, name)| name)),
+        }
+    }
+
+    /// Tells every peer (or one) who this node is now.
+    pub(crate) fn announce(&self, to: Option<&NodeName>) {
+        let body = PeerMessage::Hello(self.hello()).encode();
+        match to {
+            Some(peer) => {
+                let _ = self.ctx.notify(peer, body);
+            }
+            None => {
+                self.ctx.broadcast(body);
+            }
+        }
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new()
+    }
+}
+
+/// What this node is to the registry now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RegistryStatus {
+    /// This node's Raft id (0 if it runs no Raft: not eligible).
+    pub raft_id: u64,
+    /// The registry has formed and this node belongs to it (as a voter or a standby).
+    pub member: bool,
+    /// This node leads.
+    pub leader: bool,
+    /// The leader's node name, if known.
+    pub leader_name: Option<String>,
+    /// The voters' node names (as this node's Raft knows them).
+    pub voters: Vec<String>,
+    /// The standbys' node names.
+    pub standbys: Vec<String>,
+    /// A change of voters is in flight (while it is, the old voters' quorum is needed too).
+    pub changing: bool,
+    /// The revision of this node's copy of the names.
+    pub revision: u64,
+    /// Why this node's Raft stopped, if it did (a failed store).
+    pub failed: Option<String>,
+}
+
+impl Registry {
+    /// A registry with the default settings.
+    pub fn new() -> Registry {
+        Registry::with_config(RegistryConfig::default())
+    }
+
+    /// A registry with these settings (checked when the node starts).
+    pub fn with_config(config: RegistryConfig) -> Registry {
+        Registry {
+            inner: Arc::new(RegistryInner {
+                config,
+                started: OnceLock::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> Result<&Arc<Shared>, RegistryError> {
+        self.inner.started.get().ok_or(RegistryError::Stopped)
+    }
+
+    /// The Consistent scope: linearizable, first-writer-wins names.
+    pub fn consistent(&self) -> Result<Consistent, RegistryError> {
+        Ok(Consistent::new(self.shared()?.clone()))
+    }
+
+    /// What this node is to the registry now.
+    pub fn status(&self) -> RegistryStatus {
+        let Ok(shared) = self.shared() else {
+            return RegistryStatus {
+                raft_id: 0,
+                member: false,
+                leader: false,
+                leader_name: None,
+                voters: Vec::new(),
+                standbys: Vec::new(),
+                changing: false,
+                revision: 0,
+                failed: Some("not started".into()),
+            };
+        };
+        let view = shared.view().unwrap_or_default();
+        RegistryStatus {
+            raft_id: shared.raft_id(),
+            member: shared.formed(),
+            leader: view.leading,
+            leader_name: shared.leader(),
+            voters: view.voters.iter().map(|(_, n)| n.clone()).collect(),
+            standbys: view.learners.iter().map(|(_, n)| n.clone()).collect(),
+            changing: view.changing,
+            revision: shared.kernel.revision(),
+            failed: view.failed,
+        }
+    }
+
+    /// Waits until this node can serve writes: the registry has formed and a leader is
+    /// known to it.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), RegistryError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let shared = self.shared()?;
+            if shared.leader().is_some() && (shared.raft.is_none() || shared.formed()) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RegistryError::NotReady(
+                    "the registry did not form in time: are bootstrap_expect nodes up?",
+                ));
+            }
+            match &shared.raft {
+                Some(raft) => raft.changed(Duration::from_millis(50)).await,
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    /// Stops this node's Raft (the node keeps running): call it before the node leaves.
+    /// A leader first hands leadership to a caught-up voter, so the others need not wait
+    /// for an election timeout. A stopped registry answers [`RegistryError::Stopped`].
+    pub async fn shutdown(&self) {
+        let Ok(shared) = self.shared() else { return };
+        let Some(raft) = &shared.raft else { return };
+        let view = raft.view();
+        if view.leading {
+            let heir = view
+                .voters
+                .iter()
+                .map(|(id, _)| *id)
+                .filter(|id| *id != raft.id)
+                .max_by_key(|id| view.matched.get(id).copied().unwrap_or(0));
+            if let Some(heir) = heir {
+                raft.transfer_leader(heir).await;
+                let deadline = tokio::time::Instant::now() + shared.config.election_timeout_max;
+                while raft.view().leading && tokio::time::Instant::now() < deadline {
+                    raft.changed(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        raft.shutdown().await;
+    }
+}
+
+impl Extension for Registry {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn start(&self, ctx: ExtensionContext) -> Starting {
+        let registry = self.clone();
+        Box::pin(async move {
+            let config = registry.inner.config.clone();
+            config.validate()?;
+            let node = ctx.node().ok_or("the node is gone")?;
+            let inbox = ctx
+                .take_inbox()
+                .ok_or("the registry inbox was taken already")?;
+            let settings = node.settings().clone();
+            let kernel = Kernel::new(config.max_names);
+            let raft = if settings.raft_eligible {
+                let (mirror, snapshot, disk, id) = match &settings.data_dir {
+                    Some(dir) => {
+                        let (disk, r) = Disk::open(&dir.join("registry"))
+                            .map_err(|source| RegistryError::Storage { source })?;
+                        let mirror = Mirror {
+                            log: r.log,
+                            last_purged: r.last_purged,
+                            committed: r.committed,
+                            vote: r.vote,
+                        };
+                        (mirror, r.snapshot, Some(Arc::new(disk)), r.raft_id)
+                    }
+                    None => (Mirror::default(), None, None, fresh_raft_id()),
+                };
+                let sm = StateMachine::new(kernel.clone(), snapshot, disk.clone())
+                    .map_err(|source| RegistryError::Storage { source })?;
+                let log = LogStore::new(mirror, disk);
+                Some(RaftHandle::start(id, &config, ctx.clone(), log, sm).await?)
+            } else {
+                None
+            };
+            let expect = config
+                .bootstrap_expect
+                .unwrap_or(if settings.seeded { 0 } else { 1 });
+            let shared = Arc::new(Shared {
+                ctx,
+                config,
+                kernel,
+                raft,
+                me: node.name().clone(),
+                incarnation: node.identity().incarnation().get(),
+                peers: Mutex::new(HashMap::new()),
+                granted: Mutex::new(None),
+                leader_hint: Mutex::new(None),
+                watcher: OnceLock::new(),
+                expect,
+            });
+            let watcher = watcher::start(Arc::downgrade(&shared)).await?;
+            let _ = shared.watcher.set(watcher);
+            if registry.inner.started.set(shared.clone()).is_err() {
+                return Err("this Registry is already running on a node; use one per node".into());
+            }
+            let connected = node.connected();
+            drop(node);
+            for peer in &connected {
+                shared.announce(Some(peer));
+            }
+            tokio::spawn(serve::run(shared.clone(), inbox));
+            if shared.raft.is_some() {
+                tokio::spawn(formation::run(Arc::downgrade(&shared)));
+                tokio::spawn(leader::run(Arc::downgrade(&shared)));
+                tokio::spawn(announce_changes(Arc::downgrade(&shared)));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Tells peers when this node's registry state (formed, leader) changes.
+async fn announce_changes(shared: std::sync::Weak<Shared>) {
+    let mut last = None;
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        if s.ctx.node().is_none() {
+            return;
+        }
+        let hello = s.hello();
+        if last.as_ref() != Some(&hello) {
+            s.announce(None);
+            last = Some(hello);
+        }
+        let raft = s.raft.clone();
+        drop(s);
+        match raft {
+            Some(raft) => raft.changed(Duration::from_millis(500)).await,
+            None => return,
+        }
+    }
+}

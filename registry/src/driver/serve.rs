@@ -1,0 +1,113 @@
+//! The inbox: what peers send the registry, each request answered on its own task (a slow
+//! Raft call never holds up the next peer's heartbeat). The extension's inbox budget bounds
+//! what a peer can queue; [`MAX_IN_FLIGHT`] bounds the tasks.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use understudy_cluster::extension::{ExtensionInbox, ExtensionMessage, Responder};
+use understudy_cluster::identity::NodeName;
+
+use super::{Shared, lock, write};
+use crate::raft::network::{RaftRequest, RaftResponse};
+use crate::wire::{self, Forwarded, Grant, PeerMessage, REJECTED_METRIC};
+
+/// The most peer requests served at once; past it a request is refused (Raft retries).
+pub(crate) const MAX_IN_FLIGHT: usize = 1024;
+
+pub(crate) async fn run(shared: Arc<Shared>, mut inbox: ExtensionInbox) {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    while let Some(message) = inbox.recv().await {
+        match message {
+            ExtensionMessage::PeerUp { node, .. } => shared.announce(Some(&node)),
+            ExtensionMessage::PeerDown { node, .. } => {
+                lock(&shared.peers).remove(&node);
+            }
+            ExtensionMessage::Notice { from, body } => match PeerMessage::decode(&body) {
+                Ok(PeerMessage::Hello(hello)) => {
+                    if let Some(leader) = &hello.leader {
+                        *lock(&shared.leader_hint) = Some(leader.clone());
+                    }
+                    lock(&shared.peers).insert(from, hello);
+                }
+                Ok(_) | Err(_) => rejected(&from),
+            },
+            ExtensionMessage::Request { from, body, reply } => {
+                let Ok(message) = PeerMessage::decode(&body) else {
+                    rejected(&from);
+                    reply.respond(Err("undecodable registry message".into()));
+                    continue;
+                };
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    reply.respond(Err("busy".into()));
+                    continue;
+                };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    answer(&shared, from, message, reply).await;
+                    drop(permit);
+                });
+            }
+            _ => {}
+        }
+    }
+    // The node is gone: stop Raft with it.
+    if let Some(raft) = &shared.raft {
+        raft.shutdown().await;
+    }
+}
+
+fn rejected(from: &NodeName) {
+    tracing::debug!(peer = %from, "registry: a message that does not decode; dropped");
+    metrics::counter!(REJECTED_METRIC).increment(1);
+}
+
+async fn answer(shared: &Shared, from: NodeName, message: PeerMessage, reply: Responder) {
+    match message {
+        PeerMessage::Raft(request) => {
+            let response = raft_rpc(shared, &from, request).await;
+            reply.respond(Ok(wire::encode(&response)));
+        }
+        PeerMessage::Claim(claim) => {
+            let grant = super::formation::consider(shared, &claim);
+            reply.respond(Ok(wire::encode(&grant)));
+        }
+        PeerMessage::Forward(command) => {
+            let answer = match &shared.raft {
+                Some(raft) => write::on_leader(shared, raft, command).await,
+                None => Forwarded::NotLeader {
+                    leader: shared.leader(),
+                },
+            };
+            reply.respond(Ok(wire::encode(&answer)));
+        }
+        PeerMessage::ReadIndex => {
+            let answer = write::read_index_here(shared).await;
+            reply.respond(Ok(wire::encode(&answer)));
+        }
+        PeerMessage::Hello(_) => {
+            rejected(&from);
+            reply.respond(Ok(wire::encode(&Grant::Refused)));
+        }
+    }
+}
+
+/// Serves a Raft RPC if the sender is who it says: a Raft id this node's configuration binds
+/// to another node's name is refused (openraft trusts its RPCs; a snapshot inconsistent with
+/// its state makes it panic).
+async fn raft_rpc(shared: &Shared, from: &NodeName, request: RaftRequest) -> RaftResponse {
+    let Some(raft) = &shared.raft else {
+        return RaftResponse::Refused("this node runs no Raft (not eligible)".into());
+    };
+    let claimed = request.sender();
+    if let Some(view) = shared.view()
+        && let Some(bound) = view.name_of(claimed)
+        && !bound.is_empty()
+        && bound != from.as_str()
+    {
+        metrics::counter!(REJECTED_METRIC).increment(1);
+        tracing::warn!(peer = %from, raft_id = claimed, bound, "registry: a Raft RPC under another node's id; refused");
+        return RaftResponse::Refused("the Raft id belongs to another node".into());
+    }
+    raft.serve(request).await
+}

@@ -1,0 +1,234 @@
+//! Raft's RPCs over the registry's extension channel: each RPC is one request to the
+//! registry on the target node, with the time budget openraft gives it.
+//!
+//! Both RPCs openraft leaves as no-ops by default are carried for real: **pre-vote** (so a
+//! node cut off from the leader does not raise the term and depose it when it comes back)
+//! and **leader transfer** (so a leader that is being removed hands over at once instead of
+//! leaving the cluster to an election timeout).
+
+use std::future::Future;
+use std::time::Duration;
+
+use openraft::RaftNetworkV2;
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use understudy_cluster::extension::{ExtensionContext, ExtensionError};
+use understudy_cluster::identity::NodeName;
+
+use super::types::{RaftNode, Snapshot, SnapshotMeta, Tc, Vote};
+use crate::wire::PeerMessage;
+
+/// One Raft RPC, as it travels.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum RaftRequest {
+    Append(AppendEntriesRequest<Tc>),
+    Vote(VoteRequest<Tc>),
+    PreVote(VoteRequest<Tc>),
+    Snapshot {
+        vote: Vote,
+        meta: SnapshotMeta,
+        data: Vec<u8>,
+    },
+    TransferLeader(TransferLeaderRequest<Tc>),
+}
+
+impl RaftRequest {
+    /// The Raft id of the node that sent it (the leader or the candidate), which the
+    /// receiver checks against the sending node's name.
+    pub(crate) fn sender(&self) -> u64 {
+        match self {
+            RaftRequest::Append(r) => r.vote.leader_id.voted_for,
+            RaftRequest::Vote(r) | RaftRequest::PreVote(r) => r.vote.leader_id.voted_for,
+            RaftRequest::Snapshot { vote, .. } => vote.leader_id.voted_for,
+            RaftRequest::TransferLeader(r) => r.from_leader().leader_id.voted_for,
+        }
+    }
+}
+
+/// The answer to one Raft RPC.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum RaftResponse {
+    Append(AppendEntriesResponse<Tc>),
+    Vote(VoteResponse<Tc>),
+    Snapshot(SnapshotResponse<Tc>),
+    TransferLeader(TransferLeaderResponse<Tc>),
+    /// The receiver would not or could not serve it (not running Raft, or stopped).
+    Refused(String),
+}
+
+/// Makes a client per target node.
+#[derive(Clone, Debug)]
+pub(crate) struct Network {
+    pub(crate) ctx: ExtensionContext,
+    pub(crate) me: u64,
+}
+
+impl RaftNetworkFactory<Tc> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: u64, node: &RaftNode) -> Peer {
+        Peer {
+            ctx: self.ctx.clone(),
+            me: self.me,
+            target,
+            name: NodeName::try_from(node.name.as_str()).ok(),
+        }
+    }
+}
+
+/// The way to one target's Raft.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    ctx: ExtensionContext,
+    me: u64,
+    target: u64,
+    name: Option<NodeName>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+impl Peer {
+    async fn call(
+        &self,
+        request: RaftRequest,
+        timeout: Duration,
+        action: openraft::network::RPCTypes,
+    ) -> Result<RaftResponse, RPCError<Tc>> {
+        let Some(name) = &self.name else {
+            return Err(RPCError::Unreachable(Unreachable::from_string(
+                "the member's node name is not valid",
+            )));
+        };
+        let body = PeerMessage::Raft(request).encode();
+        match self.ctx.request(name, body, timeout).await {
+            Ok(bytes) => match postcard::from_bytes::<RaftResponse>(&bytes) {
+                Ok(RaftResponse::Refused(why)) => {
+                    Err(RPCError::Unreachable(Unreachable::new(&Refused(why))))
+                }
+                Ok(response) => Ok(response),
+                Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
+            },
+            Err(ExtensionError::Timeout(_)) => Err(RPCError::Timeout(openraft::error::Timeout {
+                action,
+                id: self.me,
+                target: self.target,
+                timeout,
+            })),
+            Err(
+                e @ (ExtensionError::NotConnected(_)
+                | ExtensionError::Disconnected
+                | ExtensionError::NodeGone
+                | ExtensionError::Refused(_)),
+            ) => Err(RPCError::Unreachable(Unreachable::new(&e))),
+            Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
+        }
+    }
+}
+
+fn unexpected(what: &RaftResponse) -> RPCError<Tc> {
+    RPCError::Network(NetworkError::new(&Refused(format!(
+        "an answer of the wrong kind: {what:?}"
+    ))))
+}
+
+impl RaftNetworkV2<Tc> for Peer {
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<Tc>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<Tc>, RPCError<Tc>> {
+        use openraft::network::RPCTypes;
+        match self
+            .call(
+                RaftRequest::Append(rpc),
+                option.hard_ttl(),
+                RPCTypes::AppendEntries,
+            )
+            .await?
+        {
+            RaftResponse::Append(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<Tc>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<Tc>, RPCError<Tc>> {
+        use openraft::network::RPCTypes;
+        match self
+            .call(RaftRequest::Vote(rpc), option.hard_ttl(), RPCTypes::Vote)
+            .await?
+        {
+            RaftResponse::Vote(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<Tc>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<Tc>, RPCError<Tc>> {
+        use openraft::network::RPCTypes;
+        match self
+            .call(RaftRequest::PreVote(rpc), option.hard_ttl(), RPCTypes::Vote)
+            .await?
+        {
+            RaftResponse::Vote(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<Tc>, StreamingError<Tc>> {
+        use openraft::network::RPCTypes;
+        let request = RaftRequest::Snapshot {
+            vote,
+            meta: snapshot.meta,
+            data: snapshot.snapshot,
+        };
+        let call = self.call(request, option.hard_ttl(), RPCTypes::InstallSnapshot);
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            answer = call => match answer? {
+                RaftResponse::Snapshot(r) => Ok(r),
+                other => Err(unexpected(&other).into()),
+            },
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<Tc>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<Tc>, RPCError<Tc>> {
+        use openraft::network::RPCTypes;
+        match self
+            .call(
+                RaftRequest::TransferLeader(req),
+                option.hard_ttl(),
+                RPCTypes::TransferLeader,
+            )
+            .await?
+        {
+            RaftResponse::TransferLeader(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! What registry nodes say to each other: Raft's RPCs, formation, forwarded writes and reads.
+//!
+//! Every message is postcard, decoded fallibly: a peer's bad bytes are dropped and counted
+//! in [`REJECTED_METRIC`], and the connection stays up. Frames are capped by the mesh
+//! (`mesh.max_frame`), so nothing here can make a node allocate more than one frame's worth.
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::command::{Command, Outcome};
+use crate::raft::network::RaftRequest;
+
+/// Counts the registry messages from peers that did not decode.
+pub const REJECTED_METRIC: &str = "understudy_registry_rejected_messages_total";
+
+/// One message between registry nodes.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum PeerMessage {
+    /// A Raft RPC (request).
+    Raft(RaftRequest),
+    /// Who this node is to the registry (notice, on every new connection and on change).
+    Hello(Hello),
+    /// A node proposes the first voter set (request; answered with [`Grant`]).
+    Claim(Claim),
+    /// A write to pass on to the leader (request; answered with [`Forwarded`]).
+    Forward(Command),
+    /// The leader's read index for a linearizable read (request; answered with
+    /// [`ReadIndex`]).
+    ReadIndex,
+}
+
+impl PeerMessage {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("registry messages always encode")
+    }
+
+    /// Decodes a peer's bytes; any trailing byte is an error too.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<PeerMessage, postcard::Error> {
+        let (message, rest) = postcard::take_from_bytes(bytes)?;
+        if rest.is_empty() {
+            Ok(message)
+        } else {
+            Err(postcard::Error::DeserializeBadEncoding)
+        }
+    }
+}
+
+/// A node's registry state, as its peers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    /// Its Raft id (fresh for each store; 0 if it runs no Raft).
+    pub(crate) raft_id: u64,
+    /// It belongs to a formed registry (initialised, or added by one).
+    pub(crate) formed: bool,
+    /// It may take part in forming one (`bootstrap_expect` above 0).
+    pub(crate) forming: bool,
+    /// The leader it follows, by node name, if it knows one.
+    pub(crate) leader: Option<String>,
+}
+
+/// A proposal of the first voter set: `(raft id, node name)` for each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Claim {
+    /// The Raft id of the proposing node (one of the voters).
+    pub(crate) claimant: u64,
+    /// The voters.
+    pub(crate) voters: Vec<(u64, String)>,
+}
+
+/// The answer to a [`Claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Grant {
+    /// This node takes part, and grants no other claim.
+    Granted,
+    /// This node granted another claim, or belongs to a formed registry already.
+    Refused,
+}
+
+/// The answer to a forwarded write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Forwarded {
+    /// Committed and applied at this revision, with this outcome.
+    Done { outcome: Outcome, revision: u64 },
+    /// The receiver is not the leader; try this node (if it knows one).
+    NotLeader { leader: Option<String> },
+    /// The receiver's Raft failed (its store).
+    Failed(String),
+}
+
+/// The answer to a read-index request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum ReadIndex {
+    /// Reads at or after this revision are linearizable.
+    At(u64),
+    /// The receiver is not the leader (or lost its lease); try this node.
+    NotLeader { leader: Option<String> },
+}
+
+/// Encodes an answer (they always encode).
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("registry answers always encode")
+}
+
+/// Decodes an answer.
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, postcard::Error> {
+    postcard::from_bytes(bytes)
+}
