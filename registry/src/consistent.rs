@@ -93,7 +93,7 @@ impl Consistent {
     pub async fn unregister(&self, name: &str) -> Result<(), RegistryError> {
         check_name(name)?;
         write::linearize(&self.shared).await?;
-        let mut holder = self.shared.kernel.owner(name).map(|o| o.addr);
+        let mut holder = self.shared.kernel.owner(name);
         // A name that moved on between the read and the write is retried with its new
         // holder, a bounded number of times.
         for _ in 0..8 {
@@ -109,7 +109,7 @@ impl Consistent {
             match write::write(&self.shared, command).await?.0 {
                 Outcome::Unregistered => return Ok(()),
                 Outcome::NotRegistered => holder = None,
-                Outcome::NotOwner(now) => holder = Some(now.addr),
+                Outcome::NotOwner(now) => holder = Some(now),
                 other => return Err(unexpected(other)),
             }
         }

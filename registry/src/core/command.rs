@@ -1,7 +1,8 @@
 //! What the registry's replicated log holds: commands on the name table, and their outcomes.
 //!
-//! Every command is **idempotent**: applying it twice leaves the table as applying it once,
-//! and answers the same. A client whose write timed out, or whose leader changed under it,
+//! Every command is **idempotent**: applying it twice leaves the table as applying it once
+//! (a repeated `Register` answers as the first did; a repeated `Unregister` answers
+//! `NotRegistered`, a repeated release `Released(0)`). A client whose write timed out, or whose leader changed under it,
 //! can send it again without a dedupe table: the retry either finds its own effect or makes
 //! it.
 
@@ -38,17 +39,21 @@ pub enum Command {
         /// Who asks for it.
         owner: Owner,
     },
-    /// Take `name` from `owner`; refused if someone else holds it now.
+    /// Take `name` from `owner`; refused if someone else holds it now (another actor, or
+    /// the same pid of another run of its node).
     Unregister {
         /// The name.
         name: String,
-        /// The actor expected to hold it.
-        owner: ActorAddr,
+        /// The holder expected.
+        owner: Owner,
     },
-    /// Release every name `actor` holds (it stopped).
+    /// Release every name `actor` of run `incarnation` holds (it stopped). The run matters:
+    /// a restarted node reuses pids.
     ReleaseActor {
         /// The actor.
         actor: ActorAddr,
+        /// The run of its node.
+        incarnation: u64,
     },
     /// Release every name held by actors of `node` from runs up to `incarnation` (the node
     /// failed, left, or restarted as a later run).
@@ -64,8 +69,12 @@ impl std::fmt::Display for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Register { name, owner } => write!(f, "register {name:?} to {}", owner.addr),
-            Command::Unregister { name, owner } => write!(f, "unregister {name:?} from {owner}"),
-            Command::ReleaseActor { actor } => write!(f, "release the names of {actor}"),
+            Command::Unregister { name, owner } => {
+                write!(f, "unregister {name:?} from {}", owner.addr)
+            }
+            Command::ReleaseActor { actor, incarnation } => {
+                write!(f, "release the names of {actor} (run {incarnation})")
+            }
             Command::ReleaseNode { node, incarnation } => {
                 write!(f, "release the names of {node} up to run {incarnation}")
             }

@@ -156,14 +156,22 @@ impl<X: Default> NameTable<X> {
             },
             Command::Unregister { name, owner } => match self.names.get(name.as_str()) {
                 None => Outcome::NotRegistered,
-                Some(slot) if slot.owner.addr != *owner => Outcome::NotOwner(slot.owner),
+                Some(slot) if slot.owner != *owner => Outcome::NotOwner(slot.owner),
                 Some(_) => {
                     self.release(name, revision, changes);
                     Outcome::Unregistered
                 }
             },
-            Command::ReleaseActor { actor } => {
-                let names: Vec<Arc<str>> = self.names_of_arc(*actor);
+            Command::ReleaseActor { actor, incarnation } => {
+                let names: Vec<Arc<str>> = self
+                    .names_of_arc(*actor)
+                    .into_iter()
+                    .filter(|n| {
+                        self.names
+                            .get(n)
+                            .is_some_and(|s| s.owner.incarnation == *incarnation)
+                    })
+                    .collect();
                 for name in &names {
                     self.release(name, revision, changes);
                 }
@@ -358,7 +366,7 @@ mod tests {
         }
     }
 
-    fn unregister(name: &str, owner: ActorAddr) -> Command {
+    fn unregister(name: &str, owner: Owner) -> Command {
         Command::Unregister {
             name: name.to_owned(),
             owner,
@@ -407,21 +415,21 @@ mod tests {
         let mut table = NameTable::new(10);
         apply(&mut table, &register("x", a), 1);
         assert_eq!(
-            apply(&mut table, &unregister("x", b.addr), 2),
+            apply(&mut table, &unregister("x", b), 2),
             (Outcome::NotOwner(a), vec![])
         );
         assert_eq!(
-            apply(&mut table, &unregister("x", a.addr), 3),
+            apply(&mut table, &unregister("x", a), 3),
             (Outcome::Unregistered, vec![made(3, "x", Some(a), None)])
         );
         // A late retry answers NotRegistered and takes nothing, even once the name moved on.
         assert_eq!(
-            apply(&mut table, &unregister("x", a.addr), 4),
+            apply(&mut table, &unregister("x", a), 4),
             (Outcome::NotRegistered, vec![])
         );
         apply(&mut table, &register("x", b), 5);
         assert_eq!(
-            apply(&mut table, &unregister("x", a.addr), 6),
+            apply(&mut table, &unregister("x", a), 6),
             (Outcome::NotOwner(b), vec![])
         );
         assert_eq!(table.get("x").map(|s| s.owner), Some(b));
@@ -442,7 +450,7 @@ mod tests {
             (Outcome::Registered, vec![])
         );
         assert_eq!(table.len(), 2);
-        apply(&mut table, &unregister("x", a.addr), 5);
+        apply(&mut table, &unregister("x", a), 5);
         assert_eq!(
             apply(&mut table, &register("z", a), 6).0,
             Outcome::Registered
@@ -513,7 +521,14 @@ mod tests {
         apply(&mut table, &register("x", a), 2);
         apply(&mut table, &register("z", b), 3);
         assert_eq!(table.names_of(a.addr).collect::<Vec<_>>(), ["x", "y"]);
-        let (outcome, changes) = apply(&mut table, &Command::ReleaseActor { actor: a.addr }, 4);
+        let (outcome, changes) = apply(
+            &mut table,
+            &Command::ReleaseActor {
+                actor: a.addr,
+                incarnation: a.incarnation,
+            },
+            4,
+        );
         assert_eq!(outcome, Outcome::Released(2));
         assert_eq!(
             changes,
@@ -597,13 +612,15 @@ mod tests {
                 },
                 Command::Unregister { name, owner } => match self.names.get(name) {
                     None => Outcome::NotRegistered,
-                    Some(held) if held.addr != *owner => Outcome::NotOwner(*held),
+                    Some(held) if held != owner => Outcome::NotOwner(*held),
                     Some(_) => {
                         self.names.remove(name);
                         Outcome::Unregistered
                     }
                 },
-                Command::ReleaseActor { actor } => self.release(|o| o.addr == *actor),
+                Command::ReleaseActor { actor, incarnation } => {
+                    self.release(|o| o.addr == *actor && o.incarnation == *incarnation)
+                }
                 Command::ReleaseNode { node, incarnation } => {
                     self.release(|o| o.addr.node == *node && o.incarnation <= *incarnation)
                 }
@@ -700,8 +717,8 @@ mod tests {
     fn any_command() -> impl Strategy<Value = Command> {
         prop_oneof![
             4 => (any_name(), any_owner()).prop_map(|(name, owner)| Command::Register { name, owner }),
-            2 => (any_name(), any_addr()).prop_map(|(name, owner)| Command::Unregister { name, owner }),
-            1 => any_addr().prop_map(|actor| Command::ReleaseActor { actor }),
+            2 => (any_name(), any_owner()).prop_map(|(name, owner)| Command::Unregister { name, owner }),
+            1 => any_owner().prop_map(|o| Command::ReleaseActor { actor: o.addr, incarnation: o.incarnation }),
             1 => (1u64..=2, 0u64..=3).prop_map(|(n, incarnation)| Command::ReleaseNode {
                 node: node(n),
                 incarnation,

@@ -62,7 +62,15 @@ impl ractor::Actor for Watcher {
         drop(node);
         // Off the watcher's loop: a write may wait for a quorum.
         tokio::spawn(async move {
-            if let Err(e) = write::write(&shared, Command::ReleaseActor { actor }).await {
+            if let Err(e) = write::write(
+                &shared,
+                Command::ReleaseActor {
+                    actor,
+                    incarnation: shared.incarnation,
+                },
+            )
+            .await
+            {
                 // The leader releases the names when this node is gone; until then they
                 // point at a stopped actor, and `whereis` says so.
                 tracing::warn!(%actor, error = %e, "registry: could not release a stopped actor's names");

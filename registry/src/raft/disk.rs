@@ -36,6 +36,9 @@ pub(crate) const FILE: &str = "raft.redb";
 /// The on-disk format this build writes and reads.
 const FORMAT: u8 = 1;
 
+/// How long opening waits for this process's previous store on the same file to close.
+pub(crate) const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The most writes one transaction carries.
 pub(crate) const MAX_BATCH: usize = 4096;
 
@@ -118,9 +121,25 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> io::Result<T> {
 
 impl Disk {
     /// Opens (or creates) the store in `dir`, reads it whole, and starts its writer thread.
+    ///
+    /// Blocks: call it off the async runtime. If the file is still held by a store of this
+    /// process that is closing (a registry restarted in place), waits up to
+    /// [`RELEASE_WAIT`] for it.
     pub(crate) fn open(dir: &Path) -> io::Result<(Disk, Recovered)> {
         std::fs::create_dir_all(dir)?;
-        Disk::start(Database::create(dir.join(FILE)).map_err(other)?)
+        let path = dir.join(FILE);
+        let started = std::time::Instant::now();
+        loop {
+            match Database::create(&path) {
+                Ok(db) => return Disk::start(db),
+                Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                    if started.elapsed() < RELEASE_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(other(e)),
+            }
+        }
     }
 
     /// Opens the store on `backend` (tests: a disk that fails or stalls on demand).
