@@ -254,3 +254,363 @@ async fn names_are_released_when_their_actor_stops_or_their_node_dies() {
     })
     .await;
 }
+
+/// A builder for node `name` of cluster `test`, seeded with `seed` if given.
+fn builder(
+    ca: &ClusterCa,
+    name: &str,
+    seed: Option<&Node>,
+    registry: &Registry,
+) -> understudy::cluster::node::NodeBuilder {
+    let mut b = Node::builder("test", name)
+        .ephemeral_certs(ca)
+        .extension(registry.clone());
+    if let Some(seed) = seed {
+        b = b.seed(seed.local_addr());
+    }
+    b
+}
+
+/// Waits until the leader among `registries` reports `voters` voters and `standbys`
+/// standbys with no change in flight; returns its status.
+async fn roles(
+    registries: &[&Registry],
+    voters: usize,
+    standbys: usize,
+) -> understudy::registry::RegistryStatus {
+    let mut found = None;
+    until(&format!("{voters} voters and {standbys} standbys"), || {
+        found = registries.iter().map(|r| r.status()).find(|s| {
+            s.leader && !s.changing && s.voters.len() == voters && s.standbys.len() == standbys
+        });
+        found.is_some()
+    })
+    .await;
+    found.expect("found")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_node_answers_whereis_from_its_replica() {
+    let ca = ClusterCa::ephemeral("test");
+    let registries: Vec<Registry> = (0..4).map(|_| Registry::new()).collect();
+    let nodes = common::cluster_with(&ca, 4, None, WAIT, |i, b| {
+        let mut b = b.extension(registries[i].clone());
+        // n3 may not vote: it is a client of the registry.
+        b.config_mut().raft_eligible = i != 3;
+        b
+    })
+    .await;
+    let all: Vec<&Registry> = registries.iter().collect();
+    let status = roles(&all[..3], 3, 0).await;
+    assert!(!status.voters.contains(&"n3".to_owned()));
+    assert_eq!(registries[3].status().raft_id, 0, "a client runs no Raft");
+    registries[3]
+        .wait_ready(WAIT)
+        .await
+        .expect("the client follows a member");
+
+    // A write made elsewhere reaches the client's copy, and plain whereis answers from it.
+    let (billing, mut jobs) = worker(&nodes[1]).await;
+    let names1 = registries[1].consistent().expect("started");
+    names1
+        .register("billing", &billing)
+        .await
+        .expect("register");
+    let client = registries[3].consistent().expect("started");
+    until("the name on the client", || {
+        client.owner("billing").is_some()
+    })
+    .await;
+    client
+        .whereis::<Work>("billing")
+        .expect("whereis on the client")
+        .cast(Work::Job(7))
+        .expect("tell");
+    assert_eq!(jobs.recv().await, Some(7));
+
+    // A linearizable read on the client sees a write that just completed elsewhere.
+    let (second, _) = worker(&nodes[2]).await;
+    registries[2]
+        .consistent()
+        .expect("started")
+        .register("second", &second)
+        .await
+        .expect("register");
+    let found = client
+        .whereis_linearizable::<Work>("second")
+        .await
+        .expect("a linearizable read on the client");
+    assert_eq!(found.get_id().pid(), second.get_id().pid());
+
+    // The client writes too (forwarded to the leader) and the members see it.
+    let (mine, _) = worker(&nodes[3]).await;
+    client
+        .register("from-a-client", &mine)
+        .await
+        .expect("register from a client");
+    let seen = registries[0]
+        .consistent()
+        .expect("started")
+        .whereis_linearizable::<Work>("from-a-client")
+        .await
+        .expect("whereis on a member");
+    assert_eq!(seen.get_id().pid(), mine.get_id().pid());
+    let staleness = client.staleness();
+    assert!(staleness.revision > 0);
+    assert!(
+        staleness
+            .last_heard
+            .is_some_and(|d| d < Duration::from_secs(5))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_voters_grow_to_five_and_shrink_back_as_nodes_come_and_go() {
+    let ca = ClusterCa::ephemeral("test");
+    let registries: Vec<Registry> = (0..5).map(|_| Registry::new()).collect();
+    let mut nodes: Vec<Node> = Vec::new();
+    for (i, registry) in registries.iter().enumerate().take(3) {
+        let b = builder(&ca, &format!("n{i}"), nodes.first(), registry);
+        nodes.push(b.start().await.expect("start"));
+    }
+    let first: Vec<&Registry> = registries.iter().take(3).collect();
+    roles(&first, 3, 0).await;
+    for (i, registry) in registries.iter().enumerate().skip(3) {
+        let b = builder(&ca, &format!("n{i}"), nodes.first(), registry);
+        nodes.push(b.start().await.expect("start"));
+    }
+    let all: Vec<&Registry> = registries.iter().collect();
+    roles(&all, 5, 0).await;
+
+    // Two voters leave (n3, n4, or whichever do not lead): back to three voters.
+    let leaving: Vec<usize> = (1..5)
+        .filter(|i| !registries[*i].status().leader)
+        .take(2)
+        .collect();
+    for i in &leaving {
+        registries[*i].shutdown().await;
+        nodes[*i].leave().await;
+    }
+    let staying: Vec<&Registry> = (0..5)
+        .filter(|i| !leaving.contains(i))
+        .map(|i| &registries[i])
+        .collect();
+    let status = roles(&staying, 3, 0).await;
+    for i in &leaving {
+        assert!(!status.voters.contains(&format!("n{i}")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_nodes_keep_five_voters_and_four_standbys_over_three_domains() {
+    let ca = ClusterCa::ephemeral("test");
+    let n = 20;
+    let registries: Vec<Registry> = (0..n).map(|_| Registry::new()).collect();
+    let domain = |i: usize| format!("zone-{}", i % 3);
+    let nodes = common::cluster_with(&ca, n, None, Duration::from_secs(60), |i, b| {
+        let mut b = b.extension(registries[i].clone());
+        b.config_mut().failure_domain = Some(domain(i));
+        b
+    })
+    .await;
+    let all: Vec<&Registry> = registries.iter().collect();
+    let status = roles(&all, 5, 4).await;
+    let index = |name: &str| name[1..].parse::<usize>().expect("nN");
+    let mut per_domain = [0usize; 3];
+    for v in &status.voters {
+        per_domain[index(v) % 3] += 1;
+    }
+    per_domain.sort();
+    assert_eq!(
+        per_domain,
+        [1, 2, 2],
+        "voters spread over the three domains"
+    );
+
+    // A voter dies: a standby takes its seat and the voter count is restored.
+    let victim_name = status
+        .voters
+        .iter()
+        .find(|v| Some(*v) != status.leader_name.as_ref())
+        .expect("a follower voter")
+        .clone();
+    let victim = index(&victim_name);
+    let standbys_before = status.standbys.clone();
+    nodes[victim].crash();
+    registries[victim].shutdown().await;
+    let alive: Vec<&Registry> = (0..n)
+        .filter(|i| *i != victim)
+        .map(|i| &registries[i])
+        .collect();
+    let mut after = None;
+    until("a standby promoted in the dead voter's place", || {
+        after = alive.iter().map(|r| r.status()).find(|s| {
+            s.leader
+                && !s.changing
+                && s.voters.len() == 5
+                && !s.voters.contains(&victim_name)
+                && s.standbys.len() == 4
+        });
+        after.is_some()
+    })
+    .await;
+    let after = after.expect("found");
+    let promoted: Vec<&String> = after
+        .voters
+        .iter()
+        .filter(|v| !status.voters.contains(v))
+        .collect();
+    assert_eq!(promoted.len(), 1);
+    assert!(
+        standbys_before.contains(promoted[0]),
+        "the new voter was a standby: {promoted:?} not in {standbys_before:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_started_at_once_with_bootstrap_expect_three_form_one_registry() {
+    let ca = ClusterCa::ephemeral("test");
+    let config = RegistryConfig {
+        bootstrap_expect: Some(3),
+        ..RegistryConfig::default()
+    };
+    let registries: Vec<Registry> = (0..5)
+        .map(|_| Registry::with_config(config.clone()))
+        .collect();
+    let _nodes = common::cluster_with(&ca, 5, None, WAIT, |i, b| {
+        b.extension(registries[i].clone())
+    })
+    .await;
+    let all: Vec<&Registry> = registries.iter().collect();
+    let status = roles(&all, 5, 0).await;
+    // One registry: every node follows the same leader and sees the same voters.
+    until("every node to agree", || {
+        all.iter().all(|r| {
+            let s = r.status();
+            s.member && s.leader_name == status.leader_name && s.voters.len() == 5
+        })
+    })
+    .await;
+    let leaders = all.iter().filter(|r| r.status().leader).count();
+    assert_eq!(leaders, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_shuts_down_hands_over_and_writes_go_on() {
+    let (nodes, registries) = registry_cluster(3, RegistryConfig::default()).await;
+    let all: Vec<&Registry> = registries.iter().collect();
+    let leader = settled(&all, 3).await;
+    let old = nodes
+        .iter()
+        .position(|n| n.name().as_str() == leader)
+        .expect("leader");
+    registries[old].shutdown().await;
+    // The leader handed over before it stopped (no election timeout to wait out).
+    let others: Vec<&Registry> = (0..3)
+        .filter(|i| *i != old)
+        .map(|i| &registries[i])
+        .collect();
+    until("a new leader", || others.iter().any(|r| r.status().leader)).await;
+    let (actor, _) = worker(&nodes[(old + 1) % 3]).await;
+    registries[(old + 1) % 3]
+        .consistent()
+        .expect("started")
+        .register("after-handover", &actor)
+        .await
+        .expect("a write after the handover");
+}
+
+/// Three nodes with their Raft stores under `dirs`, started in order (n0 first; the others
+/// seeded with it).
+async fn disk_cluster(ca: &ClusterCa, dirs: &[std::path::PathBuf]) -> (Vec<Node>, Vec<Registry>) {
+    let registries: Vec<Registry> = dirs.iter().map(|_| Registry::new()).collect();
+    let mut nodes: Vec<Node> = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let mut b = builder(ca, &format!("n{i}"), nodes.first(), &registries[i]);
+        b.config_mut().data_dir = Some(dir.clone());
+        nodes.push(b.start().await.expect("start"));
+    }
+    (nodes, registries)
+}
+
+async fn stop_all(nodes: Vec<Node>, registries: &[Registry]) {
+    for (node, registry) in nodes.iter().zip(registries) {
+        node.crash();
+        registry.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_from_disk_keeps_the_names_and_the_raft_ids() {
+    let ca = ClusterCa::ephemeral("test");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dirs: Vec<_> = (0..3).map(|i| tmp.path().join(format!("n{i}"))).collect();
+    let (nodes, registries) = disk_cluster(&ca, &dirs).await;
+    let all: Vec<&Registry> = registries.iter().collect();
+    roles(&all, 3, 0).await;
+    let ids: Vec<u64> = registries.iter().map(|r| r.status().raft_id).collect();
+    let (actor, _) = worker(&nodes[1]).await;
+    let owner = actor.get_id().pid();
+    registries[1]
+        .consistent()
+        .expect("started")
+        .register("durable", &actor)
+        .await
+        .expect("register");
+    // The actor's node restarts too, so the leader would release its names once it sees the
+    // new run; what is checked here is that the name survived the restart on disk.
+    stop_all(nodes, &registries).await;
+
+    let (_nodes, registries) = disk_cluster(&ca, &dirs).await;
+    let all: Vec<&Registry> = registries.iter().collect();
+    roles(&all, 3, 0).await;
+    let again: Vec<u64> = registries.iter().map(|r| r.status().raft_id).collect();
+    assert_eq!(again, ids, "each node rejoined as itself");
+    let names = registries[0].consistent().expect("started");
+    let seen = names
+        .owner("durable")
+        .expect("the name survived the restart");
+    assert_eq!(seen.addr.pid, owner);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_its_disk_rejoins_under_a_new_raft_id() {
+    let ca = ClusterCa::ephemeral("test");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dirs: Vec<_> = (0..3).map(|i| tmp.path().join(format!("n{i}"))).collect();
+    let (mut nodes, mut registries) = disk_cluster(&ca, &dirs).await;
+    let all: Vec<&Registry> = registries.iter().collect();
+    let leader = roles(&all, 3, 0).await.leader_name.expect("leader");
+    let victim = (1..3)
+        .find(|i| format!("n{i}") != leader)
+        .expect("a follower");
+    let old_id = registries[victim].status().raft_id;
+
+    nodes[victim].crash();
+    registries[victim].shutdown().await;
+    std::fs::remove_dir_all(&dirs[victim]).expect("wipe the disk");
+    let registry = Registry::new();
+    let mut b = builder(&ca, &format!("n{victim}"), nodes.first(), &registry);
+    b.config_mut().data_dir = Some(dirs[victim].clone());
+    nodes[victim] = b.start().await.expect("restart");
+    registries[victim] = registry;
+
+    let new_id = registries[victim].status().raft_id;
+    assert_ne!(new_id, old_id, "a wiped node never reuses its old Raft id");
+    let all: Vec<&Registry> = registries.iter().collect();
+    until("the node to vote again under its new id", || {
+        all.iter()
+            .map(|r| r.status())
+            .any(|s| s.leader && !s.changing && s.voters.len() == 3 && s.standbys.is_empty())
+            && registries[victim].status().member
+    })
+    .await;
+    // Writes go on with the rejoined node.
+    let (actor, _) = worker(&nodes[victim]).await;
+    registries[victim]
+        .consistent()
+        .expect("started")
+        .register("after-the-wipe", &actor)
+        .await
+        .expect("register");
+}

@@ -40,9 +40,11 @@ pub struct Consistent {
 pub struct Staleness {
     /// The revision (Raft log index) the copy reflects.
     pub revision: u64,
-    /// The copy follows a leader this node can reach now (a member in touch with its
-    /// leader); false in a minority partition or while no leader is known.
-    pub following: bool,
+    /// How long since the copy was last confirmed current: by a quorum's acknowledgement
+    /// (on the leader), by the leader's heartbeat (a member), or by its member's feed (a
+    /// client). It grows in a minority partition; `None` before the first confirmation.
+    /// The copy may miss writes made at most this long ago (plus the replication delay).
+    pub last_heard: Option<std::time::Duration>,
 }
 
 impl Consistent {
@@ -177,15 +179,9 @@ impl Consistent {
 
     /// How current this node's copy of the names is.
     pub fn staleness(&self) -> Staleness {
-        let view = self.shared.view();
         Staleness {
             revision: self.shared.kernel.revision(),
-            following: view.is_some_and(|v| {
-                v.leading
-                    || v.leader.as_ref().is_some_and(|(id, _)| {
-                        v.heard.is_empty() && *id != 0 && self.shared.leader().is_some()
-                    })
-            }),
+            last_heard: self.shared.last_heard(),
         }
     }
 }

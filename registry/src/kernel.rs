@@ -56,8 +56,23 @@ struct Watcher {
 pub(crate) struct State {
     pub(crate) table: NameTable<CachedCell>,
     watchers: Vec<Watcher>,
-    /// The latest changes, oldest first, for replicas resuming from a revision.
+    /// The latest changes, oldest first, for replicas resuming from a revision: every change
+    /// made after revision `floor` is here.
     pub(crate) recent: VecDeque<Change>,
+    pub(crate) floor: u64,
+}
+
+impl State {
+    /// The changes after `revision`, if all of them are still kept.
+    pub(crate) fn changes_after(&self, revision: u64) -> Option<Vec<Change>> {
+        (revision >= self.floor).then(|| {
+            self.recent
+                .iter()
+                .filter(|c| c.revision > revision)
+                .cloned()
+                .collect()
+        })
+    }
 }
 
 /// The name table and everything that follows it.
@@ -75,6 +90,7 @@ impl Kernel {
                 table: NameTable::new(max_names),
                 watchers: Vec::new(),
                 recent: VecDeque::new(),
+                floor: 0,
             }),
             revision: watch::Sender::new(0),
             changed: tokio::sync::broadcast::channel(1).0,
@@ -100,15 +116,20 @@ impl Kernel {
     }
 
     /// Wakes on every batch of changes (feeds to replicas).
-    #[allow(dead_code, reason = "the client feed, next")]
     pub(crate) fn changes(&self) -> tokio::sync::broadcast::Receiver<()> {
         self.changed.subscribe()
     }
 
-    /// Applies a command from the log at `revision`.
+    /// Applies a command from the log at `revision`. The table at revision R reflects the
+    /// log up to R, whichever way it got there (this node's Raft, or a member's feed while it
+    /// was a client), so an entry at or below R is already in it and is skipped.
     pub(crate) fn apply(&self, command: &Command, revision: u64) -> Outcome {
         let mut changes = Vec::new();
         let mut state = self.write();
+        let at = state.table.revision();
+        if at != 0 && revision <= at {
+            return Outcome::Nothing;
+        }
         let outcome = state.table.apply(command, revision, &mut changes);
         self.publish(state, changes);
         outcome
@@ -121,22 +142,32 @@ impl Kernel {
         self.publish(state, Vec::new());
     }
 
-    /// Applies changes a member's table made (a replica's feed).
-    #[allow(dead_code, reason = "the client feed, next")]
-    pub(crate) fn apply_changes(&self, changes: Vec<Change>) {
+    /// Applies the changes a member made after revision `from`, up to revision `to` (a
+    /// replica's feed). False if this table is not at `from` (a gap: resync).
+    pub(crate) fn follow(&self, from: u64, to: u64, changes: Vec<Change>) -> bool {
         let mut state = self.write();
+        if state.table.revision() != from || to < from {
+            return false;
+        }
         for change in &changes {
             state.table.apply_change(change);
         }
+        state.table.skip(to);
         self.publish(state, changes);
+        true
     }
 
-    /// Replaces the table with `image` (a snapshot, or a replica's resync).
+    /// Replaces the table with `image` (a snapshot, or a replica's resync), unless the table
+    /// is past it already.
     pub(crate) fn restore(&self, image: &TableImage) {
         let mut changes = Vec::new();
         let mut state = self.write();
+        if image.revision < state.table.revision() {
+            return;
+        }
         state.table.restore(image, &mut changes);
         state.recent.clear();
+        state.floor = image.revision;
         self.publish(state, changes);
     }
 
@@ -161,8 +192,10 @@ impl Kernel {
                 true
             });
             for change in changes {
-                if state.recent.len() == RECENT_CHANGES {
-                    state.recent.pop_front();
+                if state.recent.len() == RECENT_CHANGES
+                    && let Some(dropped) = state.recent.pop_front()
+                {
+                    state.floor = state.floor.max(dropped.revision);
                 }
                 state.recent.push_back(change);
             }

@@ -6,7 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::command::{Command, Outcome};
+use crate::core::command::{Command, Outcome, Owner};
+use crate::core::table::Change;
 use crate::raft::network::RaftRequest;
 
 /// Counts the registry messages from peers that did not decode.
@@ -15,8 +16,15 @@ pub const REJECTED_METRIC: &str = "understudy_registry_rejected_messages_total";
 /// One message between registry nodes.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum PeerMessage {
-    /// A Raft RPC (request).
-    Raft(RaftRequest),
+    /// A Raft RPC (request) for the Raft node `to` (the receiver refuses it if it runs
+    /// another: a node that lost its disk must not answer for its old id, or a quorum could
+    /// count it twice).
+    Raft {
+        /// The Raft id the sender means.
+        to: u64,
+        /// The RPC.
+        request: RaftRequest,
+    },
     /// Who this node is to the registry (notice, on every new connection and on change).
     Hello(Hello),
     /// A node proposes the first voter set (request; answered with [`Grant`]).
@@ -26,6 +34,50 @@ pub(crate) enum PeerMessage {
     /// The leader's read index for a linearizable read (request; answered with
     /// [`ReadIndex`]).
     ReadIndex,
+    /// A client asks a member for its names from `from` on (request; answered with
+    /// [`Subscribed`]); the member then sends [`Feed`] notices.
+    Subscribe {
+        /// The revision the client has.
+        from: u64,
+    },
+    /// A client no longer wants the feed (notice).
+    Unsubscribe,
+    /// A member's names, for a client (notice).
+    Feed(Feed),
+}
+
+/// The answer to a `Subscribe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Subscribed {
+    /// The feed starts.
+    Accepted,
+    /// This node is not a member, or serves as many clients as it may.
+    Refused,
+}
+
+/// What a member sends a subscribed client, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Feed {
+    /// Part of the whole table at `revision` (sent when the client is too far behind for
+    /// changes); the client replaces its copy once the `last` part arrives.
+    Image {
+        /// The revision of the table.
+        revision: u64,
+        /// Some of its names, in order.
+        names: Vec<(String, Owner)>,
+        /// The last part.
+        last: bool,
+    },
+    /// The changes after revision `from` up to `to` (none: a heartbeat that the client is
+    /// current up to `to`).
+    Changes {
+        /// The revision the client must be at.
+        from: u64,
+        /// The revision after these changes.
+        to: u64,
+        /// The changes, in order.
+        changes: Vec<Change>,
+    },
 }
 
 impl PeerMessage {

@@ -6,8 +6,10 @@
 //! `reconcile_debounce`, then takes the next quorum-safe step towards it
 //! ([`reconcile::next_step`]), one at a time. A voter counts as live while SWIM says so
 //! **or** it still answers heartbeats: it is evicted only when both say it is gone. A node
-//! whose Raft id changed (it lost its disk) has its old id retired first and joins under the
-//! new one.
+//! whose Raft id changed (it lost its disk) is a new candidate under its new id, while its
+//! old id counts as a departed member: the new id is added and caught up, the voter set
+//! swaps old for new in one joint step, and the old id is dropped, so the voter count never
+//! dips.
 //!
 //! **Release.** Names held by actors of a node that SWIM no longer lists, or that restarted
 //! as a later run, are released with `ReleaseNode`. A new leader waits [`RELEASE_GRACE`]
@@ -92,7 +94,6 @@ async fn reconcile_once(
     // The configuration, keyed by node id; an entry whose node now runs another Raft id is
     // keyed by a placeholder id so that the reconciler drops it.
     let mut seats: HashMap<NodeId, Seat> = HashMap::new();
-    let mut stale_nodes: BTreeSet<String> = BTreeSet::new();
     let mut key_of = |raft_id: u64, name: &str| -> NodeId {
         let stale = announced.get(name).is_some_and(|a| *a != raft_id);
         let key = match (
@@ -100,10 +101,7 @@ async fn reconcile_once(
             understudy_cluster::identity::NodeName::try_from(name),
         ) {
             (false, Ok(n)) => node_id(&cluster, &n),
-            _ => {
-                stale_nodes.insert(name.to_owned());
-                NodeId::new(raft_id).unwrap_or(me_id)
-            }
+            _ => NodeId::new(raft_id).unwrap_or(me_id),
         };
         seats.insert(
             key,
@@ -123,7 +121,7 @@ async fn reconcile_once(
     // heartbeats even if SWIM has lost them.
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut add = |node: NodeId, name: String, raft_id: u64, domain, priority: u8| {
-        if raft_id == 0 || stale_nodes.contains(&name) {
+        if raft_id == 0 {
             return;
         }
         seats.entry(node).or_insert(Seat {

@@ -12,6 +12,7 @@
 //! - **watcher** ([`watcher`]): monitors this node's registered actors; an exit releases
 //!   their names.
 
+pub(crate) mod feed;
 pub(crate) mod formation;
 pub(crate) mod leader;
 pub(crate) mod serve;
@@ -93,6 +94,14 @@ pub(crate) struct Shared {
     pub(crate) leader_hint: Mutex<Option<String>>,
     pub(crate) watcher: OnceLock<ActorCell>,
     pub(crate) expect: usize,
+    /// Member side: the clients this node feeds, with the revision each has.
+    pub(crate) subscribers: Mutex<HashMap<NodeName, u64>>,
+    /// Wakes the feed (a new subscriber).
+    pub(crate) feed_now: Arc<tokio::sync::Notify>,
+    /// Client side: the member this node follows.
+    pub(crate) following: Mutex<feed::Following>,
+    /// Member side: when the leader last sent this node entries or a heartbeat.
+    pub(crate) leader_heard: Mutex<Option<tokio::time::Instant>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -124,6 +133,19 @@ impl Shared {
             .and_then(|v| v.leader.map(|(_, name)| name))
             .filter(|n| !n.is_empty())
             .or_else(|| lock(&self.leader_hint).clone())
+    }
+
+    /// How long since this node's copy of the names was last confirmed current: by a quorum
+    /// (a leader), by the leader (a member), or by its member's feed (a client).
+    pub(crate) fn last_heard(&self) -> Option<Duration> {
+        if self.formed() {
+            let view = self.view()?;
+            if view.leading {
+                return view.quorum_acked;
+            }
+            return lock(&self.leader_heard).map(|t| t.elapsed());
+        }
+        feed::last_heard(self)
     }
 
     pub(crate) fn hello(&self) -> Hello {
@@ -233,13 +255,14 @@ impl Registry {
         }
     }
 
-    /// Waits until this node can serve writes: the registry has formed and a leader is
-    /// known to it.
+    /// Waits until this node can serve: the registry has formed, a leader is known, and this
+    /// node is a member or follows one.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), RegistryError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let shared = self.shared()?;
-            if shared.leader().is_some() && (shared.raft.is_none() || shared.formed()) {
+            let following = feed::last_heard(shared).is_some();
+            if shared.leader().is_some() && (shared.formed() || following) {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
@@ -333,6 +356,10 @@ impl Extension for Registry {
                 leader_hint: Mutex::new(None),
                 watcher: OnceLock::new(),
                 expect,
+                subscribers: Mutex::new(HashMap::new()),
+                feed_now: Arc::new(tokio::sync::Notify::new()),
+                following: Mutex::new(feed::Following::default()),
+                leader_heard: Mutex::new(None),
             });
             let watcher = watcher::start(Arc::downgrade(&shared)).await?;
             let _ = shared.watcher.set(watcher);
@@ -345,7 +372,9 @@ impl Extension for Registry {
                 shared.announce(Some(peer));
             }
             tokio::spawn(serve::run(shared.clone(), inbox));
+            tokio::spawn(feed::follow(Arc::downgrade(&shared)));
             if shared.raft.is_some() {
+                tokio::spawn(feed::serve(Arc::downgrade(&shared)));
                 tokio::spawn(formation::run(Arc::downgrade(&shared)));
                 tokio::spawn(leader::run(Arc::downgrade(&shared)));
                 tokio::spawn(announce_changes(Arc::downgrade(&shared)));

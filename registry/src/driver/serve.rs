@@ -10,7 +10,7 @@ use understudy_cluster::identity::NodeName;
 
 use super::{Shared, lock, write};
 use crate::raft::network::{RaftRequest, RaftResponse};
-use crate::wire::{self, Forwarded, Grant, PeerMessage, REJECTED_METRIC};
+use crate::wire::{self, Forwarded, PeerMessage, REJECTED_METRIC};
 
 /// The most peer requests served at once; past it a request is refused (Raft retries).
 pub(crate) const MAX_IN_FLIGHT: usize = 1024;
@@ -22,6 +22,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: ExtensionInbox) {
             ExtensionMessage::PeerUp { node, .. } => shared.announce(Some(&node)),
             ExtensionMessage::PeerDown { node, .. } => {
                 lock(&shared.peers).remove(&node);
+                lock(&shared.subscribers).remove(&node);
             }
             ExtensionMessage::Notice { from, body } => match PeerMessage::decode(&body) {
                 Ok(PeerMessage::Hello(hello)) => {
@@ -29,6 +30,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: ExtensionInbox) {
                         *lock(&shared.leader_hint) = Some(leader.clone());
                     }
                     lock(&shared.peers).insert(from, hello);
+                }
+                Ok(PeerMessage::Feed(feed)) => super::feed::on_feed(&shared, &from, feed),
+                Ok(PeerMessage::Unsubscribe) => {
+                    lock(&shared.subscribers).remove(&from);
                 }
                 Ok(_) | Err(_) => rejected(&from),
             },
@@ -64,8 +69,8 @@ fn rejected(from: &NodeName) {
 
 async fn answer(shared: &Shared, from: NodeName, message: PeerMessage, reply: Responder) {
     match message {
-        PeerMessage::Raft(request) => {
-            let response = raft_rpc(shared, &from, request).await;
+        PeerMessage::Raft { to, request } => {
+            let response = raft_rpc(shared, &from, to, request).await;
             reply.respond(Ok(wire::encode(&response)));
         }
         PeerMessage::Claim(claim) => {
@@ -85,9 +90,13 @@ async fn answer(shared: &Shared, from: NodeName, message: PeerMessage, reply: Re
             let answer = write::read_index_here(shared).await;
             reply.respond(Ok(wire::encode(&answer)));
         }
-        PeerMessage::Hello(_) => {
+        PeerMessage::Subscribe { from: revision } => {
+            let answer = super::feed::subscribe(shared, from, revision);
+            reply.respond(Ok(wire::encode(&answer)));
+        }
+        PeerMessage::Hello(_) | PeerMessage::Unsubscribe | PeerMessage::Feed(_) => {
             rejected(&from);
-            reply.respond(Ok(wire::encode(&Grant::Refused)));
+            reply.respond(Err("a notice sent as a request".into()));
         }
     }
 }
@@ -95,10 +104,15 @@ async fn answer(shared: &Shared, from: NodeName, message: PeerMessage, reply: Re
 /// Serves a Raft RPC if the sender is who it says: a Raft id this node's configuration binds
 /// to another node's name is refused (openraft trusts its RPCs; a snapshot inconsistent with
 /// its state makes it panic).
-async fn raft_rpc(shared: &Shared, from: &NodeName, request: RaftRequest) -> RaftResponse {
+async fn raft_rpc(shared: &Shared, from: &NodeName, to: u64, request: RaftRequest) -> RaftResponse {
     let Some(raft) = &shared.raft else {
         return RaftResponse::Refused("this node runs no Raft (not eligible)".into());
     };
+    if to != raft.id {
+        return RaftResponse::Refused(
+            "this node runs another Raft id now (it lost its store)".into(),
+        );
+    }
     let claimed = request.sender();
     if let Some(view) = shared.view()
         && let Some(bound) = view.name_of(claimed)
@@ -109,5 +123,10 @@ async fn raft_rpc(shared: &Shared, from: &NodeName, request: RaftRequest) -> Raf
         tracing::warn!(peer = %from, raft_id = claimed, bound, "registry: a Raft RPC under another node's id; refused");
         return RaftResponse::Refused("the Raft id belongs to another node".into());
     }
-    raft.serve(request).await
+    let from_leader = matches!(request, RaftRequest::Append(_));
+    let response = raft.serve(request).await;
+    if from_leader && matches!(response, RaftResponse::Append(_)) {
+        *lock(&shared.leader_heard) = Some(tokio::time::Instant::now());
+    }
+    response
 }

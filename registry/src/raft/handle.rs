@@ -37,6 +37,8 @@ pub(crate) struct RaftView {
     pub(crate) matched: BTreeMap<u64, u64>,
     /// On the leader: how long ago each member last acknowledged a heartbeat.
     pub(crate) heard: BTreeMap<u64, Duration>,
+    /// On the leader: how long since a quorum last acknowledged it.
+    pub(crate) quorum_acked: Option<Duration>,
     /// Why Raft stopped, if it did (a failed store).
     pub(crate) failed: Option<String>,
 }
@@ -160,6 +162,10 @@ impl RaftHandle {
                         .map(|at| (*id, openraft::Instant::elapsed(&**at)))
                 })
                 .collect(),
+            quorum_acked: m
+                .last_quorum_acked
+                .as_ref()
+                .map(|at| openraft::Instant::elapsed(&**at)),
             failed: m.running_state.as_ref().err().map(|e| e.to_string()),
         }
     }

@@ -106,7 +106,11 @@ impl Peer {
                 "the member's node name is not valid",
             )));
         };
-        let body = PeerMessage::Raft(request).encode();
+        let body = PeerMessage::Raft {
+            to: self.target,
+            request,
+        }
+        .encode();
         match self.ctx.request(name, body, timeout).await {
             Ok(bytes) => match postcard::from_bytes::<RaftResponse>(&bytes) {
                 Ok(RaftResponse::Refused(why)) => {
