@@ -123,3 +123,12 @@ fn pg_notices_corpus() {
         "only {accepted} of {total} inputs decoded"
     );
 }
+
+#[test]
+fn registry_messages_corpus() {
+    let (accepted, total) = replay("registry_messages");
+    assert!(
+        accepted > total / 4,
+        "only {accepted} of {total} inputs decoded"
+    );
+}

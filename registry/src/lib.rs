@@ -19,6 +19,8 @@ mod consistent;
 pub mod core;
 mod driver;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod kernel;
 mod name;
 mod raft;

@@ -18,12 +18,14 @@ pub mod certs;
 pub mod frames;
 pub mod messages;
 pub mod pg;
+pub mod registry;
 pub mod swim;
 
 pub use certs::peer_certificate;
 pub use frames::{control_frames, signal_frames};
 pub use messages::remote_message;
 pub use pg::pg_notices;
+pub use registry::registry_messages;
 pub use swim::swim_packets;
 
 /// One fuzz target: its name (also its corpus directory, `fuzz/corpus/<name>/`) and its check.
@@ -37,6 +39,7 @@ pub const TARGETS: &[Target] = &[
     ("peer_certificate", peer_certificate),
     ("swim_packets", swim_packets),
     ("pg_notices", pg_notices),
+    ("registry_messages", registry_messages),
 ];
 
 /// Valid inputs (and near-valid ones: truncations, oversize claims, trailing bytes) for a
@@ -49,6 +52,7 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
         "remote_message" => messages::seeds(),
         "swim_packets" => swim::seeds(),
         "pg_notices" => pg::seeds(),
+        "registry_messages" => registry::seeds(),
         _ => Vec::new(),
     }
 }

@@ -236,3 +236,39 @@ impl RaftNetworkV2<Tc> for Peer {
         }
     }
 }
+
+/// One request of each kind, carrying `command` where an entry goes (the fuzz seeds).
+pub(crate) fn samples(command: crate::core::command::Command) -> Vec<(&'static str, RaftRequest)> {
+    use openraft::vote::leader_id_std::CommittedLeaderId;
+    let vote = Vote::new(2, 11);
+    let log_id = super::types::LogId::new(CommittedLeaderId::new(2), 5);
+    let entry = super::types::Entry {
+        log_id,
+        payload: openraft::EntryPayload::Normal(command),
+    };
+    let mut blank = entry.clone();
+    blank.payload = openraft::EntryPayload::Blank;
+    vec![
+        (
+            "raft-append",
+            RaftRequest::Append(AppendEntriesRequest {
+                vote,
+                prev_log_id: None,
+                entries: vec![entry, blank],
+                leader_commit: Some(log_id),
+            }),
+        ),
+        (
+            "raft-vote",
+            RaftRequest::Vote(VoteRequest::new(vote, Some(log_id))),
+        ),
+        (
+            "raft-pre-vote",
+            RaftRequest::PreVote(VoteRequest::new(vote, None)),
+        ),
+        (
+            "raft-transfer",
+            RaftRequest::TransferLeader(TransferLeaderRequest::new(vote, 12, Some(log_id))),
+        ),
+    ]
+}

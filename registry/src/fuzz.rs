@@ -1,0 +1,153 @@
+//! What the fuzz target `registry_messages` runs (`fuzz/src/checks/registry.rs`): the decoder
+//! of every registry message a peer can send, and the pure code that consumes what it
+//! decodes. Hidden: not part of the API.
+
+use understudy_actor::{ActorAddr, NodeId, Tag};
+
+use crate::core::command::{Command, Owner};
+use crate::core::table::{Change, NameTable, TableImage};
+use crate::wire::{Claim, Feed, Hello, PeerMessage};
+
+/// Decodes `bytes` as a registry message. If it decodes, checks that its canonical encoding
+/// is a fixed point, and feeds the parts a pure core consumes (commands, feed batches,
+/// images) to a name table. Panics only on a bug. Returns whether `bytes` decoded.
+pub fn check(bytes: &[u8]) -> bool {
+    let Ok(message) = PeerMessage::decode(bytes) else {
+        return false;
+    };
+    let once = message.encode();
+    let again = PeerMessage::decode(&once).expect("a re-encoded message decodes");
+    assert_eq!(
+        again.encode(),
+        once,
+        "the canonical encoding is a fixed point"
+    );
+    let mut table: NameTable = NameTable::new(64);
+    let mut changes = Vec::new();
+    match message {
+        PeerMessage::Forward(command) => {
+            table.apply(&command, 1, &mut changes);
+            table.apply(&command, 2, &mut changes);
+        }
+        PeerMessage::Feed(Feed::Changes { changes: batch, .. }) => {
+            for change in &batch {
+                table.apply_change(change);
+            }
+        }
+        PeerMessage::Feed(Feed::Image {
+            revision, names, ..
+        }) => {
+            let image = TableImage { revision, names };
+            table.restore(&image, &mut changes);
+            assert_eq!(table.revision(), revision);
+        }
+        _ => {}
+    }
+    true
+}
+
+fn node(raw: u64) -> NodeId {
+    NodeId::new(raw).expect("non-zero")
+}
+
+fn owner(pid: u64) -> Owner {
+    Owner {
+        addr: ActorAddr { node: node(7), pid },
+        tag: Tag::of("fuzz.Worker"),
+        incarnation: 3,
+    }
+}
+
+/// Valid encodings of each message kind (the corpus seeds), and near misses.
+pub fn seeds() -> Vec<(String, Vec<u8>)> {
+    let messages: Vec<(&str, PeerMessage)> = vec![
+        (
+            "hello",
+            PeerMessage::Hello(Hello {
+                raft_id: 11,
+                formed: true,
+                forming: true,
+                leader: Some("n0".into()),
+            }),
+        ),
+        (
+            "claim",
+            PeerMessage::Claim(Claim {
+                claimant: 11,
+                voters: vec![(11, "n0".into()), (12, "n1".into())],
+            }),
+        ),
+        (
+            "forward-register",
+            PeerMessage::Forward(Command::Register {
+                name: "billing".into(),
+                owner: owner(9),
+            }),
+        ),
+        (
+            "forward-unregister",
+            PeerMessage::Forward(Command::Unregister {
+                name: "billing".into(),
+                owner: owner(9),
+            }),
+        ),
+        (
+            "forward-release-node",
+            PeerMessage::Forward(Command::ReleaseNode {
+                node: node(7),
+                incarnation: 3,
+            }),
+        ),
+        ("read-index", PeerMessage::ReadIndex),
+        ("subscribe", PeerMessage::Subscribe { from: 4 }),
+        ("unsubscribe", PeerMessage::Unsubscribe),
+        (
+            "feed-changes",
+            PeerMessage::Feed(Feed::Changes {
+                from: 4,
+                to: 6,
+                changes: vec![
+                    Change {
+                        revision: 5,
+                        name: "a".into(),
+                        old: None,
+                        new: Some(owner(1)),
+                    },
+                    Change {
+                        revision: 6,
+                        name: "a".into(),
+                        old: Some(owner(1)),
+                        new: None,
+                    },
+                ],
+            }),
+        ),
+        (
+            "feed-image",
+            PeerMessage::Feed(Feed::Image {
+                revision: 9,
+                names: vec![("a".into(), owner(1)), ("b".into(), owner(2))],
+                last: true,
+            }),
+        ),
+    ];
+    let raft = crate::raft::network::samples(Command::Register {
+        name: "billing".into(),
+        owner: owner(9),
+    })
+    .into_iter()
+    .map(|(name, request)| (name, PeerMessage::Raft { to: 12, request }));
+    let mut out: Vec<(String, Vec<u8>)> = raft
+        .chain(messages)
+        .map(|(name, m)| (name.to_owned(), m.encode()))
+        .collect();
+    let valid = out[0].1.clone();
+    out.push(("truncated".into(), valid[..valid.len() / 2].to_vec()));
+    let mut trailing = valid;
+    trailing.push(0);
+    out.push(("trailing-byte".into(), trailing));
+    out.push(("bad-variant".into(), vec![200]));
+    out.push(("huge-length".into(), vec![10, 0xff, 0xff, 0xff, 0xff, 0x0f]));
+    out.push(("empty".into(), Vec::new()));
+    out
+}
