@@ -25,3 +25,25 @@ fn the_readme_toml_example_is_a_valid_node_config() {
     assert_eq!(config.extensions, defaults.extensions);
     config.validate().expect("the README's config is valid");
 }
+
+#[test]
+fn the_readme_registry_settings_parse_and_show_the_defaults() {
+    use understudy::registry::RegistryConfig;
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("```toml\nbootstrap_expect = ")
+        .expect("a registry config example in the README")
+        + "```toml\n".len();
+    let end = start + readme[start..].find("```").expect("closing fence");
+    let config: RegistryConfig = toml::from_str(&readme[start..end]).expect("it parses");
+    config.validate().expect("it is valid");
+    let defaults = RegistryConfig::default();
+    assert_eq!(
+        RegistryConfig {
+            bootstrap_expect: None,
+            ..config
+        },
+        defaults,
+        "the README shows the defaults (bootstrap_expect aside)"
+    );
+}
