@@ -77,7 +77,21 @@ pub trait Extension: Send + Sync + 'static {
     /// awaits the returned future, so the service is ready when the node is; an `Err`
     /// (what went wrong) fails the node's start, and the node is stopped again.
     fn start(&self, ctx: ExtensionContext) -> Starting;
+
+    /// The node is leaving gracefully ([`Node::leave`](crate::node::Node::leave)): hand work
+    /// over while the connections are still up (the registry hands its Raft leadership to
+    /// another voter). Awaited before the goodbye, for at most [`LEAVING_LIMIT`]. Does
+    /// nothing by default.
+    fn leaving(&self) -> Leaving {
+        Box::pin(std::future::ready(()))
+    }
 }
+
+/// What [`Extension::leaving`] returns.
+pub type Leaving = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
+/// The longest a node's `leave` waits for its extensions' [`Extension::leaving`].
+pub const LEAVING_LIMIT: Duration = Duration::from_secs(5);
 
 /// Why an extension could not start (any error; a `String` or `&str` converts with `?`).
 pub type ExtensionStartError = Box<dyn std::error::Error + Send + Sync>;

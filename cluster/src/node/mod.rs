@@ -287,6 +287,7 @@ impl NodeBuilder {
                 data_dir: self.config.data_dir.clone(),
                 seeded: !self.config.seeds.is_empty(),
             },
+            started: std::sync::Mutex::new(Vec::new()),
         });
         teardown.disarm();
         inner.runtime.attach(Arc::downgrade(&inner));
@@ -300,8 +301,9 @@ impl NodeBuilder {
         }));
         follow_membership(&inner);
         // Contexts first (so every inbox exists before any extension sends), then start.
-        let started: Vec<_> = std::mem::take(&mut self.extensions)
+        let started: Vec<(Arc<dyn Extension>, _)> = std::mem::take(&mut self.extensions)
             .into_iter()
+            .map(Arc::<dyn Extension>::from)
             .map(|ext| {
                 let ctx = inner.extensions.context(Arc::downgrade(&inner), ext.name());
                 (ext, ctx)
@@ -313,6 +315,11 @@ impl NodeBuilder {
                 // Dropping `inner` stops everything started so far.
                 return Err(NodeError::ExtensionStart { name, source });
             }
+            inner
+                .started
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(ext);
         }
         Ok(Node { inner })
     }
@@ -349,6 +356,8 @@ pub(crate) struct Inner {
     peers_changed: watch::Sender<u64>,
     identity: crate::identity::NodeIdentity,
     settings: NodeSettings,
+    /// The extensions that started, in start order (told when the node leaves).
+    started: std::sync::Mutex<Vec<Arc<dyn Extension>>>,
 }
 
 /// What a node was started with that its extensions read (the registry: where its data goes,
@@ -595,10 +604,21 @@ impl Node {
         })
     }
 
-    /// Leaves the cluster gracefully: peers report this node `Left` (not `Failed`), then
-    /// every connection and the endpoint close, after what is queued has been delivered
-    /// (waiting at most `leave_linger`).
+    /// Leaves the cluster gracefully: each extension hands its work over
+    /// ([`Extension::leaving`]), peers report this node `Left` (not `Failed`), then every
+    /// connection and the endpoint close, after what is queued has been delivered (waiting
+    /// at most `leave_linger`).
     pub async fn leave(&self) {
+        // Extensions hand their work over first, while every connection is up.
+        let started: Vec<Arc<dyn Extension>> = self
+            .inner
+            .started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for ext in started.iter().rev() {
+            let _ = tokio::time::timeout(crate::extension::LEAVING_LIMIT, ext.leaving()).await;
+        }
         self.inner.membership.leave().await;
         for link in self.inner.mesh.links() {
             let _ = link.send_signal(&Signal::Leaving);

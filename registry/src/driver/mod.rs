@@ -308,9 +308,19 @@ impl Extension for Registry {
         SERVICE
     }
 
+    /// A leaving leader hands over to a caught-up voter, so the others need not wait for an
+    /// election timeout; then this node's Raft stops.
+    fn leaving(&self) -> understudy_cluster::extension::Leaving {
+        let registry = self.clone();
+        Box::pin(async move { registry.shutdown().await })
+    }
+
     fn start(&self, ctx: ExtensionContext) -> Starting {
         let registry = self.clone();
         Box::pin(async move {
+            if registry.inner.started.get().is_some() {
+                return Err("this Registry is already running on a node; use one per node".into());
+            }
             let config = registry.inner.config.clone();
             config.validate()?;
             let node = ctx.node().ok_or("the node is gone")?;
@@ -361,9 +371,22 @@ impl Extension for Registry {
                 following: Mutex::new(feed::Following::default()),
                 leader_heard: Mutex::new(None),
             });
-            let watcher = watcher::start(Arc::downgrade(&shared)).await?;
-            let _ = shared.watcher.set(watcher);
+            // From here a failed start stops the Raft node it made: nothing keeps running.
+            let watcher = match watcher::start(Arc::downgrade(&shared)).await {
+                Ok(watcher) => watcher,
+                Err(e) => {
+                    if let Some(raft) = &shared.raft {
+                        raft.shutdown().await;
+                    }
+                    return Err(e.into());
+                }
+            };
+            let _ = shared.watcher.set(watcher.clone());
             if registry.inner.started.set(shared.clone()).is_err() {
+                watcher.stop(None);
+                if let Some(raft) = &shared.raft {
+                    raft.shutdown().await;
+                }
                 return Err("this Registry is already running on a node; use one per node".into());
             }
             let connected = node.connected();
