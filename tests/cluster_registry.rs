@@ -614,3 +614,54 @@ async fn a_node_that_lost_its_disk_rejoins_under_a_new_raft_id() {
         .await
         .expect("register");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_node_catches_up_from_a_snapshot_sent_in_parts() {
+    let config = RegistryConfig {
+        max_voters: 3,
+        snapshot_every: 256,
+        ..RegistryConfig::default()
+    };
+    let ca = ClusterCa::ephemeral("test");
+    let registries: Vec<Registry> = (0..3)
+        .map(|_| Registry::with_config(config.clone()))
+        .collect();
+    let nodes = common::cluster_with(&ca, 3, None, WAIT, |i, b| {
+        b.extension(registries[i].clone())
+    })
+    .await;
+    let all: Vec<&Registry> = registries.iter().collect();
+    settled(&all, 3).await;
+    // Enough names, long enough, that the snapshot needs more than one 1 MiB part, and
+    // enough entries that the log the late node would need is purged.
+    let (actor, _) = worker(&nodes[1]).await;
+    let names = registries[1].consistent().expect("started");
+    let total = 6000;
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..64 {
+        let names = names.clone();
+        let actor = actor.clone();
+        writers.spawn(async move {
+            for i in (w..total).step_by(64) {
+                let name = format!("{i:06}-{}", "x".repeat(200));
+                names.register(&name, &actor).await.expect("register");
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.expect("a writer");
+    }
+    let late = Registry::with_config(config);
+    let _late_node = Node::builder("test", "late")
+        .ephemeral_certs(&ca)
+        .seed(nodes[0].local_addr())
+        .extension(late.clone())
+        .start()
+        .await
+        .expect("start");
+    until("the late node to stand by with every name", || {
+        let status = late.status();
+        status.member && late.consistent().map(|c| c.names().len()).unwrap_or(0) == total
+    })
+    .await;
+}

@@ -2,6 +2,7 @@
 //! crate calls these methods and reads [`RaftView`], and never sees an openraft type.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::async_runtime::watch::WatchReceiver;
@@ -10,10 +11,10 @@ use openraft::{ChangeMembers, Raft, ReadPolicy, ServerState};
 use understudy_cluster::extension::ExtensionContext;
 
 use super::log::LogStore;
-use super::network::{Network, RaftRequest, RaftResponse};
+use super::network::{MAX_SNAPSHOT_BYTES, Network, RaftRequest, RaftResponse};
 use super::settings::raft_config;
 use super::state_machine::StateMachine;
-use super::types::{RaftNode, Snapshot, Tc};
+use super::types::{LogId, RaftNode, Snapshot, SnapshotMeta, Tc, Vote};
 use crate::config::RegistryConfig;
 use crate::core::command::{Command, Outcome};
 use crate::error::RegistryError;
@@ -81,6 +82,56 @@ pub(crate) enum Written {
 pub(crate) struct RaftHandle {
     raft: Raft<Tc, StateMachine>,
     pub(crate) id: u64,
+    /// The snapshot being received, one at a time (a new one replaces it).
+    assembly: Arc<Mutex<Option<Assembly>>>,
+}
+
+/// A snapshot arriving in parts.
+struct Assembly {
+    vote: Vote,
+    last_log_id: Option<LogId>,
+    data: Vec<u8>,
+}
+
+/// Adds a part; the whole snapshot once its last part is in. Parts come in order from one
+/// sender (a request at a time); anything else drops the assembly, and the sender starts over.
+fn assemble(
+    assembly: &mut Option<Assembly>,
+    vote: Vote,
+    meta: &SnapshotMeta,
+    offset: u64,
+    data: Vec<u8>,
+    last: bool,
+) -> Result<Option<Vec<u8>>, &'static str> {
+    if offset == 0 {
+        *assembly = Some(Assembly {
+            vote,
+            last_log_id: meta.last_log_id,
+            data: Vec::new(),
+        });
+    }
+    let Some(current) = assembly.as_mut() else {
+        return Err("a snapshot part out of order");
+    };
+    let fits = current.data.len() + data.len() <= MAX_SNAPSHOT_BYTES;
+    if current.vote != vote
+        || current.last_log_id != meta.last_log_id
+        || current.data.len() as u64 != offset
+        || !fits
+    {
+        *assembly = None;
+        return Err(if fits {
+            "a snapshot part out of order"
+        } else {
+            "a snapshot larger than this node takes"
+        });
+    }
+    current.data.extend_from_slice(&data);
+    if last {
+        Ok(assembly.take().map(|a| a.data))
+    } else {
+        Ok(None)
+    }
 }
 
 impl std::fmt::Debug for RaftHandle {
@@ -110,7 +161,11 @@ impl RaftHandle {
             .map_err(|e| RegistryError::Storage {
                 source: std::io::Error::other(e.to_string()),
             })?;
-        Ok(RaftHandle { raft, id })
+        Ok(RaftHandle {
+            raft,
+            id,
+            assembly: Arc::new(Mutex::new(None)),
+        })
     }
 
     /// Whether this node has a configuration (formed, or restarted with one).
@@ -248,7 +303,23 @@ impl RaftHandle {
                 Ok(a) => RaftResponse::Vote(a),
                 Err(e) => refused(&e),
             },
-            RaftRequest::Snapshot { vote, meta, data } => {
+            RaftRequest::Snapshot {
+                vote,
+                meta,
+                offset,
+                data,
+                last,
+            } => {
+                let whole = {
+                    let mut assembly = self.assembly.lock().unwrap_or_else(|p| p.into_inner());
+                    match assemble(&mut assembly, vote, &meta, offset, data, last) {
+                        Ok(whole) => whole,
+                        Err(why) => return RaftResponse::Refused(why.into()),
+                    }
+                };
+                let Some(data) = whole else {
+                    return RaftResponse::Part;
+                };
                 let snapshot = Snapshot {
                     meta,
                     snapshot: data,

@@ -23,16 +23,26 @@ use understudy_cluster::identity::NodeName;
 use super::types::{RaftNode, Snapshot, SnapshotMeta, Tc, Vote};
 use crate::wire::PeerMessage;
 
+/// Snapshots travel in parts of this many bytes (well under a mesh frame).
+pub(crate) const SNAPSHOT_PART: usize = 1 << 20;
+
+/// The largest snapshot a node assembles from a peer's parts.
+pub(crate) const MAX_SNAPSHOT_BYTES: usize = 1 << 30;
+
 /// One Raft RPC, as it travels.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum RaftRequest {
     Append(AppendEntriesRequest<Tc>),
     Vote(VoteRequest<Tc>),
     PreVote(VoteRequest<Tc>),
+    /// One part of a snapshot: its bytes from `offset` on; the receiver installs the
+    /// snapshot when the `last` part arrives.
     Snapshot {
         vote: Vote,
         meta: SnapshotMeta,
+        offset: u64,
         data: Vec<u8>,
+        last: bool,
     },
     TransferLeader(TransferLeaderRequest<Tc>),
 }
@@ -56,6 +66,8 @@ pub(crate) enum RaftResponse {
     Append(AppendEntriesResponse<Tc>),
     Vote(VoteResponse<Tc>),
     Snapshot(SnapshotResponse<Tc>),
+    /// A snapshot part was taken; send the next.
+    Part,
     TransferLeader(TransferLeaderResponse<Tc>),
     /// The receiver would not or could not serve it (not running Raft, or stopped).
     Refused(String),
@@ -202,18 +214,32 @@ impl RaftNetworkV2<Tc> for Peer {
         option: RPCOption,
     ) -> Result<SnapshotResponse<Tc>, StreamingError<Tc>> {
         use openraft::network::RPCTypes;
-        let request = RaftRequest::Snapshot {
-            vote,
-            meta: snapshot.meta,
-            data: snapshot.snapshot,
+        let send = async {
+            let data = snapshot.snapshot;
+            let mut offset = 0;
+            loop {
+                let end = (offset + SNAPSHOT_PART).min(data.len());
+                let last = end == data.len();
+                let request = RaftRequest::Snapshot {
+                    vote,
+                    meta: snapshot.meta.clone(),
+                    offset: offset as u64,
+                    data: data[offset..end].to_vec(),
+                    last,
+                };
+                match self
+                    .call(request, option.hard_ttl(), RPCTypes::InstallSnapshot)
+                    .await?
+                {
+                    RaftResponse::Snapshot(r) if last => return Ok(r),
+                    RaftResponse::Part if !last => offset = end,
+                    other => return Err(unexpected(&other).into()),
+                }
+            }
         };
-        let call = self.call(request, option.hard_ttl(), RPCTypes::InstallSnapshot);
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
-            answer = call => match answer? {
-                RaftResponse::Snapshot(r) => Ok(r),
-                other => Err(unexpected(&other).into()),
-            },
+            answer = send => answer,
         }
     }
 
