@@ -665,3 +665,44 @@ async fn a_late_node_catches_up_from_a_snapshot_sent_in_parts() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_disk_stops_that_node_s_raft_and_the_others_go_on() {
+    let ca = ClusterCa::ephemeral("test");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dirs: Vec<_> = (0..3).map(|i| tmp.path().join(format!("n{i}"))).collect();
+    let (nodes, registries) = disk_cluster(&ca, &dirs).await;
+    let all: Vec<&Registry> = registries.iter().collect();
+    let leader = roles(&all, 3, 0).await.leader_name.expect("leader");
+    let broken = (0..3).find(|i| format!("n{i}") == leader).expect("leader");
+    assert!(registries[broken].break_disk());
+
+    // The next write the broken leader must persist fails there: its Raft stops, with the
+    // store's error in its status.
+    let (actor, _) = worker(&nodes[(broken + 1) % 3]).await;
+    let names = registries[(broken + 1) % 3].consistent().expect("started");
+    names
+        .register("after-the-disk-broke", &actor)
+        .await
+        .expect("the other two elect a leader and commit");
+    until("the broken node to report its failure", || {
+        registries[broken].status().failed.is_some()
+    })
+    .await;
+    let status = registries[broken].status();
+    assert!(
+        !status.member,
+        "a failed node no longer takes part: {status:?}"
+    );
+    // Its copy of the names still follows, as a client's does.
+    let copy = registries[broken].consistent().expect("started");
+    until("the broken node's copy to follow a member", || {
+        copy.owner("after-the-disk-broke").is_some()
+    })
+    .await;
+    // And it still writes, through the leader.
+    let (mine, _) = worker(&nodes[broken]).await;
+    copy.register("from-the-broken-node", &mine)
+        .await
+        .expect("a write forwarded from the broken node");
+}

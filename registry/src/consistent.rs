@@ -123,10 +123,15 @@ impl Consistent {
     /// The actor registered as `name`, from this node's copy of the names (no network round
     /// trip): the local actor, or a proxy of a remote one.
     pub fn whereis<M: RemoteMessage>(&self, name: &str) -> Result<ActorRef<M>, RegistryError> {
-        let node = self.shared.node()?;
-        self.shared
-            .kernel
-            .whereis::<M>(name, |addr| node.actor_cell_now(addr))
+        // The node is needed only to make a ref the first time (or after the cached one
+        // stopped); a cache hit is a hash lookup and a clone.
+        self.shared.kernel.whereis::<M>(name, |addr| {
+            let node = self
+                .shared
+                .node()
+                .map_err(|_| understudy_actor::wire_ref::RefError::Stopped)?;
+            node.actor_cell_now(addr)
+        })
     }
 
     /// As [`whereis`](Self::whereis), after making sure this node's copy reflects every write

@@ -5,7 +5,9 @@
 //! from the live, eligible nodes, waits until that target has held for
 //! `reconcile_debounce`, then takes the next quorum-safe step towards it
 //! ([`reconcile::next_step`]), one at a time. A voter counts as live while SWIM says so
-//! **or** it still answers heartbeats: it is evicted only when both say it is gone. A node
+//! **or** it still answers heartbeats: it is evicted only when both say it is gone, and
+//! never below three voters (while fewer than three live candidates exist, dead voters keep
+//! their seats). A node
 //! whose Raft id changed (it lost its disk) is a new candidate under its new id, while its
 //! old id counts as a departed member: the new id is added and caught up, the voter set
 //! swaps old for new in one joint step, and the old id is dropped, so the voter count never
@@ -32,6 +34,9 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// How long a new leader waits before it releases the names of absent nodes.
 pub(crate) const RELEASE_GRACE: Duration = Duration::from_secs(2);
+
+/// Below this many live candidates, dead voters keep their seats.
+const MIN_VOTERS: usize = 3;
 
 /// How far behind the leader's log a learner may be and still count as caught up.
 const CAUGHT_UP_LAG: u64 = 300;
@@ -174,6 +179,30 @@ async fn reconcile_once(
                 domain: None,
                 priority: 0,
             });
+        }
+    }
+
+    // Never evict below three voters: while fewer than three live candidates exist, a dead
+    // voter keeps its seat (as Consul's autopilot keeps a minimum quorum). Three voters with
+    // one dead still commit on the other two; shrinking to one would let a single disk hold
+    // the only acknowledged copy of every write.
+    if candidates.len() < MIN_VOTERS {
+        for (id, name) in &view.voters {
+            let key = now
+                .voters
+                .iter()
+                .copied()
+                .find(|k| seats.get(k).is_some_and(|seat| seat.raft_id == *id));
+            if let Some(key) = key
+                && !candidates.iter().any(|c| c.node == key)
+            {
+                candidates.push(Candidate {
+                    node: key,
+                    name: name.clone(),
+                    domain: None,
+                    priority: 0,
+                });
+            }
         }
     }
 

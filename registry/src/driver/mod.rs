@@ -102,6 +102,9 @@ pub(crate) struct Shared {
     pub(crate) following: Mutex<feed::Following>,
     /// Member side: when the leader last sent this node entries or a heartbeat.
     pub(crate) leader_heard: Mutex<Option<tokio::time::Instant>>,
+    /// The switch that breaks this node's disk (tests only).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) broken: Option<crate::raft::disk::Broken>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -118,9 +121,17 @@ impl Shared {
     }
 
     /// This node belongs to a formed registry.
+    /// (A node whose Raft stopped on a store failure is not: it follows a member's feed
+    /// like a client.)
     pub(crate) fn formed(&self) -> bool {
-        self.view()
-            .is_some_and(|v| !v.voters.is_empty() && v.is_member(self.raft_id()))
+        self.view().is_some_and(|v| {
+            v.failed.is_none() && !v.voters.is_empty() && v.is_member(self.raft_id())
+        })
+    }
+
+    /// Whether this node's Raft stopped on a failure (its store).
+    pub(crate) fn failed(&self) -> bool {
+        self.view().is_some_and(|v| v.failed.is_some())
     }
 
     pub(crate) fn raft_id(&self) -> u64 {
@@ -149,10 +160,13 @@ impl Shared {
     }
 
     pub(crate) fn hello(&self) -> Hello {
+        // A node whose Raft failed announces no Raft id: the leader then treats its seat as
+        // departed, and no formation counts it.
+        let failed = self.failed();
         Hello {
-            raft_id: self.raft_id(),
+            raft_id: if failed { 0 } else { self.raft_id() },
             formed: self.formed(),
-            forming: self.expect > 0 && self.raft.is_some(),
+            forming: self.expect > 0 && self.raft.is_some() && !failed,
             leader: self.view().and_then(|v| v.leader.map(|(_, name)| name)),
         }
     }
@@ -277,6 +291,20 @@ impl Registry {
         }
     }
 
+    /// Makes every later write to this node's Raft store fail, as a broken disk would
+    /// (tests: the node must stop taking part in Raft, with a clear error). False if the node
+    /// keeps its log in memory.
+    #[cfg(feature = "testing")]
+    pub fn break_disk(&self) -> bool {
+        match self.shared().ok().and_then(|s| s.broken.as_ref()) {
+            Some(broken) => {
+                broken.set();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Stops this node's Raft (the node keeps running): call it before the node leaves.
     /// A leader first hands leadership to a caught-up voter, so the others need not wait
     /// for an election timeout. A stopped registry answers [`RegistryError::Stopped`].
@@ -329,6 +357,7 @@ impl Extension for Registry {
                 .ok_or("the registry inbox was taken already")?;
             let settings = node.settings().clone();
             let kernel = Kernel::new(config.max_names);
+            let mut broken = None;
             let raft = if settings.raft_eligible {
                 let (mirror, snapshot, disk, id) = match &settings.data_dir {
                     Some(dir) => {
@@ -340,6 +369,7 @@ impl Extension for Registry {
                             committed: r.committed,
                             vote: r.vote,
                         };
+                        broken = Some(disk.broken.clone());
                         (mirror, r.snapshot, Some(Arc::new(disk)), r.raft_id)
                     }
                     None => (Mirror::default(), None, None, fresh_raft_id()),
@@ -370,6 +400,7 @@ impl Extension for Registry {
                 feed_now: Arc::new(tokio::sync::Notify::new()),
                 following: Mutex::new(feed::Following::default()),
                 leader_heard: Mutex::new(None),
+                broken,
             });
             // From here a failed start stops the Raft node it made: nothing keeps running.
             let watcher = match watcher::start(Arc::downgrade(&shared)).await {

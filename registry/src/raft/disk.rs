@@ -83,6 +83,24 @@ pub(crate) struct Disk {
     tx: std_mpsc::Sender<Op>,
     #[cfg(test)]
     commits: Commits,
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) broken: Broken,
+}
+
+/// A switch that makes every later commit fail, as a broken disk would: set only through
+/// the `testing` feature's `Registry::break_disk`; never set in a production build.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Broken(Arc<std::sync::atomic::AtomicBool>);
+
+impl Broken {
+    fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[cfg(feature = "testing")]
+    pub(crate) fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The transactions the writer committed, counted in tests (that is how they see group
@@ -157,14 +175,17 @@ impl Disk {
         let (tx, rx) = std_mpsc::channel();
         let commits = Commits::default();
         let counted = commits.clone();
+        let broken = Broken::default();
+        let switch = broken.clone();
         std::thread::Builder::new()
             .name("registry-disk".into())
-            .spawn(move || writer(db, rx, counted))?;
+            .spawn(move || writer(db, rx, counted, switch))?;
         Ok((
             Disk {
                 tx,
                 #[cfg(test)]
                 commits,
+                broken,
             },
             recovered,
         ))
@@ -287,7 +308,7 @@ pub(crate) fn fresh_raft_id() -> u64 {
     }
 }
 
-fn writer(db: Database, rx: std_mpsc::Receiver<Op>, commits: Commits) {
+fn writer(db: Database, rx: std_mpsc::Receiver<Op>, commits: Commits, broken: Broken) {
     let mut failed: Option<(io::ErrorKind, String)> = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -299,6 +320,9 @@ fn writer(db: Database, rx: std_mpsc::Receiver<Op>, commits: Commits) {
         }
         let result = match &failed {
             Some((kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
+            None if broken.is_set() => {
+                Err(io::Error::other("the disk was broken on purpose (testing)"))
+            }
             None => commit(&db, &batch).inspect(|()| commits.add()),
         };
         if let Err(e) = &result {

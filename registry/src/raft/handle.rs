@@ -194,9 +194,12 @@ impl RaftHandle {
             .collect();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let named = |id: u64| (id, names.get(&id).cloned().unwrap_or_default());
+        // A Raft that stopped (its store failed) leads nothing and knows no leader: its
+        // last metrics are frozen.
+        let running = m.running_state.is_ok();
         RaftView {
-            leading: m.state == ServerState::Leader,
-            leader: m.current_leader.map(named),
+            leading: running && m.state == ServerState::Leader,
+            leader: m.current_leader.filter(|_| running).map(named),
             voters: voters.iter().copied().map(named).collect(),
             learners: membership.learner_ids().map(named).collect(),
             changing: m.membership_config.log_id() != m.committed_membership_config.log_id()
