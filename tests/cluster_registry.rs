@@ -706,3 +706,107 @@ async fn a_broken_disk_stops_that_node_s_raft_and_the_others_go_on() {
         .await
         .expect("a write forwarded from the broken node");
 }
+
+/// A peer that speaks the registry's channel with bytes of its own choosing.
+struct Impostor {
+    ctx: mpsc::UnboundedSender<(
+        understudy::cluster::extension::ExtensionContext,
+        understudy::cluster::extension::ExtensionInbox,
+    )>,
+}
+
+impl understudy::cluster::extension::Extension for Impostor {
+    fn name(&self) -> &'static str {
+        understudy::registry::SERVICE
+    }
+
+    fn start(
+        &self,
+        ctx: understudy::cluster::extension::ExtensionContext,
+    ) -> understudy::cluster::extension::Starting {
+        let inbox = ctx.take_inbox().expect("inbox");
+        let _ = self.ctx.send((ctx, inbox));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_s_bad_bytes_and_request_floods_are_refused_and_the_node_goes_on() {
+    use understudy::cluster::extension::{ExtensionError, ExtensionMessage};
+    let ca = ClusterCa::ephemeral("test");
+    let registry = Registry::new();
+    let a = builder(&ca, "a", None, &registry).start().await.expect("a");
+    registry.wait_ready(WAIT).await.expect("a forms alone");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let b = Node::builder("test", "b")
+        .ephemeral_certs(&ca)
+        .seed(a.local_addr())
+        .extension(Impostor { ctx: tx })
+        .start()
+        .await
+        .expect("b");
+    b.wait_for_members(1, WAIT).await.expect("joined");
+    let (ctx, mut inbox) = rx.recv().await.expect("the impostor's context");
+    let to_a = a.name().clone();
+
+    // Bytes that are no registry message: the notice is dropped, the request refused.
+    ctx.notify(&to_a, vec![0xff; 64]).expect("notice sent");
+    match ctx.request(&to_a, vec![0xff; 64], WAIT).await {
+        Err(ExtensionError::Refused(why)) => assert!(why.contains("undecodable"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A flood of requests, bad and good, all at once: each is answered (or refused as busy),
+    // none is left hanging, and the node keeps serving.
+    let seeds = understudy::registry::fuzz::seeds();
+    let mut asks = tokio::task::JoinSet::new();
+    for i in 0..4000 {
+        let (_, body) = &seeds[i % seeds.len()];
+        let body = body.clone();
+        let ctx = ctx.clone();
+        let to = to_a.clone();
+        asks.spawn(async move { ctx.request(&to, body, WAIT).await });
+    }
+    let mut answered = 0;
+    while let Some(done) = asks.join_next().await {
+        match done.expect("an ask") {
+            Ok(_) | Err(ExtensionError::Refused(_)) => answered += 1,
+            Err(e) => panic!("a request was not answered: {e}"),
+        }
+    }
+    assert_eq!(answered, 4000);
+    // A subscription from the impostor gets the feed, like a client's.
+    let subscribe = seeds
+        .iter()
+        .find(|(n, _)| n == "subscribe")
+        .expect("a subscribe seed")
+        .1
+        .clone();
+    ctx.request(&to_a, subscribe, WAIT)
+        .await
+        .expect("subscribed");
+    let fed = tokio::time::timeout(WAIT, async {
+        while let Some(message) = inbox.recv().await {
+            if let ExtensionMessage::Notice { from, .. } = message
+                && from == to_a
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("a feed notice in time");
+    assert!(fed);
+    // The node is unharmed: it still registers and resolves names.
+    let (actor, _) = worker(&a).await;
+    let names = registry.consistent().expect("started");
+    names
+        .register("still-works", &actor)
+        .await
+        .expect("register");
+    assert!(names.whereis::<Work>("still-works").is_ok());
+    assert!(
+        b.is_connected(a.runtime().node_id()),
+        "the connection survived"
+    );
+}
