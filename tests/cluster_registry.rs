@@ -7,93 +7,12 @@ mod common;
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use understudy::cluster::certs::ClusterCa;
 use understudy::cluster::node::Node;
-use understudy::prelude::*;
 use understudy::registry::{Registry, RegistryConfig, RegistryError};
 
-const WAIT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Serialize, Deserialize, RemoteMessage)]
-enum Work {
-    Job(u64),
-}
-
-/// Forwards every job to the test.
-#[derive(Actor)]
-struct Worker {
-    seen: mpsc::UnboundedSender<u64>,
-}
-
-impl Handler for Worker {
-    type Msg = Work;
-    async fn handle(&mut self, _: &Ctx<Self>, message: Work) -> Result<(), ActorError> {
-        let Work::Job(n) = message;
-        let _ = self.seen.send(n);
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, RemoteMessage)]
-struct Other;
-
-async fn worker(node: &Node) -> (ActorRef<Work>, mpsc::UnboundedReceiver<u64>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let actor = node.spawn(Worker { seen: tx }).await.expect("spawn");
-    (actor, rx)
-}
-
-/// `n` nodes, each running a registry with `config` (n0 has no seeds, so by default it forms
-/// alone and the others are added).
-async fn registry_cluster(n: usize, config: RegistryConfig) -> (Vec<Node>, Vec<Registry>) {
-    let ca = ClusterCa::ephemeral("test");
-    let registries: Vec<Registry> = (0..n)
-        .map(|_| Registry::with_config(config.clone()))
-        .collect();
-    let nodes = common::cluster_with(&ca, n, None, WAIT, |i, b| {
-        b.extension(registries[i].clone())
-    })
-    .await;
-    (nodes, registries)
-}
-
-/// Waits until `check` holds, or fails the test with `what`.
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits until every live registry agrees on `voters` voters and one leader.
-async fn settled(registries: &[&Registry], voters: usize) -> String {
-    let mut leader = String::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    until(&format!("{voters} voters and one leader"), || {
-        if tokio::time::Instant::now() + Duration::from_millis(50) > deadline {
-            for r in registries {
-                eprintln!("{:?}", r.status());
-            }
-        }
-        let statuses: Vec<_> = registries.iter().map(|r| r.status()).collect();
-        let leaders: Vec<_> = statuses.iter().filter(|s| s.leader).collect();
-        if leaders.len() != 1 || leaders[0].voters.len() != voters || leaders[0].changing {
-            return false;
-        }
-        leader = leaders[0].leader_name.clone().unwrap_or_default();
-        statuses
-            .iter()
-            .all(|s| s.member && s.leader_name.as_deref() == Some(leader.as_str()))
-    })
-    .await;
-    leader
-}
+use common::registry::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_form_and_a_name_resolves_on_every_node() {
@@ -255,40 +174,6 @@ async fn names_are_released_when_their_actor_stops_or_their_node_dies() {
     .await;
 }
 
-/// A builder for node `name` of cluster `test`, seeded with `seed` if given.
-fn builder(
-    ca: &ClusterCa,
-    name: &str,
-    seed: Option<&Node>,
-    registry: &Registry,
-) -> understudy::cluster::node::NodeBuilder {
-    let mut b = Node::builder("test", name)
-        .ephemeral_certs(ca)
-        .extension(registry.clone());
-    if let Some(seed) = seed {
-        b = b.seed(seed.local_addr());
-    }
-    b
-}
-
-/// Waits until the leader among `registries` reports `voters` voters and `standbys`
-/// standbys with no change in flight; returns its status.
-async fn roles(
-    registries: &[&Registry],
-    voters: usize,
-    standbys: usize,
-) -> understudy::registry::RegistryStatus {
-    let mut found = None;
-    until(&format!("{voters} voters and {standbys} standbys"), || {
-        found = registries.iter().map(|r| r.status()).find(|s| {
-            s.leader && !s.changing && s.voters.len() == voters && s.standbys.len() == standbys
-        });
-        found.is_some()
-    })
-    .await;
-    found.expect("found")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_node_answers_whereis_from_its_replica() {
     let ca = ClusterCa::ephemeral("test");
@@ -399,72 +284,6 @@ async fn three_voters_grow_to_five_and_shrink_back_as_nodes_come_and_go() {
     for i in &leaving {
         assert!(!status.voters.contains(&format!("n{i}")));
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_nodes_keep_five_voters_and_four_standbys_over_three_domains() {
-    let ca = ClusterCa::ephemeral("test");
-    let n = 20;
-    let registries: Vec<Registry> = (0..n).map(|_| Registry::new()).collect();
-    let domain = |i: usize| format!("zone-{}", i % 3);
-    let nodes = common::cluster_with(&ca, n, None, Duration::from_secs(60), |i, b| {
-        let mut b = b.extension(registries[i].clone());
-        b.config_mut().failure_domain = Some(domain(i));
-        b
-    })
-    .await;
-    let all: Vec<&Registry> = registries.iter().collect();
-    let status = roles(&all, 5, 4).await;
-    let index = |name: &str| name[1..].parse::<usize>().expect("nN");
-    let mut per_domain = [0usize; 3];
-    for v in &status.voters {
-        per_domain[index(v) % 3] += 1;
-    }
-    per_domain.sort();
-    assert_eq!(
-        per_domain,
-        [1, 2, 2],
-        "voters spread over the three domains"
-    );
-
-    // A voter dies: a standby takes its seat and the voter count is restored.
-    let victim_name = status
-        .voters
-        .iter()
-        .find(|v| Some(*v) != status.leader_name.as_ref())
-        .expect("a follower voter")
-        .clone();
-    let victim = index(&victim_name);
-    let standbys_before = status.standbys.clone();
-    nodes[victim].crash();
-    registries[victim].shutdown().await;
-    let alive: Vec<&Registry> = (0..n)
-        .filter(|i| *i != victim)
-        .map(|i| &registries[i])
-        .collect();
-    let mut after = None;
-    until("a standby promoted in the dead voter's place", || {
-        after = alive.iter().map(|r| r.status()).find(|s| {
-            s.leader
-                && !s.changing
-                && s.voters.len() == 5
-                && !s.voters.contains(&victim_name)
-                && s.standbys.len() == 4
-        });
-        after.is_some()
-    })
-    .await;
-    let after = after.expect("found");
-    let promoted: Vec<&String> = after
-        .voters
-        .iter()
-        .filter(|v| !status.voters.contains(v))
-        .collect();
-    assert_eq!(promoted.len(), 1);
-    assert!(
-        standbys_before.contains(promoted[0]),
-        "the new voter was a standby: {promoted:?} not in {standbys_before:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -613,57 +432,6 @@ async fn a_node_that_lost_its_disk_rejoins_under_a_new_raft_id() {
         .register("after-the-wipe", &actor)
         .await
         .expect("register");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_late_node_catches_up_from_a_snapshot_sent_in_parts() {
-    let config = RegistryConfig {
-        max_voters: 3,
-        snapshot_every: 256,
-        ..RegistryConfig::default()
-    };
-    let ca = ClusterCa::ephemeral("test");
-    let registries: Vec<Registry> = (0..3)
-        .map(|_| Registry::with_config(config.clone()))
-        .collect();
-    let nodes = common::cluster_with(&ca, 3, None, WAIT, |i, b| {
-        b.extension(registries[i].clone())
-    })
-    .await;
-    let all: Vec<&Registry> = registries.iter().collect();
-    settled(&all, 3).await;
-    // Enough names, long enough, that the snapshot needs more than one 1 MiB part, and
-    // enough entries that the log the late node would need is purged.
-    let (actor, _) = worker(&nodes[1]).await;
-    let names = registries[1].consistent().expect("started");
-    let total = 6000;
-    let mut writers = tokio::task::JoinSet::new();
-    for w in 0..64 {
-        let names = names.clone();
-        let actor = actor.clone();
-        writers.spawn(async move {
-            for i in (w..total).step_by(64) {
-                let name = format!("{i:06}-{}", "x".repeat(200));
-                names.register(&name, &actor).await.expect("register");
-            }
-        });
-    }
-    while let Some(done) = writers.join_next().await {
-        done.expect("a writer");
-    }
-    let late = Registry::with_config(config);
-    let _late_node = Node::builder("test", "late")
-        .ephemeral_certs(&ca)
-        .seed(nodes[0].local_addr())
-        .extension(late.clone())
-        .start()
-        .await
-        .expect("start");
-    until("the late node to stand by with every name", || {
-        let status = late.status();
-        status.member && late.consistent().map(|c| c.names().len()).unwrap_or(0) == total
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 pub(crate) mod actors;
+pub(crate) mod registry;
 
 use understudy::cluster::certs::ClusterCa;
 use understudy::cluster::mesh::FaultPlan;

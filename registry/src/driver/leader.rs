@@ -164,13 +164,14 @@ async fn reconcile_once(
         );
     }
     let silent_after = s.config.election_timeout_max * 2;
-    for (id, name) in &view.voters {
-        let key = now
-            .voters
+    let seat_of = |id: u64| {
+        now.voters
             .iter()
             .copied()
-            .find(|k| seats.get(k).is_some_and(|seat| seat.raft_id == *id));
-        let Some(key) = key else { continue };
+            .find(|k| seats.get(k).is_some_and(|seat| seat.raft_id == id))
+    };
+    for (id, name) in &view.voters {
+        let Some(key) = seat_of(*id) else { continue };
         let heard = view.heard.get(id).is_some_and(|d| *d < silent_after) || *id == raft.id;
         if heard && !candidates.iter().any(|c| c.node == key) {
             candidates.push(Candidate {
@@ -188,12 +189,7 @@ async fn reconcile_once(
     // the only acknowledged copy of every write.
     if candidates.len() < MIN_VOTERS {
         for (id, name) in &view.voters {
-            let key = now
-                .voters
-                .iter()
-                .copied()
-                .find(|k| seats.get(k).is_some_and(|seat| seat.raft_id == *id));
-            if let Some(key) = key
+            if let Some(key) = seat_of(*id)
                 && !candidates.iter().any(|c| c.node == key)
             {
                 candidates.push(Candidate {

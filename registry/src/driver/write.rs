@@ -19,13 +19,33 @@ const RETRY: Duration = Duration::from_millis(20);
 /// One attempt to a peer waits at most this long.
 const ATTEMPT: Duration = Duration::from_secs(1);
 
-/// Commits `command` and returns its outcome and revision.
-pub(crate) async fn write(
+/// What one attempt at the leader came to.
+enum Attempt<T> {
+    /// The answer.
+    Done(T),
+    /// Not the leader: try this node, if it named one.
+    Redirect(Option<String>),
+    /// Try again after a pause.
+    Retry,
+    /// Give up with this error.
+    Fail(RegistryError),
+}
+
+/// Runs an operation on the leader, wherever it is, until the write deadline: here if this
+/// node leads (`here`), else as `request` to the leader this node knows of, following
+/// redirects (`answer` reads the reply). Past the deadline: `NoQuorum`.
+async fn at_leader<T, F>(
     shared: &Shared,
-    command: Command,
-) -> Result<(Outcome, u64), RegistryError> {
+    request: PeerMessage,
+    here: impl Fn(RaftHandle) -> F,
+    answer: impl Fn(&[u8]) -> Attempt<T>,
+) -> Result<T, RegistryError>
+where
+    F: std::future::Future<Output = Attempt<T>>,
+{
     let started = Instant::now();
     let deadline = started + shared.config.write_deadline;
+    let body = request.encode();
     let mut hint: Option<String> = None;
     loop {
         let now = Instant::now();
@@ -35,39 +55,67 @@ pub(crate) async fn write(
             });
         }
         let left = deadline - now;
-        if let Some(raft) = &shared.raft
-            && raft.view().leading
-        {
-            match tokio::time::timeout(left, raft.write(command.clone())).await {
-                Ok(Written::Done { outcome, revision }) => return Ok((outcome, revision)),
-                Ok(Written::NotLeader(leader) | Written::Unknown(leader)) => hint = leader,
-                Ok(Written::Failed(why)) => return Err(storage(why)),
-                Err(_) => continue,
-            }
-        }
-        let target = hint
-            .take()
-            .or_else(|| shared.leader())
-            .filter(|l| *l != shared.me.as_str());
-        let Some(target) = target.and_then(|t| NodeName::try_from(t.as_str()).ok()) else {
-            tokio::time::sleep(RETRY.min(left)).await;
-            continue;
-        };
-        let body = PeerMessage::Forward(command.clone()).encode();
-        match shared.ctx.request(&target, body, ATTEMPT.min(left)).await {
-            Ok(bytes) => match wire::decode::<Forwarded>(&bytes) {
-                Ok(Forwarded::Done { outcome, revision }) => return Ok((outcome, revision)),
-                Ok(Forwarded::NotLeader { leader }) => {
-                    hint = leader.filter(|l| *l != target.as_str());
-                    if hint.is_none() {
-                        tokio::time::sleep(RETRY.min(left)).await;
-                    }
+        let pause = tokio::time::sleep(RETRY.min(left));
+        let attempt = match &shared.raft {
+            Some(raft) if raft.view().leading => {
+                match tokio::time::timeout(left, here(raft.clone())).await {
+                    Ok(attempt) => attempt,
+                    Err(_) => continue,
                 }
-                Ok(Forwarded::Failed(_)) | Err(_) => tokio::time::sleep(RETRY.min(left)).await,
-            },
-            Err(_) => tokio::time::sleep(RETRY.min(left)).await,
+            }
+            _ => {
+                let target = hint
+                    .take()
+                    .or_else(|| shared.leader())
+                    .filter(|l| *l != shared.me.as_str())
+                    .and_then(|t| NodeName::try_from(t.as_str()).ok());
+                match target {
+                    Some(target) => {
+                        let sent = shared.ctx.request(&target, body.clone(), ATTEMPT.min(left));
+                        match sent.await {
+                            Ok(bytes) => match answer(&bytes) {
+                                Attempt::Redirect(leader) => {
+                                    Attempt::Redirect(leader.filter(|l| *l != target.as_str()))
+                                }
+                                other => other,
+                            },
+                            Err(_) => Attempt::Retry,
+                        }
+                    }
+                    None => Attempt::Retry,
+                }
+            }
+        };
+        match attempt {
+            Attempt::Done(value) => return Ok(value),
+            Attempt::Fail(e) => return Err(e),
+            Attempt::Redirect(Some(leader)) => hint = Some(leader),
+            Attempt::Redirect(None) | Attempt::Retry => pause.await,
         }
     }
+}
+
+/// Commits `command` and returns its outcome and revision.
+pub(crate) async fn write(
+    shared: &Shared,
+    command: Command,
+) -> Result<(Outcome, u64), RegistryError> {
+    let here = |raft: RaftHandle| {
+        let command = command.clone();
+        async move {
+            match raft.write(command).await {
+                Written::Done { outcome, revision } => Attempt::Done((outcome, revision)),
+                Written::NotLeader(leader) | Written::Unknown(leader) => Attempt::Redirect(leader),
+                Written::Failed(why) => Attempt::Fail(storage(why)),
+            }
+        }
+    };
+    let answer = |bytes: &[u8]| match wire::decode::<Forwarded>(bytes) {
+        Ok(Forwarded::Done { outcome, revision }) => Attempt::Done((outcome, revision)),
+        Ok(Forwarded::NotLeader { leader }) => Attempt::Redirect(leader),
+        Ok(Forwarded::Failed(_)) | Err(_) => Attempt::Retry,
+    };
+    at_leader(shared, PeerMessage::Forward(command.clone()), here, answer).await
 }
 
 fn storage(why: String) -> RegistryError {
@@ -111,46 +159,18 @@ pub(crate) async fn read_index_here(shared: &Shared) -> ReadIndex {
 pub(crate) async fn linearize(shared: &Shared) -> Result<(), RegistryError> {
     let started = Instant::now();
     let deadline = started + shared.config.write_deadline;
-    let mut hint: Option<String> = None;
-    let index = loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(RegistryError::NoQuorum {
-                waited: now - started,
-            });
-        }
-        let left = deadline - now;
-        if let Some(raft) = &shared.raft
-            && raft.view().leading
-        {
-            if let Ok(Ok(index)) = tokio::time::timeout(left, raft.read_index()).await {
-                break index;
-            }
-            continue;
-        }
-        let target = hint
-            .take()
-            .or_else(|| shared.leader())
-            .filter(|l| *l != shared.me.as_str());
-        let Some(target) = target.and_then(|t| NodeName::try_from(t.as_str()).ok()) else {
-            tokio::time::sleep(RETRY.min(left)).await;
-            continue;
-        };
-        let body = PeerMessage::ReadIndex.encode();
-        match shared.ctx.request(&target, body, ATTEMPT.min(left)).await {
-            Ok(bytes) => match wire::decode::<ReadIndex>(&bytes) {
-                Ok(ReadIndex::At(index)) => break index,
-                Ok(ReadIndex::NotLeader { leader }) => {
-                    hint = leader.filter(|l| *l != target.as_str());
-                    if hint.is_none() {
-                        tokio::time::sleep(RETRY.min(left)).await;
-                    }
-                }
-                Err(_) => tokio::time::sleep(RETRY.min(left)).await,
-            },
-            Err(_) => tokio::time::sleep(RETRY.min(left)).await,
+    let here = |raft: RaftHandle| async move {
+        match raft.read_index().await {
+            Ok(index) => Attempt::Done(index),
+            Err(leader) => Attempt::Redirect(leader),
         }
     };
+    let answer = |bytes: &[u8]| match wire::decode::<ReadIndex>(bytes) {
+        Ok(ReadIndex::At(index)) => Attempt::Done(index),
+        Ok(ReadIndex::NotLeader { leader }) => Attempt::Redirect(leader),
+        Err(_) => Attempt::Retry,
+    };
+    let index = at_leader(shared, PeerMessage::ReadIndex, here, answer).await?;
     let mut revisions = shared.kernel.revisions();
     let reached = tokio::time::timeout_at(deadline, revisions.wait_for(|r| *r >= index)).await;
     match reached {

@@ -148,6 +148,20 @@ impl Peer {
     }
 }
 
+impl Peer {
+    /// Sends `request` and takes the answer `pick` expects (any other is a network error).
+    async fn rpc<R>(
+        &self,
+        request: RaftRequest,
+        option: &RPCOption,
+        action: openraft::network::RPCTypes,
+        pick: fn(RaftResponse) -> Result<R, RaftResponse>,
+    ) -> Result<R, RPCError<Tc>> {
+        let response = self.call(request, option.hard_ttl(), action).await?;
+        pick(response).map_err(|other| unexpected(&other))
+    }
+}
+
 fn unexpected(what: &RaftResponse) -> RPCError<Tc> {
     RPCError::Network(NetworkError::new(&Refused(format!(
         "an answer of the wrong kind: {what:?}"
@@ -162,18 +176,13 @@ impl RaftNetworkV2<Tc> for Peer {
         rpc: AppendEntriesRequest<Tc>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<Tc>, RPCError<Tc>> {
-        use openraft::network::RPCTypes;
-        match self
-            .call(
-                RaftRequest::Append(rpc),
-                option.hard_ttl(),
-                RPCTypes::AppendEntries,
-            )
-            .await?
-        {
+        let pick = |r| match r {
             RaftResponse::Append(r) => Ok(r),
-            other => Err(unexpected(&other)),
-        }
+            other => Err(other),
+        };
+        let action = openraft::network::RPCTypes::AppendEntries;
+        self.rpc(RaftRequest::Append(rpc), &option, action, pick)
+            .await
     }
 
     async fn vote(
@@ -181,14 +190,13 @@ impl RaftNetworkV2<Tc> for Peer {
         rpc: VoteRequest<Tc>,
         option: RPCOption,
     ) -> Result<VoteResponse<Tc>, RPCError<Tc>> {
-        use openraft::network::RPCTypes;
-        match self
-            .call(RaftRequest::Vote(rpc), option.hard_ttl(), RPCTypes::Vote)
-            .await?
-        {
+        let pick = |r| match r {
             RaftResponse::Vote(r) => Ok(r),
-            other => Err(unexpected(&other)),
-        }
+            other => Err(other),
+        };
+        let action = openraft::network::RPCTypes::Vote;
+        self.rpc(RaftRequest::Vote(rpc), &option, action, pick)
+            .await
     }
 
     async fn pre_vote(
@@ -196,14 +204,13 @@ impl RaftNetworkV2<Tc> for Peer {
         rpc: VoteRequest<Tc>,
         option: RPCOption,
     ) -> Result<VoteResponse<Tc>, RPCError<Tc>> {
-        use openraft::network::RPCTypes;
-        match self
-            .call(RaftRequest::PreVote(rpc), option.hard_ttl(), RPCTypes::Vote)
-            .await?
-        {
+        let pick = |r| match r {
             RaftResponse::Vote(r) => Ok(r),
-            other => Err(unexpected(&other)),
-        }
+            other => Err(other),
+        };
+        let action = openraft::network::RPCTypes::Vote;
+        self.rpc(RaftRequest::PreVote(rpc), &option, action, pick)
+            .await
     }
 
     async fn full_snapshot(
@@ -248,18 +255,13 @@ impl RaftNetworkV2<Tc> for Peer {
         req: TransferLeaderRequest<Tc>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<Tc>, RPCError<Tc>> {
-        use openraft::network::RPCTypes;
-        match self
-            .call(
-                RaftRequest::TransferLeader(req),
-                option.hard_ttl(),
-                RPCTypes::TransferLeader,
-            )
-            .await?
-        {
+        let pick = |r| match r {
             RaftResponse::TransferLeader(r) => Ok(r),
-            other => Err(unexpected(&other)),
-        }
+            other => Err(other),
+        };
+        let action = openraft::network::RPCTypes::TransferLeader;
+        self.rpc(RaftRequest::TransferLeader(req), &option, action, pick)
+            .await
     }
 }
 
