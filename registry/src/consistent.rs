@@ -82,6 +82,16 @@ impl Consistent {
         };
         match write::write(&self.shared, command).await?.0 {
             Outcome::Registered => Ok(()),
+            // Applied before, outcome not known to the leader that answered the retry: the
+            // holder now says whether it took.
+            Outcome::Repeated => match self.shared.kernel.owner(name) {
+                Some(holder) if holder == owner => Ok(()),
+                Some(holder) => Err(RegistryError::AlreadyRegistered {
+                    name: name.to_owned(),
+                    owner: holder.addr,
+                }),
+                None => Ok(()),
+            },
             Outcome::AlreadyRegistered(holder) => Err(RegistryError::AlreadyRegistered {
                 name: name.to_owned(),
                 owner: holder.addr,
@@ -109,7 +119,7 @@ impl Consistent {
                 owner,
             };
             match write::write(&self.shared, command).await?.0 {
-                Outcome::Unregistered => return Ok(()),
+                Outcome::Unregistered | Outcome::Repeated => return Ok(()),
                 Outcome::NotRegistered => holder = None,
                 Outcome::NotOwner(now) => holder = Some(now),
                 other => return Err(unexpected(other)),

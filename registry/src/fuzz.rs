@@ -4,7 +4,7 @@
 
 use understudy_actor::{ActorAddr, NodeId, Tag};
 
-use crate::core::command::{Command, Owner};
+use crate::core::command::{Command, Owner, Request, RequestId};
 use crate::core::table::{Change, NameTable, TableImage};
 use crate::wire::{Claim, Feed, Hello, PeerMessage};
 
@@ -25,9 +25,10 @@ pub fn check(bytes: &[u8]) -> bool {
     let mut table: NameTable = NameTable::new(64);
     let mut changes = Vec::new();
     match message {
-        PeerMessage::Forward(command) => {
-            table.apply(&command, 1, &mut changes);
-            table.apply(&command, 2, &mut changes);
+        PeerMessage::Forward(request) => {
+            let first = table.apply_request(&request, 1, &mut changes);
+            let again = table.apply_request(&request, 2, &mut changes);
+            assert_eq!(first, again, "a repeated request answers as the first");
         }
         PeerMessage::Feed(Feed::Changes { changes: batch, .. }) => {
             for change in &batch {
@@ -37,7 +38,11 @@ pub fn check(bytes: &[u8]) -> bool {
         PeerMessage::Feed(Feed::Image {
             revision, names, ..
         }) => {
-            let image = TableImage { revision, names };
+            let image = TableImage {
+                revision,
+                names,
+                requests: Vec::new(),
+            };
             table.restore(&image, &mut changes);
             assert_eq!(table.revision(), revision);
         }
@@ -48,6 +53,13 @@ pub fn check(bytes: &[u8]) -> bool {
 
 fn node(raw: u64) -> NodeId {
     NodeId::new(raw).expect("non-zero")
+}
+
+fn request(command: Command) -> Request {
+    Request {
+        id: RequestId { session: 5, seq: 1 },
+        command,
+    }
 }
 
 fn owner(pid: u64) -> Owner {
@@ -79,24 +91,24 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         ),
         (
             "forward-register",
-            PeerMessage::Forward(Command::Register {
+            PeerMessage::Forward(request(Command::Register {
                 name: "billing".into(),
                 owner: owner(9),
-            }),
+            })),
         ),
         (
             "forward-unregister",
-            PeerMessage::Forward(Command::Unregister {
+            PeerMessage::Forward(request(Command::Unregister {
                 name: "billing".into(),
                 owner: owner(9),
-            }),
+            })),
         ),
         (
             "forward-release-node",
-            PeerMessage::Forward(Command::ReleaseNode {
+            PeerMessage::Forward(request(Command::ReleaseNode {
                 node: node(7),
                 incarnation: 3,
-            }),
+            })),
         ),
         ("read-index", PeerMessage::ReadIndex),
         ("subscribe", PeerMessage::Subscribe { from: 4 }),
@@ -131,10 +143,10 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
             }),
         ),
     ];
-    let raft = crate::raft::network::samples(Command::Register {
+    let raft = crate::raft::network::samples(request(Command::Register {
         name: "billing".into(),
         owner: owner(9),
-    })
+    }))
     .into_iter()
     .map(|(name, request)| (name, PeerMessage::Raft { to: 12, request }));
     let mut out: Vec<(String, Vec<u8>)> = raft

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use understudy_actor::wire_ref::RefError;
 use understudy_actor::{ActorAddr, RemoteMessage};
 
-use crate::core::command::{Command, Outcome, Owner};
+use crate::core::command::{Outcome, Owner, Request};
 use crate::core::table::{Change, NameTable, TableImage};
 use crate::error::RegistryError;
 
@@ -123,14 +123,16 @@ impl Kernel {
     /// Applies a command from the log at `revision`. The table at revision R reflects the
     /// log up to R, whichever way it got there (this node's Raft, or a member's feed while it
     /// was a client), so an entry at or below R is already in it and is skipped.
-    pub(crate) fn apply(&self, command: &Command, revision: u64) -> Outcome {
+    pub(crate) fn apply(&self, request: &Request, revision: u64) -> Outcome {
         let mut changes = Vec::new();
         let mut state = self.write();
         let at = state.table.revision();
         if at != 0 && revision <= at {
-            return Outcome::Nothing;
+            // Remembered all the same, so every member skips a later copy of it.
+            state.table.note_request(request.id);
+            return Outcome::Repeated;
         }
-        let outcome = state.table.apply(command, revision, &mut changes);
+        let outcome = state.table.apply_request(request, revision, &mut changes);
         self.publish(state, changes);
         outcome
     }
@@ -163,6 +165,11 @@ impl Kernel {
         let mut changes = Vec::new();
         let mut state = self.write();
         if image.revision < state.table.revision() {
+            // The names here are newer; the requests a member's snapshot remembers are still
+            // needed (the entries after it are replayed next and remembered on top).
+            if !image.requests.is_empty() {
+                state.table.restore_requests(&image.requests);
+            }
             return;
         }
         state.table.restore(image, &mut changes);

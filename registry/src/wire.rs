@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::command::{Command, Outcome, Owner};
+use crate::core::command::{Outcome, Owner, Request};
 use crate::core::table::Change;
 use crate::raft::network::RaftRequest;
 
@@ -30,7 +30,7 @@ pub(crate) enum PeerMessage {
     /// A node proposes the first voter set (request; answered with [`Grant`]).
     Claim(Claim),
     /// A write to pass on to the leader (request; answered with [`Forwarded`]).
-    Forward(Command),
+    Forward(Request),
     /// The leader's read index for a linearizable read (request; answered with
     /// [`ReadIndex`]).
     ReadIndex,

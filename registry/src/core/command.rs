@@ -1,10 +1,11 @@
 //! What the registry's replicated log holds: commands on the name table, and their outcomes.
 //!
-//! Every command is **idempotent**: applying it twice leaves the table as applying it once
-//! (a repeated `Register` answers as the first did; a repeated `Unregister` answers
-//! `NotRegistered`, a repeated release `Released(0)`). A client whose write timed out, or whose leader changed under it,
-//! can send it again without a dedupe table: the retry either finds its own effect or makes
-//! it.
+//! Every command travels as a [`Request`] with a [`RequestId`] its client picks once and
+//! keeps across retries: the table remembers the outcome of the latest requests (a window in
+//! log order, [`REQUEST_WINDOW`](super::table::REQUEST_WINDOW)), so a retried or duplicated
+//! request (a reply lost to a timeout or a leader change, a late copy still in flight) is
+//! answered with its first outcome and never applied twice. That is what makes a retried
+//! write linearizable when other clients act in between (the Raft thesis, section 6.3).
 
 use serde::{Deserialize, Serialize};
 use understudy_actor::{ActorAddr, NodeId, Tag};
@@ -82,6 +83,35 @@ impl std::fmt::Display for Command {
     }
 }
 
+/// Names one request of one client: a random session per registry instance, and a sequence
+/// number within it. A retry keeps the id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RequestId {
+    /// The client's session (random, per registry instance).
+    pub session: u64,
+    /// The request's number in the session.
+    pub seq: u64,
+}
+
+/// A command as it is proposed: with the id that makes its retries safe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The request's id.
+    pub id: RequestId,
+    /// The command.
+    pub command: Command,
+}
+
+impl std::fmt::Display for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (request {}.{})",
+            self.command, self.id.session, self.id.seq
+        )
+    }
+}
+
 /// What applying a command did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -101,4 +131,7 @@ pub enum Outcome {
     Full(u64),
     /// Not a name-table entry (a membership change or a leader's blank entry).
     Nothing,
+    /// The request was applied before, when this node's copy was fed by another member, so
+    /// its outcome is not known here (only ever the answer to a retry).
+    Repeated,
 }

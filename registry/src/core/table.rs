@@ -23,7 +23,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use understudy_actor::ActorAddr;
 
-use super::command::{Command, Outcome, Owner};
+use super::command::{Command, Outcome, Owner, Request, RequestId};
+
+/// How many recent requests the table remembers the outcome of (in log order). A retry
+/// arrives within the write deadline (5 s), far fewer requests later than this.
+pub const REQUEST_WINDOW: usize = 1 << 18;
 
 /// One change to one name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +59,9 @@ pub struct NameTable<X = ()> {
     by_actor: BTreeMap<ActorAddr, BTreeSet<Arc<str>>>,
     revision: u64,
     max_names: u64,
+    /// The latest requests' outcomes, and their order (oldest first).
+    requests: HashMap<RequestId, Outcome>,
+    request_order: std::collections::VecDeque<RequestId>,
 }
 
 /// A table's content as it travels in a snapshot: the revision and every `(name, owner)`.
@@ -64,6 +71,10 @@ pub struct TableImage {
     pub revision: u64,
     /// The names, in order.
     pub names: Vec<(String, Owner)>,
+    /// The latest requests and their outcomes, oldest first (a member's snapshot; empty in a
+    /// client's feed).
+    #[serde(default)]
+    pub requests: Vec<(RequestId, Outcome)>,
 }
 
 impl<X: Default> NameTable<X> {
@@ -75,6 +86,53 @@ impl<X: Default> NameTable<X> {
             by_actor: BTreeMap::new(),
             revision: 0,
             max_names,
+            requests: HashMap::new(),
+            request_order: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Applies `request` as the entry at `revision`: its command, unless the request was
+    /// applied before (then its first outcome, and no change).
+    pub fn apply_request(
+        &mut self,
+        request: &Request,
+        revision: u64,
+        changes: &mut Vec<Change>,
+    ) -> Outcome {
+        if let Some(outcome) = self.requests.get(&request.id) {
+            let outcome = outcome.clone();
+            self.skip(revision);
+            return outcome;
+        }
+        let outcome = self.apply(&request.command, revision, changes);
+        self.remember(request.id, outcome.clone());
+        outcome
+    }
+
+    /// Records that `id` was applied, outcome unknown here (this copy already had its
+    /// effect from another member's feed).
+    pub fn note_request(&mut self, id: RequestId) {
+        if !self.requests.contains_key(&id) {
+            self.remember(id, Outcome::Repeated);
+        }
+    }
+
+    fn remember(&mut self, id: RequestId, outcome: Outcome) {
+        if self.request_order.len() == REQUEST_WINDOW
+            && let Some(oldest) = self.request_order.pop_front()
+        {
+            self.requests.remove(&oldest);
+        }
+        self.request_order.push_back(id);
+        self.requests.insert(id, outcome);
+    }
+
+    /// Replaces the remembered requests with `requests` (oldest first).
+    pub fn restore_requests(&mut self, requests: &[(RequestId, Outcome)]) {
+        self.requests.clear();
+        self.request_order.clear();
+        for (id, outcome) in requests.iter().rev().take(REQUEST_WINDOW).rev() {
+            self.remember(*id, outcome.clone());
         }
     }
 
@@ -253,6 +311,11 @@ impl<X: Default> NameTable<X> {
     /// The table's content, for a snapshot.
     pub fn image(&self) -> TableImage {
         TableImage {
+            requests: self
+                .request_order
+                .iter()
+                .filter_map(|id| self.requests.get(id).map(|o| (*id, o.clone())))
+                .collect(),
             revision: self.revision,
             names: self
                 .ordered
@@ -303,6 +366,7 @@ impl<X: Default> NameTable<X> {
         made.sort_by(|a, b| a.name.cmp(&b.name));
         changes.extend(made);
         self.revision = revision;
+        self.restore_requests(&image.requests);
     }
 }
 
@@ -569,6 +633,7 @@ mod tests {
         let image = TableImage {
             revision: 9,
             names: vec![("kept".into(), a), ("moved".into(), b), ("new".into(), b)],
+            requests: Vec::new(),
         };
         let mut changes = Vec::new();
         table.restore(&image, &mut changes);
@@ -848,5 +913,110 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+    use crate::core::command::RequestId;
+    use understudy_actor::{NodeId, Tag};
+
+    fn owner(pid: u64) -> Owner {
+        Owner {
+            addr: ActorAddr {
+                node: NodeId::new(1).expect("non-zero"),
+                pid,
+            },
+            tag: Tag(1),
+            incarnation: 1,
+        }
+    }
+
+    fn request(seq: u64, command: Command) -> Request {
+        Request {
+            id: RequestId { session: 9, seq },
+            command,
+        }
+    }
+
+    #[test]
+    fn a_repeated_request_answers_its_first_outcome_and_changes_nothing() {
+        let mut table: NameTable = NameTable::new(10);
+        let mut changes = Vec::new();
+        let take = request(
+            1,
+            Command::Register {
+                name: "x".into(),
+                owner: owner(1),
+            },
+        );
+        assert_eq!(
+            table.apply_request(&take, 1, &mut changes),
+            Outcome::Registered
+        );
+        let free = request(
+            2,
+            Command::Unregister {
+                name: "x".into(),
+                owner: owner(1),
+            },
+        );
+        assert_eq!(
+            table.apply_request(&free, 2, &mut changes),
+            Outcome::Unregistered
+        );
+        changes.clear();
+        // A late copy of the first request (a retry whose answer was lost) does not take
+        // the name back, and answers as the first time did.
+        assert_eq!(
+            table.apply_request(&take, 3, &mut changes),
+            Outcome::Registered
+        );
+        assert!(changes.is_empty());
+        assert!(table.get("x").is_none());
+        assert_eq!(table.revision(), 3);
+        // A retried unregister answers Unregistered, not NotRegistered.
+        assert_eq!(
+            table.apply_request(&free, 4, &mut changes),
+            Outcome::Unregistered
+        );
+    }
+
+    #[test]
+    fn the_window_travels_in_the_image_and_forgets_the_oldest_first() {
+        let mut table: NameTable = NameTable::new(REQUEST_WINDOW as u64 + 10);
+        let mut changes = Vec::new();
+        for seq in 0..(REQUEST_WINDOW as u64 + 2) {
+            let r = request(
+                seq,
+                Command::ReleaseNode {
+                    node: NodeId::new(2).expect("non-zero"),
+                    incarnation: 0,
+                },
+            );
+            table.apply_request(&r, seq + 1, &mut changes);
+        }
+        let image = table.image();
+        assert_eq!(image.requests.len(), REQUEST_WINDOW);
+        assert_eq!(image.requests[0].0.seq, 2, "the two oldest were forgotten");
+        let mut copy: NameTable = NameTable::new(10);
+        copy.restore(&image, &mut changes);
+        assert_eq!(copy.image().requests, image.requests);
+        // A request noted without its outcome answers Repeated.
+        let unseen = RequestId { session: 1, seq: 1 };
+        copy.note_request(unseen);
+        let again = Request {
+            id: unseen,
+            command: Command::Register {
+                name: "y".into(),
+                owner: owner(2),
+            },
+        };
+        assert_eq!(
+            copy.apply_request(&again, image.revision + 1, &mut changes),
+            Outcome::Repeated
+        );
+        assert!(copy.get("y").is_none());
     }
 }

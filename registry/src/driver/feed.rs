@@ -192,7 +192,11 @@ pub(crate) fn on_feed(shared: &Shared, from: &NodeName, feed: Feed) {
             }
             parts.1.extend(names);
             if last && let Some((revision, names)) = following.assembling.take() {
-                shared.kernel.restore(&TableImage { revision, names });
+                shared.kernel.restore(&TableImage {
+                    revision,
+                    names,
+                    requests: Vec::new(),
+                });
             }
         }
     }

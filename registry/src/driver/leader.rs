@@ -13,9 +13,11 @@
 //! swaps old for new in one joint step, and the old id is dropped, so the voter count never
 //! dips.
 //!
-//! **Release.** Names held by actors of a node that SWIM no longer lists, or that restarted
-//! as a later run, are released with `ReleaseNode`. A new leader waits [`RELEASE_GRACE`]
-//! first, so it acts on a settled view rather than one still filling in.
+//! **Release.** Names held by actors of a node that SWIM has not listed for
+//! [`RELEASE_GRACE`] in a row, or that restarted as a later run, are released with
+//! `ReleaseNode`, through this node's own Raft only (a deposed leader's stale view is never
+//! forwarded). A new leader waits [`RELEASE_GRACE`] first, so it acts on a settled view
+//! rather than one still filling in.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Weak;
@@ -25,10 +27,10 @@ use tokio::time::Instant;
 use understudy_actor::NodeId;
 use understudy_cluster::identity::node_id;
 
-use super::{Shared, lock, write};
+use super::{Shared, lock};
 use crate::core::command::Command;
 use crate::core::reconcile::{self, Candidate, Limits, Membership, Step, Target};
-use crate::raft::handle::{RaftHandle, RaftView};
+use crate::raft::handle::{RaftHandle, RaftView, Written};
 
 const TICK: Duration = Duration::from_millis(100);
 
@@ -45,6 +47,7 @@ pub(crate) async fn run(shared: Weak<Shared>) {
     let mut pending: Option<(Target, Instant)> = None;
     let mut leading_since: Option<Instant> = None;
     let mut last_release = Instant::now();
+    let mut absent: HashMap<NodeId, Instant> = HashMap::new();
     loop {
         tokio::time::sleep(TICK).await;
         let Some(s) = shared.upgrade() else { return };
@@ -56,6 +59,7 @@ pub(crate) async fn run(shared: Weak<Shared>) {
         if !view.leading || view.failed.is_some() {
             leading_since = None;
             pending = None;
+            absent.clear();
             continue;
         }
         let since = *leading_since.get_or_insert_with(Instant::now);
@@ -64,7 +68,7 @@ pub(crate) async fn run(shared: Weak<Shared>) {
         }
         if since.elapsed() >= RELEASE_GRACE && last_release.elapsed() >= TICK * 5 {
             last_release = Instant::now();
-            release_gone(&s).await;
+            release_gone(&s, &raft, &mut absent).await;
         }
     }
 }
@@ -250,9 +254,12 @@ async fn reconcile_once(
     }
 }
 
-/// Releases the names of nodes SWIM no longer lists, and of earlier runs of nodes that
-/// restarted.
-async fn release_gone(s: &Shared) {
+/// Releases the names of nodes SWIM has not listed for [`RELEASE_GRACE`] in a row, and of
+/// earlier runs of nodes that restarted. Proposed only through this node's own Raft while it
+/// leads, never forwarded: a deposed leader's view (cut off, it saw the others as gone) must
+/// not reach the new leader as a release. The absence must last: a node briefly marked down
+/// by stale gossip after a partition heals keeps its names.
+async fn release_gone(s: &Shared, raft: &RaftHandle, absent: &mut HashMap<NodeId, Instant>) {
     let Ok(node) = s.node() else { return };
     let me = node.runtime().node_id();
     let live: BTreeMap<NodeId, u64> = node
@@ -262,25 +269,30 @@ async fn release_gone(s: &Shared) {
         .chain([(me, s.incarnation)])
         .collect();
     drop(node);
+    absent.retain(|n, _| !live.contains_key(n));
     let holders = s.kernel.read().table.holder_nodes();
     for (holder, incarnation) in holders {
         let gone = match live.get(&holder) {
-            None => true,
+            // A later run of the node is live: the earlier run is surely gone.
             Some(run) => *run > incarnation,
+            None => absent.entry(holder).or_insert_with(Instant::now).elapsed() >= RELEASE_GRACE,
         };
-        if gone {
-            let command = Command::ReleaseNode {
-                node: holder,
-                incarnation,
-            };
-            match write::write(s, command).await {
-                Ok((outcome, _)) => {
-                    tracing::info!(node = %holder, ?outcome, "registry: released a gone node's names")
-                }
-                Err(e) => {
-                    tracing::debug!(node = %holder, error = %e, "registry: release failed; retrying")
-                }
+        if !gone || !raft.view().leading {
+            continue;
+        }
+        let request = s.request(Command::ReleaseNode {
+            node: holder,
+            incarnation,
+        });
+        match tokio::time::timeout(s.config.write_deadline, raft.write(request)).await {
+            Ok(Written::Done { outcome, .. }) => {
+                tracing::info!(node = %holder, ?outcome, "registry: released a gone node's names")
             }
+            Ok(other) => {
+                tracing::debug!(node = %holder, ?other, "registry: release not committed; retrying");
+                return;
+            }
+            Err(_) => return,
         }
     }
 }

@@ -102,6 +102,11 @@ pub(crate) struct Shared {
     pub(crate) following: Mutex<feed::Following>,
     /// Member side: when the leader last sent this node entries or a heartbeat.
     pub(crate) leader_heard: Mutex<Option<tokio::time::Instant>>,
+    /// This instance's request ids: a random session and a counter.
+    pub(crate) session: u64,
+    pub(crate) next_seq: std::sync::atomic::AtomicU64,
+    /// `shutdown` was called: calls answer `Stopped`.
+    pub(crate) stopped: std::sync::atomic::AtomicBool,
     /// The switch that breaks this node's disk (tests only).
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) broken: Option<crate::raft::disk::Broken>,
@@ -132,6 +137,28 @@ impl Shared {
     /// Whether this node's Raft stopped on a failure (its store).
     pub(crate) fn failed(&self) -> bool {
         self.view().is_some_and(|v| v.failed.is_some())
+    }
+
+    /// A new request for `command` (its id stays the same across retries).
+    pub(crate) fn request(
+        &self,
+        command: crate::core::command::Command,
+    ) -> crate::core::command::Request {
+        let seq = self
+            .next_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::core::command::Request {
+            id: crate::core::command::RequestId {
+                session: self.session,
+                seq,
+            },
+            command,
+        }
+    }
+
+    /// `shutdown` was called.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn raft_id(&self) -> u64 {
@@ -310,6 +337,9 @@ impl Registry {
     /// for an election timeout. A stopped registry answers [`RegistryError::Stopped`].
     pub async fn shutdown(&self) {
         let Ok(shared) = self.shared() else { return };
+        shared
+            .stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let Some(raft) = &shared.raft else { return };
         let view = raft.view();
         if view.leading {
@@ -400,6 +430,9 @@ impl Extension for Registry {
                 feed_now: Arc::new(tokio::sync::Notify::new()),
                 following: Mutex::new(feed::Following::default()),
                 leader_heard: Mutex::new(None),
+                session: crate::raft::disk::fresh_raft_id(),
+                next_seq: std::sync::atomic::AtomicU64::new(1),
+                stopped: std::sync::atomic::AtomicBool::new(false),
                 broken,
             });
             // From here a failed start stops the Raft node it made: nothing keeps running.

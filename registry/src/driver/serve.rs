@@ -77,9 +77,9 @@ async fn answer(shared: &Shared, from: NodeName, message: PeerMessage, reply: Re
             let grant = super::formation::consider(shared, &claim);
             reply.respond(Ok(wire::encode(&grant)));
         }
-        PeerMessage::Forward(command) => {
+        PeerMessage::Forward(request) => {
             let answer = match &shared.raft {
-                Some(raft) => write::on_leader(shared, raft, command).await,
+                Some(raft) => write::on_leader(shared, raft, request).await,
                 None => Forwarded::NotLeader {
                     leader: shared.leader(),
                 },

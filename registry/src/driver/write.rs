@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use understudy_cluster::identity::NodeName;
 
 use super::Shared;
-use crate::core::command::{Command, Outcome};
+use crate::core::command::{Command, Outcome, Request};
 use crate::error::RegistryError;
 use crate::raft::handle::{RaftHandle, Written};
 use crate::wire::{self, Forwarded, PeerMessage, ReadIndex};
@@ -48,6 +48,9 @@ where
     let body = request.encode();
     let mut hint: Option<String> = None;
     loop {
+        if shared.is_stopped() {
+            return Err(RegistryError::Stopped);
+        }
         let now = Instant::now();
         if now >= deadline {
             return Err(RegistryError::NoQuorum {
@@ -95,17 +98,20 @@ where
     }
 }
 
-/// Commits `command` and returns its outcome and revision.
+/// Commits `command` and returns its outcome and revision. The command goes as one request
+/// id for all its retries, so it is applied at most once.
 pub(crate) async fn write(
     shared: &Shared,
     command: Command,
 ) -> Result<(Outcome, u64), RegistryError> {
+    let request = shared.request(command);
     let here = |raft: RaftHandle| {
-        let command = command.clone();
+        let request = request.clone();
         async move {
-            match raft.write(command).await {
+            match raft.write(request).await {
                 Written::Done { outcome, revision } => Attempt::Done((outcome, revision)),
                 Written::NotLeader(leader) | Written::Unknown(leader) => Attempt::Redirect(leader),
+                Written::Failed(_) if shared.is_stopped() => Attempt::Fail(RegistryError::Stopped),
                 Written::Failed(why) => Attempt::Fail(storage(why)),
             }
         }
@@ -115,7 +121,7 @@ pub(crate) async fn write(
         Ok(Forwarded::NotLeader { leader }) => Attempt::Redirect(leader),
         Ok(Forwarded::Failed(_)) | Err(_) => Attempt::Retry,
     };
-    at_leader(shared, PeerMessage::Forward(command.clone()), here, answer).await
+    at_leader(shared, PeerMessage::Forward(request.clone()), here, answer).await
 }
 
 fn storage(why: String) -> RegistryError {
@@ -125,13 +131,13 @@ fn storage(why: String) -> RegistryError {
 }
 
 /// A forwarded write, on the node it was sent to: committed here if this node leads.
-pub(crate) async fn on_leader(shared: &Shared, raft: &RaftHandle, command: Command) -> Forwarded {
+pub(crate) async fn on_leader(shared: &Shared, raft: &RaftHandle, request: Request) -> Forwarded {
     if !raft.view().leading {
         return Forwarded::NotLeader {
             leader: shared.leader(),
         };
     }
-    match tokio::time::timeout(shared.config.write_deadline, raft.write(command)).await {
+    match tokio::time::timeout(shared.config.write_deadline, raft.write(request)).await {
         Ok(Written::Done { outcome, revision }) => Forwarded::Done { outcome, revision },
         Ok(Written::NotLeader(leader) | Written::Unknown(leader)) => {
             Forwarded::NotLeader { leader }

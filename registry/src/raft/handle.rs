@@ -16,7 +16,7 @@ use super::settings::raft_config;
 use super::state_machine::StateMachine;
 use super::types::{LogId, RaftNode, Snapshot, SnapshotMeta, Tc, Vote};
 use crate::config::RegistryConfig;
-use crate::core::command::{Command, Outcome};
+use crate::core::command::{Outcome, Request};
 use crate::error::RegistryError;
 
 /// What a node's Raft is doing, as the driver needs it.
@@ -235,8 +235,8 @@ impl RaftHandle {
     }
 
     /// Proposes `command` if this node leads.
-    pub(crate) async fn write(&self, command: Command) -> Written {
-        match self.raft.client_write(command).await {
+    pub(crate) async fn write(&self, request: Request) -> Written {
+        match self.raft.client_write(request).await {
             Ok(response) => Written::Done {
                 outcome: response.data,
                 revision: response.log_id.index,

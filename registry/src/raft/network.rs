@@ -266,13 +266,13 @@ impl RaftNetworkV2<Tc> for Peer {
 }
 
 /// One request of each kind, carrying `command` where an entry goes (the fuzz seeds).
-pub(crate) fn samples(command: crate::core::command::Command) -> Vec<(&'static str, RaftRequest)> {
+pub(crate) fn samples(request: crate::core::command::Request) -> Vec<(&'static str, RaftRequest)> {
     use openraft::vote::leader_id_std::CommittedLeaderId;
     let vote = Vote::new(2, 11);
     let log_id = super::types::LogId::new(CommittedLeaderId::new(2), 5);
     let entry = super::types::Entry {
         log_id,
-        payload: openraft::EntryPayload::Normal(command),
+        payload: openraft::EntryPayload::Normal(request),
     };
     let mut blank = entry.clone();
     blank.payload = openraft::EntryPayload::Blank;

@@ -101,7 +101,7 @@ impl RaftStateMachine<Tc> for StateMachine {
         while let Some((entry, responder)) = entries.try_next().await? {
             let index = entry.log_id.index;
             let outcome = match &entry.payload {
-                EntryPayload::Normal(command) => self.kernel.apply(command, index),
+                EntryPayload::Normal(request) => self.kernel.apply(request, index),
                 EntryPayload::Membership(m) => {
                     applied.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     self.kernel.skip(index);

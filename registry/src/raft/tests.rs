@@ -246,9 +246,15 @@ fn owner(pid: u64) -> Owner {
 fn register(index: u64, name: &str, pid: u64) -> Entry {
     Entry::new_normal(
         log_id::<Tc>(1, 1, index),
-        Command::Register {
-            name: name.to_owned(),
-            owner: owner(pid),
+        crate::core::command::Request {
+            id: crate::core::command::RequestId {
+                session: 1,
+                seq: index,
+            },
+            command: Command::Register {
+                name: name.to_owned(),
+                owner: owner(pid),
+            },
         },
     )
 }

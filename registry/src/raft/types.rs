@@ -2,13 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::command::{Command, Outcome};
+use crate::core::command::{Outcome, Request};
 
 openraft::declare_raft_types!(
     /// The registry's Raft types: commands on the name table in, outcomes out; one leader per
     /// term (`leader_id_std`), which is what the pre-vote and lease logic assume.
     pub(crate) Tc:
-        D = Command,
+        D = Request,
         R = Outcome,
         NodeId = u64,
         Node = RaftNode,
