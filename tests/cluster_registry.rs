@@ -578,3 +578,38 @@ async fn a_peer_s_bad_bytes_and_request_floods_are_refused_and_the_node_goes_on(
         "the connection survived"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_on_one_node_sees_names_come_and_go_on_others() {
+    let (nodes, registries) = registry_cluster(3, RegistryConfig::default()).await;
+    let all: Vec<&Registry> = registries.iter().collect();
+    settled(&all, 3).await;
+    let names0 = registries[0].consistent().expect("started");
+    let (now, mut watch) = names0.watch("billing");
+    assert!(now.is_none());
+    let (under, mut jobs) = names0.watch_prefix("jobs/");
+    assert!(under.is_empty());
+
+    let (actor, _) = worker(&nodes[2]).await;
+    let names2 = registries[2].consistent().expect("started");
+    names2.register("billing", &actor).await.expect("register");
+    names2.register("jobs/1", &actor).await.expect("register");
+    names2.register("other", &actor).await.expect("register");
+    let taken = tokio::time::timeout(WAIT, watch.recv())
+        .await
+        .expect("in time")
+        .expect("a change");
+    assert_eq!(taken.new.map(|o| o.addr.pid), Some(actor.get_id().pid()));
+    let job = tokio::time::timeout(WAIT, jobs.recv())
+        .await
+        .expect("in time")
+        .expect("a change");
+    assert_eq!(job.name, "jobs/1");
+    // The actor stops: its names go, and the watch says so, after the registration.
+    actor.stop(None);
+    let released = tokio::time::timeout(WAIT, watch.recv())
+        .await
+        .expect("in time")
+        .expect("a change");
+    assert!(released.new.is_none() && released.revision > taken.revision);
+}

@@ -310,3 +310,106 @@ impl NameWatch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::command::{Command, RequestId};
+    use understudy_actor::{NodeId, Tag};
+
+    fn owner(pid: u64) -> Owner {
+        Owner {
+            addr: ActorAddr {
+                node: NodeId::new(1).expect("non-zero"),
+                pid,
+            },
+            tag: Tag(1),
+            incarnation: 1,
+        }
+    }
+
+    fn request(seq: u64, command: Command) -> Request {
+        Request {
+            id: RequestId { session: 1, seq },
+            command,
+        }
+    }
+
+    fn register(seq: u64, name: &str, pid: u64) -> Request {
+        request(
+            seq,
+            Command::Register {
+                name: name.into(),
+                owner: owner(pid),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_watch_gets_the_holder_then_every_later_change_in_order() {
+        let kernel = Kernel::new(100);
+        kernel.apply(&register(1, "a", 1), 1);
+        let (now, mut watch) = kernel.watch("a");
+        assert_eq!(now, Some(owner(1)));
+        let (prefixed, mut under) = kernel.watch_prefix("b/");
+        assert!(prefixed.is_empty());
+        kernel.apply(
+            &request(
+                2,
+                Command::Unregister {
+                    name: "a".into(),
+                    owner: owner(1),
+                },
+            ),
+            2,
+        );
+        kernel.apply(&register(3, "a", 2), 3);
+        kernel.apply(&register(4, "b/x", 3), 4);
+        kernel.apply(&register(5, "c", 3), 5);
+        let first = watch.recv().await.expect("a change");
+        assert_eq!(
+            (first.revision, first.old, first.new),
+            (2, Some(owner(1)), None)
+        );
+        let second = watch.recv().await.expect("a change");
+        assert_eq!(
+            (second.revision, second.old, second.new),
+            (3, None, Some(owner(2)))
+        );
+        let prefixed = under.recv().await.expect("a change");
+        assert_eq!((prefixed.name.as_str(), prefixed.revision), ("b/x", 4));
+        assert_eq!(kernel.revision(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_watch_that_falls_behind_is_ended_with_an_overflow_never_a_gap() {
+        let kernel = Kernel::new(10_000);
+        let (_, mut watch) = kernel.watch_prefix("");
+        for i in 0..=WATCH_BACKLOG as u64 {
+            kernel.apply(&register(i + 1, &format!("n{i}"), i), i + 1);
+        }
+        for _ in 0..WATCH_BACKLOG {
+            watch.recv().await.expect("the backlog is delivered");
+        }
+        assert!(matches!(
+            watch.recv().await,
+            Err(RegistryError::WatchOverflow { backlog }) if backlog == WATCH_BACKLOG
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_copy_follows_a_members_changes_and_refuses_a_gap() {
+        let member = Kernel::new(100);
+        member.apply(&register(1, "a", 1), 1);
+        member.apply(&register(2, "b", 2), 2);
+        let copy = Kernel::new(100);
+        let changes = member.read().changes_after(0).expect("kept");
+        assert!(copy.follow(0, 2, changes));
+        assert_eq!(copy.owner("b"), Some(owner(2)));
+        member.skip(3);
+        member.apply(&register(4, "c", 3), 4);
+        let later = member.read().changes_after(3).expect("kept");
+        assert!(!copy.follow(3, 4, later), "the copy is at 2: a gap");
+        assert_eq!(copy.revision(), 2);
+    }
+}
