@@ -799,8 +799,12 @@ async fn round(seed: u64, fault: Fault) {
             c.isolate(target);
             match heal {
                 Heal::Soon => {
+                    // A few operations complete in the majority, unless the open tickets run
+                    // out first (the cut node's clients may hold the last ones, waiting for
+                    // their deadline; more open only after the heal).
                     until("a few operations in the majority", || {
                         histories.finished_besides(target) >= before + 4
+                            || histories.tickets.load(Ordering::SeqCst) >= *histories.open.borrow()
                     })
                     .await
                 }

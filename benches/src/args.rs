@@ -62,14 +62,7 @@ pub fn parse(args: &[String], known: &[&str], default_frameworks: &[&str]) -> Re
             "--current-thread" => opts.current_thread = true,
             "--framework" | "--frameworks" => {
                 framework_given = true;
-                opts.frameworks = value(arg)?.split(',').map(str::to_owned).collect();
-                if let Some(f) = opts
-                    .frameworks
-                    .iter()
-                    .find(|f| !known.contains(&f.as_str()))
-                {
-                    return Err(format!("unknown framework {f:?} (one of {known:?})"));
-                }
+                opts.frameworks = crate::bench::framework_list(&value(arg)?, known)?;
             }
             "--test" | "--tests" => {
                 opts.tests = value(arg)?

@@ -119,6 +119,24 @@ fn sched_ns() -> (u64, u64) {
     (on_cpu, waiting)
 }
 
+/// CPU time (ns) of the threads of process `pid` so far, summed over
+/// /proc/<pid>/task/*/schedstat (0 if it is gone).
+pub(crate) fn process_cpu_ns(pid: u32) -> u64 {
+    let mut on_cpu = 0;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) {
+                on_cpu += stat
+                    .split_whitespace()
+                    .next()
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    on_cpu
+}
+
 /// Wall clock plus the CPU time of all threads of the process, over a measured section.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Span {
@@ -340,6 +358,32 @@ pub fn run_measurement(cmd: &mut std::process::Command) -> Option<Vec<(String, f
             None
         }
     }
+}
+
+/// What a driver does with a parse error: prints it and the usage (or only the usage for
+/// `--help`, whose error is empty) and gives the exit code.
+pub fn usage_exit(error: &str, usage: &str) -> std::process::ExitCode {
+    if !error.is_empty() {
+        eprintln!("error: {error}\n");
+    }
+    eprint!("{usage}");
+    if error.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(2)
+    }
+}
+
+/// Parses `--framework a,b,..`: each must be one of `known`.
+pub fn framework_list(v: &str, known: &[&str]) -> Result<Vec<String>, String> {
+    v.split(',')
+        .map(|f| {
+            known
+                .contains(&f)
+                .then(|| f.to_owned())
+                .ok_or(format!("unknown framework {f:?} (one of {known:?})"))
+        })
+        .collect()
 }
 
 /// Parses a command-line list of positive numbers: `10,30,50` (`1_000` allowed).

@@ -6,6 +6,7 @@
 //! cargo run --release -- --framework ractor+cluster --test ask   # one measurement, one process
 //! cargo run --release -- --cluster                       # cluster benchmarks (src/cluster)
 //! cargo run --release -- --pg                            # process groups (src/pg.rs)
+//! cargo run --release -- --registry                      # registry vs etcd (src/registry.rs)
 //! ```
 //!
 //! Two builds are compared: with ractor's `cluster` feature (this binary: understudy's
@@ -26,6 +27,7 @@ mod bench;
 mod cluster;
 mod fw;
 mod pg;
+mod registry;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -89,6 +91,10 @@ OPTIONS:
                                                        nodes, broadcast throughput, get_members
                                                        vs ractor::pg, memory per node of a
                                                        group (docs/BENCHMARKS.md)
+  understudy-benches --registry [--help]               the registry (Raft names) vs etcd:
+                                                       registrations/s, write latency,
+                                                       lookups, leader failover, leader idle
+                                                       CPU (docs/BENCHMARKS.md)
 ";
 
 fn main() -> ExitCode {
@@ -101,6 +107,10 @@ fn main() -> ExitCode {
     if args.iter().any(|a| a.starts_with("--pg")) {
         return pg::main(&args);
     }
+    // The registry (understudy::registry, Raft names) side by side with etcd: its own driver.
+    if args.iter().any(|a| a.starts_with("--registry")) {
+        return registry::main(&args);
+    }
     let known: Vec<&str> = FRAMEWORKS
         .iter()
         .chain(&EXTRA_FRAMEWORKS)
@@ -108,17 +118,7 @@ fn main() -> ExitCode {
         .collect();
     let opts = match args::parse(&args, &known, &FRAMEWORKS) {
         Ok(o) => o,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}\n");
-            }
-            eprint!("{USAGE}");
-            return if e.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            };
-        }
+        Err(e) => return crate::bench::usage_exit(&e, USAGE),
     };
     let fw = opts.frameworks[0].as_str();
     if opts.driver || LOCAL_FRAMEWORKS.contains(&fw) {

@@ -421,13 +421,13 @@ fn thread_cpu_ns() -> u64 {
 
 /// Wall clock, the process's CPU and waiting (a [`Stopwatch`]) and this thread's CPU, over a
 /// synchronous loop (no `.await` inside, so it stays on this thread).
-struct LoopClock {
+pub(crate) struct LoopClock {
     watch: Stopwatch,
     thread0: u64,
 }
 
 impl LoopClock {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let thread0 = thread_cpu_ns();
         LoopClock {
             watch: Stopwatch::start(),
@@ -435,7 +435,7 @@ impl LoopClock {
         }
     }
 
-    fn stop(self) -> (crate::bench::Span, u64) {
+    pub(crate) fn stop(self) -> (crate::bench::Span, u64) {
         let span = self.watch.stop();
         (span, thread_cpu_ns().saturating_sub(self.thread0))
     }
@@ -607,12 +607,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--framework" | "--frameworks" => {
-                o.frameworks = value()?.split(',').map(str::to_owned).collect();
-                for f in &o.frameworks {
-                    if !FRAMEWORKS.contains(&f.as_str()) {
-                        return Err(format!("unknown framework {f:?} (one of {FRAMEWORKS:?})"));
-                    }
-                }
+                o.frameworks = crate::bench::framework_list(&value()?, &FRAMEWORKS)?;
             }
             "--runs" => o.runs = list(&value()?)?[0],
             "--nodes" => o.nodes = list(&value()?)?[0],
@@ -634,17 +629,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
 pub fn main(args: &[String]) -> ExitCode {
     let opts = match parse(args) {
         Ok(o) => o,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}\n");
-            }
-            eprint!("{USAGE}");
-            return if e.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            };
-        }
+        Err(e) => return crate::bench::usage_exit(&e, USAGE),
     };
     if args.iter().any(|a| a == "--pg-test") {
         let (test, fw) = (opts.tests[0], opts.frameworks[0].clone());

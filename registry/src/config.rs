@@ -67,9 +67,9 @@ impl Default for RegistryConfig {
             write_deadline: Duration::from_secs(5),
             heartbeat: Duration::from_millis(100),
             election_timeout_min: Duration::from_millis(250),
-            election_timeout_max: Duration::from_millis(500),
+            election_timeout_max: Duration::from_millis(350),
             reconcile_debounce: Duration::from_millis(500),
-            snapshot_every: 10_000,
+            snapshot_every: 50_000,
             max_names: 1_000_000,
         }
     }

@@ -12,7 +12,7 @@
 //! order rotated, and the tables show the best and the median run.
 
 mod membership;
-mod remote;
+pub(crate) mod remote;
 
 use std::collections::BTreeMap;
 use std::process::{Command, ExitCode};
@@ -128,17 +128,7 @@ pub fn main(args: &[String]) -> ExitCode {
     }
     let opts = match parse(args) {
         Ok(o) => o,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}\n");
-            }
-            eprint!("{USAGE}");
-            return if e.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            };
-        }
+        Err(e) => return crate::bench::usage_exit(&e, USAGE),
     };
     if args.iter().any(|a| a == "--cluster-test") {
         let (test, fw) = (opts.tests[0], opts.frameworks[0].as_str());
@@ -189,12 +179,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--framework" | "--frameworks" => {
-                o.frameworks = value()?.split(',').map(str::to_owned).collect();
-                for f in &o.frameworks {
-                    if !FRAMEWORKS.contains(&f.as_str()) {
-                        return Err(format!("unknown framework {f:?} (one of {FRAMEWORKS:?})"));
-                    }
-                }
+                o.frameworks = crate::bench::framework_list(&value()?, &FRAMEWORKS)?;
             }
             "--runs" => o.runs = list(&value()?)?[0],
             "--msgs" => o.sizes.msgs = list(&value()?)?[0] as u64,

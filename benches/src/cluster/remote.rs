@@ -53,18 +53,24 @@ pub fn serve(fw: &str) {
             "ractor_cluster" => ractor_side::serve().await,
             other => panic!("--cluster-serve: unknown framework {other:?}"),
         };
-        println!("READY {ready}");
-        std::io::stdout().flush().expect("stdout");
-        // Block a thread (not a worker) on stdin until the parent goes away.
-        tokio::task::spawn_blocking(|| {
-            let mut sink = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
-        })
-        .await
-        .expect("stdin");
+        ready_until_stdin_closes(&ready).await;
     });
     // Skip the graceful shutdown of the node: the parent is gone.
     std::process::exit(0);
+}
+
+/// A peer process's last step: prints `READY <ready>` for [`Peer::spawn`] and waits until
+/// its stdin closes (the parent ended or dropped it).
+pub(crate) async fn ready_until_stdin_closes(ready: &str) {
+    println!("READY {ready}");
+    std::io::stdout().flush().expect("stdout");
+    // Block a thread (not a worker) on stdin until the parent goes away.
+    tokio::task::spawn_blocking(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+    })
+    .await
+    .expect("stdin");
 }
 
 /// The peer process, if the measurement has one: its CPU time counts with ours.
@@ -76,19 +82,7 @@ fn peer_cpu_ns() -> u64 {
     if pid == 0 {
         return 0;
     }
-    let mut on_cpu = 0;
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) {
-                on_cpu += stat
-                    .split_whitespace()
-                    .next()
-                    .and_then(|f| f.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-    }
-    on_cpu
+    crate::bench::process_cpu_ns(pid)
 }
 
 /// Replaces the CPU-per-op metric `cpu` (this process only) by this process's plus the
@@ -102,16 +96,21 @@ fn add_peer_cpu(m: &mut Metrics, cpu: &str, peer_ns: u64, n: u64) {
 }
 
 /// A running peer process; killed when dropped.
-struct Peer {
+pub(crate) struct Peer {
     child: Child,
-    ready: String,
+    pub(crate) ready: String,
 }
 
 impl Peer {
     fn start(fw: &str, env: &[(&str, String)]) -> Peer {
+        Peer::spawn(&["--cluster-serve", fw], env)
+    }
+
+    /// Starts this binary with `args` and `env` and waits for its `READY ...` line.
+    pub(crate) fn spawn(args: &[&str], env: &[(&str, String)]) -> Peer {
         let exe = std::env::current_exe().expect("current_exe");
         let mut cmd = Command::new(exe);
-        cmd.args(["--cluster-serve", fw])
+        cmd.args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -131,6 +130,11 @@ impl Peer {
             .trim()
             .to_owned();
         Peer { child, ready }
+    }
+
+    /// The peer's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

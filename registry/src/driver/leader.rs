@@ -37,6 +37,12 @@ const TICK: Duration = Duration::from_millis(100);
 /// How long a new leader waits before it releases the names of absent nodes.
 pub(crate) const RELEASE_GRACE: Duration = Duration::from_secs(2);
 
+/// Ticks skipped after a reconcile that found nothing to do.
+const SETTLED_TICKS: u32 = 4;
+
+/// A joint configuration still in force after this long is finished by the leader.
+const STUCK_CHANGE: Duration = Duration::from_secs(1);
+
 /// Below this many live candidates, dead voters keep their seats.
 const MIN_VOTERS: usize = 3;
 
@@ -48,6 +54,8 @@ pub(crate) async fn run(shared: Weak<Shared>) {
     let mut leading_since: Option<Instant> = None;
     let mut last_release = Instant::now();
     let mut absent: HashMap<NodeId, Instant> = HashMap::new();
+    let mut changing_since: Option<Instant> = None;
+    let mut quiet = 0u32;
     loop {
         tokio::time::sleep(TICK).await;
         let Some(s) = shared.upgrade() else { return };
@@ -64,9 +72,27 @@ pub(crate) async fn run(shared: Weak<Shared>) {
         }
         let since = *leading_since.get_or_insert_with(Instant::now);
         if !view.changing {
-            reconcile_once(&s, &raft, &view, &mut pending).await;
+            changing_since = None;
+            // Settled (nothing to do last time): look again every few ticks only, so an idle
+            // leader's work stays small however many members there are.
+            if quiet > 0 {
+                quiet -= 1;
+            } else if reconcile_once(&s, &raft, &view, &mut pending).await {
+                quiet = SETTLED_TICKS;
+            }
+        } else if let Some(target) = &view.joint_target {
+            // A joint configuration is normally left within a round trip. One still in force
+            // after a second (the call that would have left it failed, or a new leader
+            // inherited it) is finished here, or the reconciler would wait on it forever.
+            let stuck = changing_since.get_or_insert_with(Instant::now).elapsed();
+            if stuck >= STUCK_CHANGE {
+                changing_since = None;
+                if let Err(e) = raft.change_voters(target.clone()).await {
+                    tracing::debug!(error = %e, "registry: finishing a joint configuration failed; retrying");
+                }
+            }
         }
-        if since.elapsed() >= RELEASE_GRACE && last_release.elapsed() >= TICK * 5 {
+        if since.elapsed() >= RELEASE_GRACE && last_release.elapsed() >= TICK * 10 {
             last_release = Instant::now();
             release_gone(&s, &raft, &mut absent).await;
         }
@@ -85,8 +111,8 @@ async fn reconcile_once(
     raft: &RaftHandle,
     view: &RaftView,
     pending: &mut Option<(Target, Instant)>,
-) {
-    let Ok(node) = s.node() else { return };
+) -> bool {
+    let Ok(node) = s.node() else { return false };
     let cluster = node.cluster().clone();
     let settings = node.settings().clone();
     let me_id = node.runtime().node_id();
@@ -219,7 +245,7 @@ async fn reconcile_once(
         }
     };
     if !settled {
-        return;
+        return false;
     }
     let caught_up = |n: NodeId| {
         seats.get(&n).is_some_and(|seat| {
@@ -229,7 +255,7 @@ async fn reconcile_once(
         })
     };
     let Some(step) = reconcile::next_step(&now, &target, caught_up) else {
-        return;
+        return true;
     };
     let ids = |nodes: &[NodeId]| -> BTreeSet<u64> {
         nodes
@@ -241,7 +267,7 @@ async fn reconcile_once(
     let result = match &step {
         Step::AddLearner(n) => match seats.get(n) {
             Some(seat) => raft.add_learner(seat.raft_id, &seat.name).await,
-            None => return,
+            None => return false,
         },
         Step::ChangeVoters(voters) => raft.change_voters(ids(voters)).await,
         Step::RemoveLearners(gone) => raft.remove_learners(ids(gone)).await,
@@ -252,6 +278,7 @@ async fn reconcile_once(
             tracing::debug!(?step, error = %e, "registry: configuration step failed; retrying")
         }
     }
+    false
 }
 
 /// Releases the names of nodes SWIM has not listed for [`RELEASE_GRACE`] in a row, and of

@@ -75,14 +75,29 @@ where
                 match target {
                     Some(target) => {
                         let sent = shared.ctx.request(&target, body.clone(), ATTEMPT.min(left));
-                        match sent.await {
-                            Ok(bytes) => match answer(&bytes) {
-                                Attempt::Redirect(leader) => {
-                                    Attempt::Redirect(leader.filter(|l| *l != target.as_str()))
+                        // A leader elected meanwhile (the target died) ends the wait at once:
+                        // the request id makes the abandoned copy harmless if it lands.
+                        let known = shared.leader();
+                        let moved = async {
+                            loop {
+                                tokio::time::sleep(RETRY).await;
+                                let now = shared.leader();
+                                if now.is_some() && now != known {
+                                    return;
                                 }
-                                other => other,
+                            }
+                        };
+                        tokio::select! {
+                            sent = sent => match sent {
+                                Ok(bytes) => match answer(&bytes) {
+                                    Attempt::Redirect(leader) => {
+                                        Attempt::Redirect(leader.filter(|l| *l != target.as_str()))
+                                    }
+                                    other => other,
+                                },
+                                Err(_) => Attempt::Retry,
                             },
-                            Err(_) => Attempt::Retry,
+                            () = moved => Attempt::Redirect(None),
                         }
                     }
                     None => Attempt::Retry,

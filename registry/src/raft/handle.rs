@@ -38,6 +38,8 @@ pub(crate) struct RaftView {
     pub(crate) matched: BTreeMap<u64, u64>,
     /// On the leader: how long ago each member last acknowledged a heartbeat.
     pub(crate) heard: BTreeMap<u64, Duration>,
+    /// While the configuration is joint: the voters it is moving to.
+    pub(crate) joint_target: Option<BTreeSet<u64>>,
     /// On the leader: how long since a quorum last acknowledged it.
     pub(crate) quorum_acked: Option<Duration>,
     /// Why Raft stopped, if it did (a failed store).
@@ -220,6 +222,9 @@ impl RaftHandle {
                         .map(|at| (*id, openraft::Instant::elapsed(&**at)))
                 })
                 .collect(),
+            joint_target: (membership.get_joint_config().len() > 1)
+                .then(|| membership.get_joint_config().last().cloned())
+                .flatten(),
             quorum_acked: m
                 .last_quorum_acked
                 .as_ref()
@@ -230,8 +235,12 @@ impl RaftHandle {
 
     /// Waits until Raft's state changes (or `timeout` passes).
     pub(crate) async fn changed(&self, timeout: Duration) {
+        // openraft hands out a receiver that has seen only the first version: mark the
+        // current one seen, or `changed` returns at once and the caller spins.
         let mut metrics = self.raft.metrics();
-        let _ = tokio::time::timeout(timeout, metrics.changed()).await;
+        metrics.borrow_and_update();
+        let _ =
+            tokio::time::timeout(timeout.min(Duration::from_millis(50)), metrics.changed()).await;
     }
 
     /// Proposes `command` if this node leads.

@@ -8,7 +8,7 @@ use crate::config::RegistryConfig;
 use crate::error::RegistryError;
 
 /// openraft's configuration for `cfg`, tuned for a LAN: a heartbeat each `heartbeat`
-/// (100 ms; it is also the AppendEntries timeout), elections after 250–500 ms of silence,
+/// (100 ms; it is also the AppendEntries timeout), elections after 250–350 ms of silence,
 /// pre-vote on.
 pub(crate) fn raft_config(cfg: &RegistryConfig) -> Result<Arc<Config>, RegistryError> {
     let ms = |d: std::time::Duration| d.as_millis().max(1) as u64;
