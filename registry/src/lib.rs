@@ -5,12 +5,23 @@
 //! `max_standbys` fully replicated standbys ready to be promoted, and every other node a
 //! client that reads from its own replica.
 //!
+//! Register [`Registry`] on each node as an extension; [`Registry::consistent`] gives the
+//! Consistent scope ([`Consistent`]): linearizable, first-writer-wins names whose lookups
+//! ([`Consistent::whereis`]) answer from the node's own copy. The semantics are on
+//! [`Consistent`]; the settings on [`RegistryConfig`].
+//!
 //! Built in the repository's vocabulary: a *core* is pure (no tasks, no clock, no I/O), a
 //! *driver* is its async shell.
+//! - [`core::table`]: the name table, the replicated state machine (with the outcomes of
+//!   recent requests, so a retried write is applied once).
 //! - [`core::reconcile`]: which nodes should vote and which should stand by, as a pure
 //!   function of the membership view, and the quorum-safe steps from the Raft configuration
 //!   in force to that target.
-//! - [`core::table`]: the name table, the replicated state machine.
+//! - the kernel: the table behind one lock, with watches and cached refs;
+//! - the Raft module (the only one that names openraft): stores (memory, and redb with group
+//!   commit), RPCs over the extension channel, snapshots in parts;
+//! - the driver: formation, the leader's reconciler and name release, writes routed to the
+//!   leader, the feed that keeps clients' copies current, the watcher of local holders.
 
 #![forbid(unsafe_code)]
 
