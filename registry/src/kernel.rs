@@ -151,6 +151,22 @@ impl Kernel {
         if state.table.revision() != from || to < from {
             return false;
         }
+        // A batch is checked whole before any of it is applied: its revisions in order
+        // within (from, to] (a revision past `to` would put this copy ahead of the log and
+        // make it refuse every later image), and no more new names than the table may hold.
+        let ordered = changes
+            .iter()
+            .try_fold(from, |at, c| {
+                (c.revision > from && c.revision >= at && c.revision <= to).then_some(c.revision)
+            })
+            .is_some();
+        let new_names = changes
+            .iter()
+            .filter(|c| c.new.is_some() && state.table.get(&c.name).is_none())
+            .count();
+        if !ordered || state.table.len() + new_names > state.table.max_names() {
+            return false;
+        }
         for change in &changes {
             state.table.apply_change(change);
         }
@@ -411,5 +427,24 @@ mod tests {
         let later = member.read().changes_after(3).expect("kept");
         assert!(!copy.follow(3, 4, later), "the copy is at 2: a gap");
         assert_eq!(copy.revision(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_batch_out_of_its_range_or_over_the_limit_is_refused_whole() {
+        let copy = Kernel::new(2);
+        let change = |revision: u64, name: &str| Change {
+            revision,
+            name: name.into(),
+            old: None,
+            new: Some(owner(1)),
+        };
+        // A revision past `to` would put the copy ahead of the log.
+        assert!(!copy.follow(0, 2, vec![change(1, "a"), change(900, "b")]));
+        // Out of order.
+        assert!(!copy.follow(0, 3, vec![change(3, "a"), change(2, "b")]));
+        // More names than the table holds.
+        assert!(!copy.follow(0, 3, vec![change(1, "a"), change(2, "b"), change(3, "c")]));
+        assert_eq!((copy.revision(), copy.read().table.len()), (0, 0));
+        assert!(copy.follow(0, 2, vec![change(1, "a"), change(2, "b")]));
     }
 }

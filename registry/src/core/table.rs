@@ -141,6 +141,11 @@ impl<X: Default> NameTable<X> {
         self.revision
     }
 
+    /// The most names the table holds.
+    pub fn max_names(&self) -> usize {
+        usize::try_from(self.max_names).unwrap_or(usize::MAX)
+    }
+
     /// How many names are held.
     pub fn len(&self) -> usize {
         self.names.len()
