@@ -167,9 +167,10 @@ impl Shared {
 
     /// The leader's node name, as best this node knows.
     pub(crate) fn leader(&self) -> Option<String> {
-        self.view()
-            .and_then(|v| v.leader.map(|(_, name)| name))
-            .filter(|n| !n.is_empty())
+        // On every write's retry loop: only the leader's name, not the whole view.
+        self.raft
+            .as_ref()
+            .and_then(RaftHandle::leader_name)
             .or_else(|| lock(&self.leader_hint).clone())
     }
 

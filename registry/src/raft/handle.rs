@@ -233,6 +233,23 @@ impl RaftHandle {
         }
     }
 
+    /// The leader's node name, if this node's Raft runs and knows one (cheaper than
+    /// [`view`](Self::view): no maps built).
+    pub(crate) fn leader_name(&self) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        if m.running_state.is_err() {
+            return None;
+        }
+        let leader = m.current_leader?;
+        m.membership_config
+            .membership()
+            .nodes()
+            .find(|(id, _)| **id == leader)
+            .map(|(_, n)| n.name.clone())
+            .filter(|n| !n.is_empty())
+    }
+
     /// Waits until Raft's state changes (or `timeout` passes).
     pub(crate) async fn changed(&self, timeout: Duration) {
         // openraft hands out a receiver that has seen only the first version: mark the
