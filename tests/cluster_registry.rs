@@ -250,6 +250,58 @@ async fn a_client_node_answers_whereis_from_its_replica() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_moves_off_the_leader_once_other_members_can_feed_it() {
+    // n0 forms alone; n1 may not vote, so it is a client and can only follow n0, the
+    // leader. Once n2 and n3 are voters, n1 must follow one of them: the leader feeds no
+    // client while another member can, or its work grows with the cluster.
+    let ca = ClusterCa::ephemeral("test");
+    let registries: Vec<Registry> = (0..4).map(|_| Registry::new()).collect();
+    let mut nodes: Vec<Node> = Vec::new();
+    for (i, registry) in registries.iter().enumerate().take(2) {
+        let mut b = builder(&ca, &format!("n{i}"), nodes.first(), registry);
+        b.config_mut().raft_eligible = i != 1;
+        nodes.push(b.start().await.expect("start"));
+    }
+    roles(&[&registries[0]], 1, 0).await;
+    until("the client follows the only member, n0", || {
+        registries[1].status().following.as_deref() == Some("n0")
+            && registries[0].status().feeding == 1
+    })
+    .await;
+
+    for (i, registry) in registries.iter().enumerate().skip(2) {
+        let b = builder(&ca, &format!("n{i}"), nodes.first(), registry);
+        nodes.push(b.start().await.expect("start"));
+    }
+    let members = [&registries[0], &registries[2], &registries[3]];
+    let status = roles(&members, 3, 0).await;
+    let leader = status.leader_name.clone().expect("a leader");
+    until("the client follows a member that does not lead", || {
+        let following = registries[1].status().following;
+        following.is_some_and(|f| f != leader)
+            && members
+                .iter()
+                .filter(|r| r.status().leader)
+                .all(|r| r.status().feeding == 0)
+    })
+    .await;
+
+    // Its copy still follows the log through the new member.
+    let (billing, _) = worker(&nodes[2]).await;
+    registries[2]
+        .consistent()
+        .expect("started")
+        .register("billing", &billing)
+        .await
+        .expect("register");
+    let client = registries[1].consistent().expect("started");
+    until("the name on the client", || {
+        client.owner("billing").is_some()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_voters_grow_to_five_and_shrink_back_as_nodes_come_and_go() {
     let ca = ClusterCa::ephemeral("test");
     let registries: Vec<Registry> = (0..5).map(|_| Registry::new()).collect();

@@ -54,6 +54,11 @@ pub(crate) fn last_heard(shared: &Shared) -> Option<Duration> {
     following.last_heard.map(|t| t.elapsed())
 }
 
+/// The member this client follows, if any.
+pub(crate) fn source(shared: &Shared) -> Option<NodeName> {
+    lock(&shared.following).source.clone()
+}
+
 /// Member side: a client asks to be fed from `from`.
 pub(crate) fn subscribe(shared: &Shared, client: NodeName, from: u64) -> Subscribed {
     if !shared.formed() {
@@ -217,20 +222,26 @@ pub(crate) async fn follow(shared: Weak<Shared>) {
             }
             continue;
         }
-        let stale = {
+        let (current, stale) = {
             let following = lock(&s.following);
-            following.source.is_none()
-                || following.last_heard.is_none_or(|t| t.elapsed() > SILENCE)
-                || !lock(&s.peers)
-                    .get(following.source.as_ref().expect("checked"))
-                    .is_some_and(|h| h.formed)
+            let stale = following.source.as_ref().is_none_or(|source| {
+                following.last_heard.is_none_or(|t| t.elapsed() > SILENCE)
+                    || !lock(&s.peers).get(source).is_some_and(|h| h.formed)
+            });
+            (following.source.clone(), stale)
         };
-        if !stale {
-            continue;
-        }
         let Some(member) = pick_member(&s) else {
             continue;
         };
+        // A healthy feed is kept while its member is still the pick. It is left when the
+        // pick changes: a client that joined while the leader was the only member must move
+        // off the leader once followers exist, or the leader feeds it for good.
+        if !stale && current.as_ref() == Some(&member) {
+            continue;
+        }
+        if let Some(old) = current.filter(|old| *old != member) {
+            let _ = s.ctx.notify(&old, PeerMessage::Unsubscribe.encode());
+        }
         let from = s.kernel.revision();
         {
             let mut following = lock(&s.following);

@@ -129,14 +129,11 @@ impl Shared {
     /// (A node whose Raft stopped on a store failure is not: it follows a member's feed
     /// like a client.)
     pub(crate) fn formed(&self) -> bool {
-        self.view().is_some_and(|v| {
-            v.failed.is_none() && !v.voters.is_empty() && v.is_member(self.raft_id())
-        })
+        self.view().is_some_and(|v| self.formed_in(&v))
     }
 
-    /// Whether this node's Raft stopped on a failure (its store).
-    pub(crate) fn failed(&self) -> bool {
-        self.view().is_some_and(|v| v.failed.is_some())
+    fn formed_in(&self, v: &RaftView) -> bool {
+        v.failed.is_none() && !v.voters.is_empty() && v.is_member(self.raft_id())
     }
 
     /// A new request for `command` (its id stays the same across retries).
@@ -190,12 +187,13 @@ impl Shared {
     pub(crate) fn hello(&self) -> Hello {
         // A node whose Raft failed announces no Raft id: the leader then treats its seat as
         // departed, and no formation counts it.
-        let failed = self.failed();
+        let view = self.view();
+        let failed = view.as_ref().is_some_and(|v| v.failed.is_some());
         Hello {
             raft_id: if failed { 0 } else { self.raft_id() },
-            formed: self.formed(),
+            formed: view.as_ref().is_some_and(|v| self.formed_in(v)),
             forming: self.expect > 0 && self.raft.is_some() && !failed,
-            leader: self.view().and_then(|v| v.leader.map(|(_, name)| name)),
+            leader: view.and_then(|v| v.leader.map(|(_, name)| name)),
         }
     }
 
@@ -241,6 +239,11 @@ pub struct RegistryStatus {
     pub revision: u64,
     /// Why this node's Raft stopped, if it did (a failed store).
     pub failed: Option<String>,
+    /// A client: the member whose feed keeps its copy current (never the leader while
+    /// another member can serve it, so the leader's work does not grow with the cluster).
+    pub following: Option<String>,
+    /// A member: how many clients it feeds.
+    pub feeding: usize,
 }
 
 impl Registry {
@@ -281,6 +284,8 @@ impl Registry {
                 changing: false,
                 revision: 0,
                 failed: Some("not started".into()),
+                following: None,
+                feeding: 0,
             };
         };
         let view = shared.view().unwrap_or_default();
@@ -294,6 +299,8 @@ impl Registry {
             changing: view.changing,
             revision: shared.kernel.revision(),
             failed: view.failed,
+            following: feed::source(shared).map(|n| n.to_string()),
+            feeding: lock(&shared.subscribers).len(),
         }
     }
 
@@ -488,7 +495,7 @@ async fn announce_changes(shared: std::sync::Weak<Shared>) {
         let raft = s.raft.clone();
         drop(s);
         match raft {
-            Some(raft) => raft.changed(Duration::from_millis(500)).await,
+            Some(raft) => raft.role_changed(Duration::from_millis(500)).await,
             None => return,
         }
     }

@@ -158,11 +158,19 @@ impl RaftHandle {
         sm: StateMachine,
     ) -> Result<RaftHandle, RegistryError> {
         let config = raft_config(cfg)?;
-        let raft = Raft::new(id, config, Network { ctx, me: id }, log, sm)
-            .await
-            .map_err(|e| RegistryError::Storage {
-                source: std::io::Error::other(e.to_string()),
-            })?;
+        let roles = super::standby::Roles::default();
+        let network = Network {
+            ctx,
+            me: id,
+            roles: roles.clone(),
+        };
+        let raft =
+            Raft::new(id, config, network, log, sm)
+                .await
+                .map_err(|e| RegistryError::Storage {
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+        roles.set(raft.server_metrics());
         Ok(RaftHandle {
             raft,
             id,
@@ -258,6 +266,19 @@ impl RaftHandle {
         metrics.borrow_and_update();
         let _ =
             tokio::time::timeout(timeout.min(Duration::from_millis(50)), metrics.changed()).await;
+    }
+
+    /// Waits until this node's role, vote, leader or membership changes (or `timeout`
+    /// passes). Unlike [`changed`](Self::changed) it does not wake for replication
+    /// progress and heartbeat acknowledgements, so a loop on it costs nothing at idle
+    /// however many followers the leader has.
+    pub(crate) async fn role_changed(&self, timeout: Duration) {
+        let mut server = self.raft.server_metrics();
+        server.borrow_and_update();
+        // An error: Raft stopped (its store failed), and nothing will change any more.
+        if let Ok(Err(_)) = tokio::time::timeout(timeout, server.changed()).await {
+            tokio::time::sleep(timeout).await;
+        }
     }
 
     /// Proposes `command` if this node leads.

@@ -6,6 +6,7 @@ pub(crate) mod handle;
 pub(crate) mod log;
 pub(crate) mod network;
 pub(crate) mod settings;
+pub(crate) mod standby;
 pub(crate) mod state_machine;
 pub(crate) mod types;
 

@@ -7,7 +7,7 @@
 //! leaving the cluster to an election timeout).
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::RaftNetworkV2;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use understudy_cluster::extension::{ExtensionContext, ExtensionError};
 use understudy_cluster::identity::NodeName;
 
+use super::standby::{Quiet, Roles};
 use super::types::{RaftNode, Snapshot, SnapshotMeta, Tc, Vote};
 use crate::wire::PeerMessage;
 
@@ -78,6 +79,7 @@ pub(crate) enum RaftResponse {
 pub(crate) struct Network {
     pub(crate) ctx: ExtensionContext,
     pub(crate) me: u64,
+    pub(crate) roles: Roles,
 }
 
 impl RaftNetworkFactory<Tc> for Network {
@@ -89,6 +91,8 @@ impl RaftNetworkFactory<Tc> for Network {
             me: self.me,
             target,
             name: NodeName::try_from(node.name.as_str()).ok(),
+            roles: self.roles.clone(),
+            quiet: Quiet::default(),
         }
     }
 }
@@ -100,6 +104,9 @@ pub(crate) struct Peer {
     me: u64,
     target: u64,
     name: Option<NodeName>,
+    roles: Roles,
+    /// Heartbeats to the target while it is a standby (see [`super::standby`]).
+    quiet: Quiet,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,8 +188,26 @@ impl RaftNetworkV2<Tc> for Peer {
             other => Err(other),
         };
         let action = openraft::network::RPCTypes::AppendEntries;
-        self.rpc(RaftRequest::Append(rpc), &option, action, pick)
-            .await
+        if !rpc.entries.is_empty() || !self.roles.is_standby(self.target) {
+            return self
+                .rpc(RaftRequest::Append(rpc), &option, action, pick)
+                .await;
+        }
+        if let Some(answer) = self.quiet.answer(&rpc, Instant::now()) {
+            return Ok(answer);
+        }
+        let heartbeat = AppendEntriesRequest {
+            vote: rpc.vote,
+            prev_log_id: rpc.prev_log_id,
+            leader_commit: rpc.leader_commit,
+            entries: Vec::new(),
+        };
+        let answer = self
+            .rpc(RaftRequest::Append(rpc), &option, action, pick)
+            .await;
+        let acked = matches!(answer, Ok(AppendEntriesResponse::Success));
+        self.quiet.sent(&heartbeat, acked, Instant::now());
+        answer
     }
 
     async fn vote(
