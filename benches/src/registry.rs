@@ -1,7 +1,9 @@
 //! Registry benchmarks (`understudy::registry`, cluster-wide names on Raft), side by side
 //! with etcd 3.4 in the same run: registrations per second with 64 concurrent writers, one
 //! writer's latency, lookups from the local copy, how long writes stop when the leader
-//! crashes, and the leader's idle CPU as the cluster grows.
+//! crashes, and the leader's idle CPU as the cluster grows. Beside them, for writes and
+//! latency, plain openraft with a memory store and an in-process network (`openraft-mem`,
+//! see [`openraft`]): what openraft itself costs, without the registry around it.
 //!
 //! ```text
 //! cargo run --release -- --registry                  # full run, tables on stdout
@@ -22,6 +24,7 @@
 mod etcd;
 mod http;
 mod load;
+mod openraft;
 mod ours;
 mod theirs;
 
@@ -35,15 +38,20 @@ use etcd::{Storage, Timing};
 use ours::Store;
 
 /// The columns, in table order.
-const FRAMEWORKS: [&str; 4] = [
+const FRAMEWORKS: [&str; 5] = [
     "understudy-mem",
     "understudy-disk",
+    "openraft-mem",
     "etcd-tmpfs",
     "etcd-disk",
 ];
 
+/// The column of plain openraft, which measures only these tests.
+const OPENRAFT: &str = "openraft-mem";
+const OPENRAFT_TESTS: [Test; 2] = [Test::Write, Test::Latency];
+
 const USAGE: &str = "\
-understudy-benches --registry: understudy::registry (Raft names) vs etcd 3.4
+understudy-benches --registry: understudy::registry (Raft names) vs etcd 3.4 and openraft
 
 USAGE:
   understudy-benches --registry [OPTIONS]          driver: one child process per measurement
@@ -52,10 +60,14 @@ USAGE:
 
 OPTIONS:
   --test T,..          write | latency | lookup | failover | idle       [all five]
-  --framework F,..     understudy-mem | understudy-disk | etcd-tmpfs | etcd-disk  [all four]
+  --framework F,..     understudy-mem | understudy-disk | openraft-mem | etcd-tmpfs |
+                       etcd-disk                                           [all five]
                        (mem: Raft log in memory; tmpfs: etcd's data on /dev/shm; disk: a
                        temporary directory on the disk). lookup and idle do not depend on
-                       the store: they run on the first understudy and the first etcd one
+                       the store: they run on the first understudy and the first etcd one.
+                       openraft-mem: plain openraft 0.10.0-alpha.37, 3 voters in one
+                       process, memory store, requests handed to the target's Raft as
+                       function calls (as openraft's own benchmark); write and latency only
   --quick              small sizes, 1 run, 3 kills
   --runs N             runs per cell of write, latency and lookup          [3; quick 1]
   --kills N            leader kills per framework (failover)              [10; quick 3]
@@ -210,6 +222,10 @@ pub fn main(args: &[String]) -> ExitCode {
     }
     if args.iter().any(|a| a == "--registry-test") {
         let (test, fw) = (opts.tests[0], opts.frameworks[0].clone());
+        if !measures(&fw, test) {
+            let e = format!("{fw} measures only write and latency, not {}", test.name());
+            return crate::bench::usage_exit(&e, USAGE);
+        }
         let m = measure(test, &fw, &opts);
         let fields: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("RESULT {fw} {} {}", test.name(), fields.join(" "));
@@ -236,6 +252,13 @@ fn measure(test: Test, fw: &str, o: &Opts) -> Metrics {
     let fw = fw.to_owned();
     runtime().block_on(async move {
         tokio::spawn(async move {
+            if fw == OPENRAFT {
+                return match test {
+                    Test::Write => openraft::write(writers, run).await,
+                    Test::Latency => openraft::latency(samples).await,
+                    other => unreachable!("{OPENRAFT} does not measure {}", other.name()),
+                };
+            }
             let store = match fw.as_str() {
                 "understudy-mem" => Ok(Store::Memory),
                 "understudy-disk" => Ok(Store::Disk),
@@ -273,6 +296,11 @@ struct Job {
     with_registry: bool,
 }
 
+/// Whether column `fw` has a figure for `test`.
+fn measures(fw: &str, test: Test) -> bool {
+    fw != OPENRAFT || OPENRAFT_TESTS.contains(&test)
+}
+
 /// The jobs of one round of `test`, the framework order rotated by `round`.
 fn jobs(o: &Opts, test: Test, round: usize) -> Vec<Job> {
     let fws: Vec<String> = match test {
@@ -281,7 +309,12 @@ fn jobs(o: &Opts, test: Test, round: usize) -> Vec<Job> {
             .iter()
             .filter_map(|sys| o.frameworks.iter().find(|f| f.starts_with(sys)).cloned())
             .collect(),
-        _ => o.frameworks.clone(),
+        _ => o
+            .frameworks
+            .iter()
+            .filter(|fw| measures(fw, test))
+            .cloned()
+            .collect(),
     };
     let n = fws.len();
     let rotated = (0..n).map(|i| fws[(i + round) % n].clone());
