@@ -71,13 +71,13 @@ OPTIONS:
   --quick              small sizes, 1 run, 3 kills
   --runs N             runs per cell of write, latency and lookup          [3; quick 1]
   --kills N            leader kills per framework (failover)              [10; quick 3]
-  --idle-runs N        runs per cell of idle                               [1]
+  --idle-runs N        runs per cell of idle                                [3; quick 1]
   --writers N          concurrent writers of the write test                [64]
   --secs S             length of a write run, after a fifth as long of warm-up [3; quick 1]
   --samples N          sequential writes (latency) and linearizable reads (lookup)
                                                                           [500; quick 200]
   --lookups N          whereis calls per name per lookup run      [10000000; quick 1000000]
-  --idle-nodes N,..    cluster sizes of the idle test (5 voters at most)  [5,50]
+  --idle-nodes N,..    cluster sizes of the idle test (5 voters at most)  [5,10,50]
   --idle-secs S        the idle window                                     [5; quick 2]
   --idle-standbys N    the registry's max_standbys in the idle test  [its default, 4]
   --etcd-heartbeat MS  etcd's --heartbeat-interval                         [50]
@@ -146,12 +146,13 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         frameworks: FRAMEWORKS.iter().map(|s| s.to_string()).collect(),
         runs: if quick { 1 } else { 3 },
         kills: if quick { 3 } else { 10 },
-        idle_runs: 1,
+        idle_runs: if quick { 1 } else { 3 },
         writers: 64,
         secs: if quick { 1.0 } else { 3.0 },
         samples: if quick { 200 } else { 500 },
         lookups: if quick { 1_000_000 } else { 10_000_000 },
-        idle_nodes: vec![5, 50],
+        // 10 nodes: the same voters and standbys as 50, so 10 → 50 shows the clients' cost.
+        idle_nodes: vec![5, 10, 50],
         idle_secs: if quick { 2.0 } else { 5.0 },
         idle_standbys: None,
         timing: Timing {
