@@ -42,6 +42,7 @@ pub fn check(bytes: &[u8]) -> bool {
                 revision,
                 names,
                 requests: Vec::new(),
+                placed: Vec::new(),
             };
             table.restore(&image, &mut changes);
             assert_eq!(table.revision(), revision);

@@ -17,7 +17,9 @@
 /// An exit is abnormal unless it is a graceful stop with no reason, `"normal"`,
 /// `"shutdown"` or `"shutdown:…"` (see [`ChildExit::classify`]); kills, panics and handler
 /// errors are abnormal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum Restart {
     /// Always restarted. The default, as in OTP.
     #[default]

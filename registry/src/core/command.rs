@@ -10,6 +10,8 @@
 use serde::{Deserialize, Serialize};
 use understudy_actor::{ActorAddr, NodeId, Tag};
 
+use super::placement::{Spec, Target};
+
 /// Who holds a name: an actor, the message type it takes, and the run of its node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Owner {
@@ -55,6 +57,9 @@ pub enum Command {
         actor: ActorAddr,
         /// The run of its node.
         incarnation: u64,
+        /// It failed (a panic or an error) rather than stopped normally: a `Transient`
+        /// placed name is restarted.
+        abnormal: bool,
     },
     /// Release every name held by actors of `node` from runs up to `incarnation` (the node
     /// failed, left, or restarted as a later run).
@@ -63,6 +68,37 @@ pub enum Command {
         node: NodeId,
         /// Its latest run that is gone.
         incarnation: u64,
+    },
+    /// Assign the free `name` to `target`, which is to start `spec` and bind it. `replaces`
+    /// names the epoch of the orphaned record a failover places again; `at_ms` is the
+    /// proposer's clock, for the restart intensity.
+    Place {
+        /// The name.
+        name: String,
+        /// What to start and how to keep it running.
+        spec: Spec,
+        /// The node to start it.
+        target: Target,
+        /// The orphaned epoch this re-places (None: a first placement).
+        replaces: Option<u64>,
+        /// The proposer's clock (ms since the Unix epoch).
+        at_ms: u64,
+    },
+    /// `owner`, started for the assignment `epoch`, takes `name`.
+    Bind {
+        /// The name.
+        name: String,
+        /// The actor started.
+        owner: Owner,
+        /// The assignment it was started for.
+        epoch: u64,
+    },
+    /// The node assigned `name` under `epoch` could not start it.
+    Abandon {
+        /// The name.
+        name: String,
+        /// The assignment.
+        epoch: u64,
     },
 }
 
@@ -73,12 +109,21 @@ impl std::fmt::Display for Command {
             Command::Unregister { name, owner } => {
                 write!(f, "unregister {name:?} from {}", owner.addr)
             }
-            Command::ReleaseActor { actor, incarnation } => {
+            Command::ReleaseActor {
+                actor, incarnation, ..
+            } => {
                 write!(f, "release the names of {actor} (run {incarnation})")
             }
             Command::ReleaseNode { node, incarnation } => {
                 write!(f, "release the names of {node} up to run {incarnation}")
             }
+            Command::Place {
+                name, spec, target, ..
+            } => write!(f, "place {name:?} ({}) on {}", spec.kind, target.node),
+            Command::Bind { name, owner, epoch } => {
+                write!(f, "bind {name:?} to {} (epoch {epoch})", owner.addr)
+            }
+            Command::Abandon { name, epoch } => write!(f, "abandon {name:?} (epoch {epoch})"),
         }
     }
 }
@@ -134,4 +179,26 @@ pub enum Outcome {
     /// The request was applied before, when this node's copy was fed by another member, so
     /// its outcome is not known here (only ever the answer to a retry).
     Repeated,
+    /// `Place`: assigned to `target` under `epoch`; it is to start the actor now.
+    Placed {
+        /// The node to start it.
+        target: Target,
+        /// The assignment.
+        epoch: u64,
+    },
+    /// The name is being started on `target` under `epoch` (by an earlier `Place`).
+    Starting {
+        /// The node starting it.
+        target: Target,
+        /// The assignment.
+        epoch: u64,
+    },
+    /// The name is kept for a placed actor that is being placed again.
+    Reserved,
+    /// A `Bind`, `Abandon` or re-`Place` for an assignment no longer in force.
+    Stale,
+    /// The start under this assignment failed and was given up.
+    Abandoned,
+    /// The placed name ran out of restarts and was released.
+    GaveUp,
 }

@@ -2,5 +2,6 @@
 //! cluster.
 
 pub mod command;
+pub mod placement;
 pub mod reconcile;
 pub mod table;

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use understudy_actor::ActorAddr;
 
 use super::command::{Command, Outcome, Owner, Request, RequestId};
+use super::placement::{Placed, Placements, Placing, Stage};
 
 /// How many recent requests the table remembers the outcome of (in log order). A retry
 /// arrives within the write deadline (5 s), far fewer requests later than this.
@@ -62,6 +63,8 @@ pub struct NameTable<X = ()> {
     /// The latest requests' outcomes, and their order (oldest first).
     requests: HashMap<RequestId, Outcome>,
     request_order: std::collections::VecDeque<RequestId>,
+    /// The placed names' records (a member's; a client's copy has none).
+    placed: Placements,
 }
 
 /// A table's content as it travels in a snapshot: the revision and every `(name, owner)`.
@@ -75,6 +78,9 @@ pub struct TableImage {
     /// client's feed).
     #[serde(default)]
     pub requests: Vec<(RequestId, Outcome)>,
+    /// The placed names' records (a member's snapshot; empty in a client's feed).
+    #[serde(default)]
+    pub placed: Vec<(String, Placed)>,
 }
 
 impl<X: Default> NameTable<X> {
@@ -88,7 +94,13 @@ impl<X: Default> NameTable<X> {
             max_names,
             requests: HashMap::new(),
             request_order: std::collections::VecDeque::new(),
+            placed: Placements::default(),
         }
+    }
+
+    /// The placed names' records.
+    pub fn placements(&self) -> &Placements {
+        &self.placed
     }
 
     /// Applies `request` as the entry at `revision`: its command, unless the request was
@@ -205,6 +217,7 @@ impl<X: Default> NameTable<X> {
                 // told it holds a name that `ReleaseNode` of the earlier run will take.
                 Some(slot) if slot.owner == *owner => Outcome::Registered,
                 Some(slot) => Outcome::AlreadyRegistered(slot.owner),
+                None if self.placed.get(name).is_some() => self.reserved(name),
                 None if self.names.len() as u64 >= self.max_names => Outcome::Full(self.max_names),
                 None => {
                     self.insert(name, *owner);
@@ -222,10 +235,15 @@ impl<X: Default> NameTable<X> {
                 Some(slot) if slot.owner != *owner => Outcome::NotOwner(slot.owner),
                 Some(_) => {
                     self.release(name, revision, changes);
+                    self.placed.forget(name);
                     Outcome::Unregistered
                 }
             },
-            Command::ReleaseActor { actor, incarnation } => {
+            Command::ReleaseActor {
+                actor,
+                incarnation,
+                abnormal,
+            } => {
                 let names: Vec<Arc<str>> = self
                     .names_of_arc(*actor)
                     .into_iter()
@@ -236,7 +254,9 @@ impl<X: Default> NameTable<X> {
                     })
                     .collect();
                 for name in &names {
-                    self.release(name, revision, changes);
+                    if let Some(old) = self.release(name, revision, changes) {
+                        self.placed.holder_stopped(name, &old, *abnormal);
+                    }
                 }
                 Outcome::Released(names.len() as u64)
             }
@@ -260,10 +280,76 @@ impl<X: Default> NameTable<X> {
                     })
                     .collect();
                 for name in &names {
-                    self.release(name, revision, changes);
+                    if let Some(old) = self.release(name, revision, changes) {
+                        self.placed.holder_stopped(name, &old, true);
+                    }
                 }
+                self.placed.node_gone(*node, *incarnation);
                 Outcome::Released(names.len() as u64)
             }
+            Command::Place {
+                name,
+                spec,
+                target,
+                replaces,
+                at_ms,
+            } => {
+                if let Some(slot) = self.names.get(name.as_str()) {
+                    return Outcome::AlreadyRegistered(slot.owner);
+                }
+                if replaces.is_none()
+                    && self.placed.get(name).is_none()
+                    && self.names.len() as u64 >= self.max_names
+                {
+                    return Outcome::Full(self.max_names);
+                }
+                match self
+                    .placed
+                    .place(name, spec, *target, *replaces, *at_ms, revision)
+                {
+                    Placing::Assigned { epoch } => Outcome::Placed {
+                        target: *target,
+                        epoch,
+                    },
+                    Placing::Starting { target, epoch } => Outcome::Starting { target, epoch },
+                    Placing::Stale => Outcome::Stale,
+                    Placing::GaveUp => Outcome::GaveUp,
+                }
+            }
+            Command::Bind { name, owner, epoch } => {
+                if self.names.contains_key(name.as_str())
+                    || !self.placed.may_bind(name, owner, *epoch)
+                {
+                    return Outcome::Stale;
+                }
+                self.insert(name, *owner);
+                self.placed.bound(name, *owner);
+                changes.push(Change {
+                    revision,
+                    name: name.clone(),
+                    old: None,
+                    new: Some(*owner),
+                });
+                Outcome::Registered
+            }
+            Command::Abandon { name, epoch } => {
+                if self.placed.abandon(name, *epoch) {
+                    Outcome::Abandoned
+                } else {
+                    Outcome::Stale
+                }
+            }
+        }
+    }
+
+    /// The answer to a `Register` of a name kept for a placed actor.
+    fn reserved(&self, name: &str) -> Outcome {
+        match self.placed.get(name).map(|p| (&p.stage, p.epoch)) {
+            Some((Stage::Starting { target }, epoch)) => Outcome::Starting {
+                target: *target,
+                epoch,
+            },
+            _ => Outcome::Reserved,
         }
     }
 
@@ -290,15 +376,16 @@ impl<X: Default> NameTable<X> {
         );
     }
 
-    fn release(&mut self, name: &str, revision: u64, changes: &mut Vec<Change>) {
-        if let Some(slot) = self.remove(name) {
-            changes.push(Change {
-                revision,
-                name: name.to_owned(),
-                old: Some(slot.owner),
-                new: None,
-            });
-        }
+    /// Frees `name`; the holder it had, if any.
+    fn release(&mut self, name: &str, revision: u64, changes: &mut Vec<Change>) -> Option<Owner> {
+        let slot = self.remove(name)?;
+        changes.push(Change {
+            revision,
+            name: name.to_owned(),
+            old: Some(slot.owner),
+            new: None,
+        });
+        Some(slot.owner)
     }
 
     fn remove(&mut self, name: &str) -> Option<Slot<X>> {
@@ -327,6 +414,7 @@ impl<X: Default> NameTable<X> {
                 .iter()
                 .filter_map(|n| self.names.get(n).map(|s| (n.to_string(), s.owner)))
                 .collect(),
+            placed: self.placed.image(),
         }
     }
 
@@ -372,6 +460,7 @@ impl<X: Default> NameTable<X> {
         changes.extend(made);
         self.revision = revision;
         self.restore_requests(&image.requests);
+        self.placed.restore(&image.placed);
     }
 }
 
@@ -595,6 +684,7 @@ mod tests {
             &Command::ReleaseActor {
                 actor: a.addr,
                 incarnation: a.incarnation,
+                abnormal: false,
             },
             4,
         );
@@ -639,6 +729,7 @@ mod tests {
             revision: 9,
             names: vec![("kept".into(), a), ("moved".into(), b), ("new".into(), b)],
             requests: Vec::new(),
+            placed: Vec::new(),
         };
         let mut changes = Vec::new();
         table.restore(&image, &mut changes);
@@ -688,11 +779,14 @@ mod tests {
                         Outcome::Unregistered
                     }
                 },
-                Command::ReleaseActor { actor, incarnation } => {
-                    self.release(|o| o.addr == *actor && o.incarnation == *incarnation)
-                }
+                Command::ReleaseActor {
+                    actor, incarnation, ..
+                } => self.release(|o| o.addr == *actor && o.incarnation == *incarnation),
                 Command::ReleaseNode { node, incarnation } => {
                     self.release(|o| o.addr.node == *node && o.incarnation <= *incarnation)
+                }
+                Command::Place { .. } | Command::Bind { .. } | Command::Abandon { .. } => {
+                    unreachable!("the model covers plain names; placements have their own tests")
                 }
             }
         }
@@ -788,7 +882,7 @@ mod tests {
         prop_oneof![
             4 => (any_name(), any_owner()).prop_map(|(name, owner)| Command::Register { name, owner }),
             2 => (any_name(), any_owner()).prop_map(|(name, owner)| Command::Unregister { name, owner }),
-            1 => any_owner().prop_map(|o| Command::ReleaseActor { actor: o.addr, incarnation: o.incarnation }),
+            1 => (any_owner(), any::<bool>()).prop_map(|(o, abnormal)| Command::ReleaseActor { actor: o.addr, incarnation: o.incarnation, abnormal }),
             1 => (1u64..=2, 0u64..=3).prop_map(|(n, incarnation)| Command::ReleaseNode {
                 node: node(n),
                 incarnation,

@@ -201,6 +201,7 @@ pub(crate) fn on_feed(shared: &Shared, from: &NodeName, feed: Feed) {
                     revision,
                     names,
                     requests: Vec::new(),
+                    placed: Vec::new(),
                 });
             }
         }

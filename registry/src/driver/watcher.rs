@@ -44,9 +44,9 @@ impl ractor::Actor for Watcher {
         event: SupervisionEvent,
         _: &mut (),
     ) -> Result<(), ActorProcessingErr> {
-        let cell = match event {
-            SupervisionEvent::ActorTerminated(cell, ..)
-            | SupervisionEvent::ActorFailed(cell, _) => cell,
+        let (cell, abnormal) = match event {
+            SupervisionEvent::ActorTerminated(cell, ..) => (cell, false),
+            SupervisionEvent::ActorFailed(cell, _) => (cell, true),
             _ => return Ok(()),
         };
         let Some(shared) = self.shared.upgrade() else {
@@ -67,6 +67,7 @@ impl ractor::Actor for Watcher {
                 Command::ReleaseActor {
                     actor,
                     incarnation: shared.incarnation,
+                    abnormal,
                 },
             )
             .await
