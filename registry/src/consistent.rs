@@ -133,15 +133,7 @@ impl Consistent {
     /// The actor registered as `name`, from this node's copy of the names (no network round
     /// trip): the local actor, or a proxy of a remote one.
     pub fn whereis<M: RemoteMessage>(&self, name: &str) -> Result<ActorRef<M>, RegistryError> {
-        // The node is needed only to make a ref the first time (or after the cached one
-        // stopped); a cache hit is a hash lookup and a clone.
-        self.shared.kernel.whereis::<M>(name, |addr| {
-            let node = self
-                .shared
-                .node()
-                .map_err(|_| understudy_actor::wire_ref::RefError::Stopped)?;
-            node.actor_cell_now(addr)
-        })
+        whereis_in(&self.shared, name)
     }
 
     /// As [`whereis`](Self::whereis), after making sure this node's copy reflects every write
@@ -207,4 +199,18 @@ fn unexpected(outcome: Outcome) -> RegistryError {
         "registry: an outcome that does not fit the command"
     );
     RegistryError::NotReady("an unexpected answer from the leader; retry")
+}
+
+/// `whereis` on `shared`'s copy. The node is needed only to make a ref the first time (or
+/// after the cached one stopped); a cache hit is a hash lookup and a clone.
+pub(crate) fn whereis_in<M: RemoteMessage>(
+    shared: &Shared,
+    name: &str,
+) -> Result<ActorRef<M>, RegistryError> {
+    shared.kernel.whereis::<M>(name, |addr| {
+        let node = shared
+            .node()
+            .map_err(|_| understudy_actor::wire_ref::RefError::Stopped)?;
+        node.actor_cell_now(addr)
+    })
 }

@@ -97,6 +97,48 @@ pub enum RegistryError {
         #[source]
         source: understudy_actor::wire_ref::RefError,
     },
+    /// A spawn's argument does not encode, or is too large.
+    #[error("the argument for {name:?} cannot be sent")]
+    BadArgs {
+        /// The name.
+        name: String,
+        /// Why.
+        #[source]
+        source: crate::kinds::StartError,
+    },
+    /// No node can take a placed name.
+    #[error("{name:?} cannot be placed")]
+    Unplaceable {
+        /// The name.
+        name: String,
+        /// Why.
+        #[source]
+        source: crate::core::choose::Unplaceable,
+    },
+    /// The node assigned a placed name could not start its actor (the name is free again).
+    #[error("{name:?} could not be started on {node}: {reason}")]
+    StartFailed {
+        /// The name.
+        name: String,
+        /// The node that tried.
+        node: String,
+        /// What it said.
+        reason: String,
+    },
+    /// The placed name was restarted more often than its intensity allows and was released.
+    #[error("{name:?} was restarted too often and was released")]
+    GaveUp {
+        /// The name.
+        name: String,
+    },
+    /// The placed name had no holder within the spawn's timeout.
+    #[error("{name:?} had no holder after {waited:?}: is its node starting it, or cut off?")]
+    SpawnTimeout {
+        /// The name.
+        name: String,
+        /// How long the call waited.
+        waited: std::time::Duration,
+    },
     /// The registry's configuration is invalid.
     #[error("invalid registry configuration: {0}")]
     Config(String),

@@ -72,6 +72,16 @@ fn owner(pid: u64) -> Owner {
 }
 
 /// Valid encodings of each message kind (the corpus seeds), and near misses.
+fn spec() -> crate::core::placement::Spec {
+    crate::core::placement::Spec {
+        kind: "worker".into(),
+        args: vec![1, 2, 3],
+        placement: crate::core::placement::Placement::PreferNodes(vec!["n1".into()]),
+        restart: understudy_actor::supervisor::Restart::Transient,
+        intensity: crate::core::placement::Intensity::default(),
+    }
+}
+
 pub fn seeds() -> Vec<(String, Vec<u8>)> {
     let messages: Vec<(&str, PeerMessage)> = vec![
         (
@@ -81,6 +91,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                 formed: true,
                 forming: true,
                 leader: Some("n0".into()),
+                kinds: vec![("billing".into(), understudy_actor::Tag(7))],
             }),
         ),
         (
@@ -110,6 +121,35 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                 node: node(7),
                 incarnation: 3,
             })),
+        ),
+        (
+            "forward-place",
+            PeerMessage::Forward(request(Command::Place {
+                name: "billing".into(),
+                spec: spec(),
+                target: crate::core::placement::Target {
+                    node: node(7),
+                    incarnation: 3,
+                },
+                replaces: Some(4),
+                at_ms: 1_000,
+            })),
+        ),
+        (
+            "forward-bind",
+            PeerMessage::Forward(request(Command::Bind {
+                name: "billing".into(),
+                owner: owner(9),
+                epoch: 4,
+            })),
+        ),
+        (
+            "start",
+            PeerMessage::Start {
+                name: "billing".into(),
+                epoch: 4,
+                spec: spec(),
+            },
         ),
         ("read-index", PeerMessage::ReadIndex),
         ("subscribe", PeerMessage::Subscribe { from: 4 }),

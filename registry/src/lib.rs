@@ -33,18 +33,23 @@ mod error;
 #[doc(hidden)]
 pub mod fuzz;
 mod kernel;
+mod kinds;
 mod name;
 mod raft;
 mod wire;
 
 pub use config::RegistryConfig;
 pub use consistent::{Consistent, Staleness};
+pub use core::choose::Unplaceable;
 pub use core::command::Owner;
+pub use core::placement::{Intensity, Placement};
 pub use core::table::Change;
-pub use driver::{Registry, RegistryStatus, SERVICE};
+pub use driver::{Registry, RegistryStatus, SERVICE, Scope, SpawnOptions};
 pub use error::RegistryError;
 pub use kernel::{NameWatch, WATCH_BACKLOG};
+pub use kinds::{MAX_ARGS_BYTES, StartError};
 pub use name::{MAX_NAME_LEN, check_name};
+pub use understudy_actor::supervisor::Restart;
 pub use wire::REJECTED_METRIC;
 
 /// Helpers for the examples in these docs.

@@ -5,8 +5,10 @@
 //! (`mesh.max_frame`), so nothing here can make a node allocate more than one frame's worth.
 
 use serde::{Deserialize, Serialize};
+use understudy_actor::Tag;
 
 use crate::core::command::{Outcome, Owner, Request};
+use crate::core::placement::Spec;
 use crate::core::table::Change;
 use crate::raft::network::RaftRequest;
 
@@ -44,6 +46,27 @@ pub(crate) enum PeerMessage {
     Unsubscribe,
     /// A member's names, for a client (notice).
     Feed(Feed),
+    /// Start the placed name's actor, assigned to this node under `epoch`, and bind it
+    /// (request; answered with [`Started`]).
+    Start {
+        /// The name.
+        name: String,
+        /// The assignment.
+        epoch: u64,
+        /// What to start.
+        spec: Spec,
+    },
+}
+
+/// The answer to a `Start`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Started {
+    /// The actor runs and holds the name.
+    Bound(Owner),
+    /// The assignment is no longer in force (another start holds the name, or it moved).
+    Stale,
+    /// The actor could not be started here: why.
+    Failed(String),
 }
 
 /// The answer to a `Subscribe`.
@@ -107,6 +130,8 @@ pub(crate) struct Hello {
     pub(crate) forming: bool,
     /// The leader it follows, by node name, if it knows one.
     pub(crate) leader: Option<String>,
+    /// The actor kinds it can start, with the message type each takes.
+    pub(crate) kinds: Vec<(String, Tag)>,
 }
 
 /// A proposal of the first voter set: `(raft id, node name)` for each.

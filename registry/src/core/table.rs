@@ -317,6 +317,14 @@ impl<X: Default> NameTable<X> {
                 }
             }
             Command::Bind { name, owner, epoch } => {
+                let record = self.placed.get(name);
+                let running = record.is_some_and(|r| {
+                    r.epoch == *epoch && r.stage == Stage::Running { owner: *owner }
+                });
+                if running {
+                    // A repeated bind (its answer was lost): as the first.
+                    return Outcome::Registered;
+                }
                 if self.names.contains_key(name.as_str())
                     || !self.placed.may_bind(name, owner, *epoch)
                 {
@@ -480,6 +488,15 @@ impl<X: Default> NameTable<X> {
 }
 
 impl<X: Default> NameTable<X> {
+    /// How many names each node's actors hold.
+    pub fn holder_counts(&self) -> BTreeMap<understudy_actor::NodeId, u64> {
+        let mut counts = BTreeMap::new();
+        for (addr, names) in &self.by_actor {
+            *counts.entry(addr.node).or_insert(0) += names.len() as u64;
+        }
+        counts
+    }
+
     /// Each node that holds names, with the latest incarnation among its holders.
     pub fn holder_nodes(&self) -> BTreeMap<understudy_actor::NodeId, u64> {
         let mut nodes = BTreeMap::new();

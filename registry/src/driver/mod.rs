@@ -16,6 +16,7 @@ pub(crate) mod feed;
 pub(crate) mod formation;
 pub(crate) mod leader;
 pub(crate) mod serve;
+pub(crate) mod spawn;
 pub(crate) mod watcher;
 pub(crate) mod write;
 
@@ -30,13 +31,16 @@ use understudy_cluster::node::Node;
 
 use crate::config::RegistryConfig;
 use crate::consistent::Consistent;
+use crate::core::placement::{Intensity, Placement, Spec};
 use crate::error::RegistryError;
 use crate::kernel::Kernel;
+use crate::kinds::Kinds;
 use crate::raft::disk::{Disk, fresh_raft_id};
 use crate::raft::handle::{RaftHandle, RaftView};
 use crate::raft::log::{LogStore, Mirror};
 use crate::raft::state_machine::StateMachine;
 use crate::wire::{Hello, PeerMessage};
+use understudy_actor::supervisor::Restart;
 
 /// The extension's channel name on the mesh.
 pub const SERVICE: &str = "registry";
@@ -74,6 +78,8 @@ pub struct Registry {
 struct RegistryInner {
     config: RegistryConfig,
     started: OnceLock<Arc<Shared>>,
+    /// The kinds this node can start (added before the node starts).
+    kinds: Mutex<Kinds>,
 }
 
 /// What every task of a running registry shares.
@@ -107,6 +113,11 @@ pub(crate) struct Shared {
     pub(crate) next_seq: std::sync::atomic::AtomicU64,
     /// `shutdown` was called: calls answer `Stopped`.
     pub(crate) stopped: std::sync::atomic::AtomicBool,
+    /// The kinds this node can start.
+    pub(crate) kinds: Kinds,
+    /// The placed names this node started, by (name, epoch): a repeated `Start` answers
+    /// with the same actor.
+    pub(crate) started: Mutex<HashMap<(String, u64), crate::core::command::Owner>>,
     /// The switch that breaks this node's disk (tests only).
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) broken: Option<crate::raft::disk::Broken>,
@@ -194,6 +205,7 @@ impl Shared {
             formed: view.as_ref().is_some_and(|v| self.formed_in(v)),
             forming: self.expect > 0 && self.raft.is_some() && !failed,
             leader: view.and_then(|v| v.leader.map(|(_, name)| name)),
+            kinds: self.kinds.tagged(),
         }
     }
 
@@ -214,6 +226,58 @@ impl Shared {
 impl Default for Registry {
     fn default() -> Self {
         Registry::new()
+    }
+}
+
+/// The scope a spawned name lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Scope {
+    /// Linearizable, first-writer-wins, on the Raft core (see [`Consistent`]).
+    Consistent,
+}
+
+/// How [`Registry::spawn_named_with`] keeps a name running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SpawnOptions {
+    /// When the actor is started again after it stops or its node fails (the supervisor's
+    /// policy; default `Permanent`).
+    pub restart: Restart,
+    /// How many restarts, cluster-wide, within a window before the name is released.
+    pub intensity: Intensity,
+    /// How long the call waits for the name to have its actor (default: the registry's
+    /// `write_deadline`).
+    pub timeout: Option<Duration>,
+}
+
+impl Default for SpawnOptions {
+    fn default() -> Self {
+        SpawnOptions {
+            restart: Restart::Permanent,
+            intensity: Intensity::default(),
+            timeout: None,
+        }
+    }
+}
+
+impl SpawnOptions {
+    /// With this restart policy.
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    /// With this restart intensity.
+    pub fn intensity(mut self, intensity: Intensity) -> Self {
+        self.intensity = intensity;
+        self
+    }
+
+    /// Waiting at most this long.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 }
 
@@ -258,8 +322,111 @@ impl Registry {
             inner: Arc::new(RegistryInner {
                 config,
                 started: OnceLock::new(),
+                kinds: Mutex::new(Kinds::default()),
             }),
         }
+    }
+
+    /// Adds a kind this node can start when `spawn_named` places an actor here: `factory`
+    /// makes the actor from the caller's argument (an error or a panic fails that spawn,
+    /// and the name is freed). Add kinds before the node starts; every node that should
+    /// host the kind adds it.
+    ///
+    /// ```
+    /// # use understudy_registry::__doc::*;
+    /// let registry = Registry::new().kind("worker", |_: ()| Ok::<_, String>(Worker));
+    /// ```
+    pub fn kind<A, Args, F>(self, name: &str, factory: F) -> Registry
+    where
+        A: understudy_actor::Handler,
+        A::Msg: understudy_actor::RemoteMessage,
+        Args: serde::de::DeserializeOwned + Send + 'static,
+        F: Fn(Args) -> Result<A, String> + Send + Sync + 'static,
+    {
+        lock(&self.inner.kinds).add(name, crate::kinds::Kind::new(factory));
+        self
+    }
+
+    /// Makes sure exactly one actor of `kind` runs as `name` in the cluster, and returns
+    /// it: the holder if the name is taken (whoever started it), else one started on the
+    /// node `placement` picks among the live nodes that have the kind. Concurrent calls for
+    /// one name from any nodes end with one actor, every caller holding it. A `Permanent`
+    /// name (the default) whose actor stops or whose node fails is started again elsewhere
+    /// by the same rule; see [`spawn_named_with`](Self::spawn_named_with) for the restart
+    /// policy and limits.
+    ///
+    /// ```
+    /// # use understudy_registry::__doc::*;
+    /// # use understudy_registry::{Placement, Scope};
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = ClusterCa::ephemeral("docs");
+    /// let registry = Registry::new().kind("worker", |_: ()| Ok::<_, String>(Worker));
+    /// let node = Node::builder("docs", "a")
+    ///     .ephemeral_certs(&ca)
+    ///     .extension(registry.clone())
+    ///     .start()
+    ///     .await?;
+    /// registry.wait_ready(std::time::Duration::from_secs(10)).await?;
+    /// let worker = registry
+    ///     .spawn_named::<WorkerMsg, _>("billing", Scope::Consistent, Placement::Hash, "worker", &())
+    ///     .await?;
+    /// let again = registry
+    ///     .spawn_named::<WorkerMsg, _>("billing", Scope::Consistent, Placement::Hash, "worker", &())
+    ///     .await?;
+    /// assert_eq!(worker.get_id(), again.get_id());
+    /// # Ok(()) }
+    /// ```
+    pub async fn spawn_named<M, Args>(
+        &self,
+        name: &str,
+        scope: Scope,
+        placement: Placement,
+        kind: &str,
+        args: &Args,
+    ) -> Result<ractor::ActorRef<M>, RegistryError>
+    where
+        M: understudy_actor::RemoteMessage,
+        Args: serde::Serialize,
+    {
+        self.spawn_named_with(name, scope, placement, kind, args, SpawnOptions::default())
+            .await
+    }
+
+    /// [`spawn_named`](Self::spawn_named) with a restart policy, a restart intensity and a
+    /// timeout.
+    pub async fn spawn_named_with<M, Args>(
+        &self,
+        name: &str,
+        scope: Scope,
+        placement: Placement,
+        kind: &str,
+        args: &Args,
+        options: SpawnOptions,
+    ) -> Result<ractor::ActorRef<M>, RegistryError>
+    where
+        M: understudy_actor::RemoteMessage,
+        Args: serde::Serialize,
+    {
+        crate::name::check_name(name)?;
+        let Scope::Consistent = scope;
+        let shared = self.shared()?;
+        if shared.is_stopped() {
+            return Err(RegistryError::Stopped);
+        }
+        let args = crate::kinds::encode_args(args).map_err(|source| RegistryError::BadArgs {
+            name: name.to_owned(),
+            source,
+        })?;
+        let spec = Spec {
+            kind: kind.to_owned(),
+            args,
+            placement,
+            restart: options.restart,
+            intensity: options.intensity,
+        };
+        let timeout = options.timeout.unwrap_or(shared.config.write_deadline);
+        spawn::spawn_named(shared, name, spec, timeout).await
     }
 
     pub(crate) fn shared(&self) -> Result<&Arc<Shared>, RegistryError> {
@@ -441,6 +608,8 @@ impl Extension for Registry {
                 session: crate::raft::disk::fresh_raft_id(),
                 next_seq: std::sync::atomic::AtomicU64::new(1),
                 stopped: std::sync::atomic::AtomicBool::new(false),
+                kinds: lock(&registry.inner.kinds).clone(),
+                started: Mutex::new(HashMap::new()),
                 broken,
             });
             // From here a failed start stops the Raft node it made: nothing keeps running.

@@ -94,6 +94,10 @@ async fn answer(shared: &Shared, from: NodeName, message: PeerMessage, reply: Re
             let answer = super::feed::subscribe(shared, from, revision);
             reply.respond(Ok(wire::encode(&answer)));
         }
+        PeerMessage::Start { name, epoch, spec } => {
+            let answer = super::spawn::start_here(shared, &name, epoch, &spec).await;
+            reply.respond(Ok(wire::encode(&answer)));
+        }
         PeerMessage::Hello(_) | PeerMessage::Unsubscribe | PeerMessage::Feed(_) => {
             rejected(&from);
             reply.respond(Err("a notice sent as a request".into()));

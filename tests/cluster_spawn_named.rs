@@ -1,0 +1,221 @@
+//! `spawn_named` on real QUIC clusters in one process: exactly one actor per name however
+//! many nodes ask at once, placement rules, and the errors a caller can get.
+#![cfg(feature = "cluster")]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use understudy::cluster::certs::ClusterCa;
+use understudy::cluster::node::Node;
+use understudy::registry::{Placement, Registry, RegistryError, Scope, Unplaceable};
+
+use common::registry::*;
+
+/// How many actors each name got, across every node of one test.
+type Starts = Arc<Mutex<HashMap<String, u32>>>;
+
+/// Registries whose nodes all have the kinds "worker" (counted in `starts`) and "faulty"
+/// (its factory fails); node `i` gets `worker` only if `has_worker(i)`.
+fn registries(n: usize, starts: &Starts, has_worker: impl Fn(usize) -> bool) -> Vec<Registry> {
+    (0..n)
+        .map(|i| {
+            let starts = starts.clone();
+            let mut r = Registry::new().kind("faulty", |_: ()| {
+                Err::<Worker, _>("this factory always fails".to_owned())
+            });
+            if has_worker(i) {
+                r = r.kind("worker", move |name: String| {
+                    *starts.lock().expect("starts").entry(name).or_insert(0) += 1;
+                    let (seen, _) = tokio::sync::mpsc::unbounded_channel();
+                    Ok::<_, String>(Worker { seen })
+                });
+            }
+            r
+        })
+        .collect()
+}
+
+async fn cluster(registries: &[Registry]) -> Vec<Node> {
+    let ca = ClusterCa::ephemeral("test");
+    let nodes = common::cluster_with(&ca, registries.len(), None, WAIT, |i, b| {
+        b.extension(registries[i].clone())
+    })
+    .await;
+    let all: Vec<&Registry> = registries.iter().collect();
+    roles(&all, registries.len().min(5), 0).await;
+    for r in registries {
+        r.wait_ready(WAIT).await.expect("ready");
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_spawns_from_every_node_end_with_one_actor_per_name() {
+    let starts = Starts::default();
+    let registries = registries(5, &starts, |_| true);
+    let nodes = cluster(&registries).await;
+    let names: Vec<String> = (0..100).map(|i| format!("s-{i}")).collect();
+
+    let mut calls = Vec::new();
+    for (i, registry) in registries.iter().enumerate() {
+        for name in &names {
+            let (registry, name) = (registry.clone(), name.clone());
+            // Each node names the placement differently: the log decides which one holds.
+            let placement =
+                [Placement::Hash, Placement::Random, Placement::LeastLoaded][i % 3].clone();
+            calls.push(tokio::spawn(async move {
+                let actor = registry
+                    .spawn_named::<Work, _>(&name, Scope::Consistent, placement, "worker", &name)
+                    .await
+                    .unwrap_or_else(|e| panic!("spawn_named {name}: {e}"));
+                (i, name, actor.get_id())
+            }));
+        }
+    }
+    let names0 = registries[0].consistent().expect("started");
+    for call in calls {
+        let (i, name, id) = call.await.expect("call");
+        let owner = names0.owner(&name).expect("held");
+        assert_eq!(
+            id.pid(),
+            owner.addr.pid,
+            "every caller of {name} holds its actor"
+        );
+        assert_eq!(
+            id.is_local(),
+            owner.node() == nodes[i].runtime().node_id(),
+            "{name}: a local ref only on the holder's node"
+        );
+    }
+    let starts = starts.lock().expect("starts");
+    for name in &names {
+        assert_eq!(starts.get(name), Some(&1), "exactly one {name} was started");
+    }
+    // Every node's copy agrees.
+    for registry in &registries {
+        let names_here = registry.consistent().expect("started");
+        for name in &names {
+            assert_eq!(names_here.owner(name), names0.owner(name));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_rules_choose_among_the_nodes_that_have_the_kind() {
+    let starts = Starts::default();
+    // n4 cannot start workers.
+    let registries = registries(5, &starts, |i| i != 4);
+    let nodes = cluster(&registries).await;
+    let names0 = registries[0].consistent().expect("started");
+    let node_of = |name: &str| {
+        let owner = names0.owner(name).expect("held");
+        nodes
+            .iter()
+            .position(|n| n.runtime().node_id() == owner.node())
+            .expect("a node of the cluster")
+    };
+    let spawn = |r: &Registry, name: &str, placement: Placement| {
+        let (r, name) = (r.clone(), name.to_owned());
+        async move {
+            r.spawn_named::<Work, _>(&name, Scope::Consistent, placement, "worker", &name)
+                .await
+        }
+    };
+
+    spawn(&registries[1], "on-n2", Placement::Node("n2".into()))
+        .await
+        .expect("placed");
+    assert_eq!(node_of("on-n2"), 2);
+    spawn(&registries[3], "local", Placement::Local)
+        .await
+        .expect("placed");
+    assert_eq!(node_of("local"), 3);
+    let prefer = Placement::PreferNodes(vec!["n9".into(), "n4".into(), "n1".into()]);
+    spawn(&registries[0], "preferred", prefer)
+        .await
+        .expect("placed");
+    assert_eq!(
+        node_of("preferred"),
+        1,
+        "n9 is not a member and n4 lacks the kind"
+    );
+    for i in 0..8 {
+        let name = format!("hashed-{i}");
+        spawn(&registries[4], &name, Placement::Hash)
+            .await
+            .expect("placed");
+        assert_ne!(node_of(&name), 4, "n4 lacks the kind");
+    }
+
+    // A node that lacks the kind, or is no member, is a typed error naming the able nodes.
+    match spawn(&registries[0], "on-n4", Placement::Node("n4".into())).await {
+        Err(RegistryError::Unplaceable {
+            source: Unplaceable::NodeCannot { able, .. },
+            ..
+        }) => assert_eq!(able.len(), 4, "n0..n3 have it: {able:?}"),
+        other => panic!("expected NodeCannot, got {other:?}"),
+    }
+    match spawn(&registries[4], "here", Placement::Local).await {
+        Err(RegistryError::Unplaceable { .. }) => {}
+        other => panic!("n4 has no worker kind: {other:?}"),
+    }
+    match registries[0]
+        .spawn_named::<Work, _>("nope", Scope::Consistent, Placement::Hash, "nope", &())
+        .await
+    {
+        Err(RegistryError::Unplaceable {
+            source: Unplaceable::NobodyHasKind { kind },
+            ..
+        }) => assert_eq!(kind, "nope"),
+        other => panic!("expected NobodyHasKind, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_factory_is_the_caller_s_error_and_frees_the_name() {
+    let starts = Starts::default();
+    let registries = registries(3, &starts, |_| true);
+    let nodes = cluster(&registries).await;
+    let faulty = registries[0]
+        .spawn_named::<Work, _>(
+            "f",
+            Scope::Consistent,
+            Placement::Node("n1".into()),
+            "faulty",
+            &(),
+        )
+        .await;
+    match faulty {
+        Err(RegistryError::StartFailed { node, reason, .. }) => {
+            assert_eq!(node, "n1");
+            assert!(reason.contains("always fails"), "{reason}");
+        }
+        other => panic!("expected StartFailed, got {other:?}"),
+    }
+    // The name is free: a plain registration takes it.
+    let (mine, _) = worker(&nodes[2]).await;
+    registries[2]
+        .consistent()
+        .expect("started")
+        .register("f", &mine)
+        .await
+        .expect("the name is free after a failed start");
+
+    // The kind's message type is checked before anything starts.
+    match registries[1]
+        .spawn_named::<Other, _>("typed", Scope::Consistent, Placement::Hash, "worker", &"x")
+        .await
+    {
+        Err(RegistryError::TypeMismatch { .. }) => {}
+        other => panic!("expected TypeMismatch, got {other:?}"),
+    }
+    // An existing name answers at once with its holder, whatever the kind asked.
+    let held = registries[1]
+        .spawn_named::<Work, _>("f", Scope::Consistent, Placement::Hash, "worker", &"f")
+        .await
+        .expect("the holder");
+    assert_eq!(held.get_id().pid(), mine.get_id().pid());
+    assert!(starts.lock().expect("starts").get("f").is_none());
+}
