@@ -219,3 +219,108 @@ async fn a_failing_factory_is_the_caller_s_error_and_frees_the_name() {
     assert_eq!(held.get_id().pid(), mine.get_id().pid());
     assert!(starts.lock().expect("starts").get("f").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_node_s_named_actors_run_again_once_elsewhere() {
+    let starts = Starts::default();
+    let registries = registries(5, &starts, |_| true);
+    let nodes = cluster(&registries).await;
+    let names: Vec<String> = (0..50).map(|i| format!("f-{i}")).collect();
+    // All on n3 while it is up; anywhere (by hash) once it is not.
+    let prefer = Placement::PreferNodes(vec!["n3".into()]);
+    for name in &names {
+        registries[0]
+            .spawn_named::<Work, _>(name, Scope::Consistent, prefer.clone(), "worker", name)
+            .await
+            .expect("spawn");
+    }
+    let n3 = nodes[3].runtime().node_id();
+    let names0 = registries[0].consistent().expect("started");
+    assert!(
+        names
+            .iter()
+            .all(|n| names0.owner(n).map(|o| o.node()) == Some(n3))
+    );
+
+    let crashed = std::time::Instant::now();
+    nodes[3].crash();
+    registries[3].shutdown().await;
+    let survivors: Vec<usize> = vec![0, 1, 2, 4];
+    until("every name running again off n3", || {
+        survivors.iter().all(|i| {
+            let copy = registries[*i].consistent().expect("started");
+            names
+                .iter()
+                .all(|n| copy.owner(n).is_some_and(|o| o.node() != n3))
+        })
+    })
+    .await;
+    println!(
+        "50 named actors running again {:?} after their node crashed",
+        crashed.elapsed()
+    );
+    let counts = starts.lock().expect("starts").clone();
+    for name in &names {
+        assert_eq!(counts.get(name), Some(&2), "{name}: once on n3, once after");
+    }
+    // They answer where the name now points.
+    for name in &names {
+        names0
+            .whereis::<Work>(name)
+            .expect("whereis")
+            .cast(Work::Job(1))
+            .expect("tell");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_actor_that_stops_is_started_again_and_a_transient_one_is_not() {
+    let starts = Starts::default();
+    let registries = registries(3, &starts, |_| true);
+    let nodes = cluster(&registries).await;
+    let names0 = registries[0].consistent().expect("started");
+    let stop = |name: &str| {
+        let owner = names0.owner(name).expect("held");
+        let node = nodes
+            .iter()
+            .find(|n| n.runtime().node_id() == owner.node())
+            .expect("its node");
+        let cell = node.actor_cell_now(owner.addr).expect("local");
+        cell.stop(None);
+        owner
+    };
+
+    registries[1]
+        .spawn_named::<Work, _>("p", Scope::Consistent, Placement::Hash, "worker", &"p")
+        .await
+        .expect("spawn");
+    let first = stop("p");
+    until("p running again", || {
+        names0.owner("p").is_some_and(|o| o != first)
+    })
+    .await;
+    assert_eq!(starts.lock().expect("starts").get("p"), Some(&2));
+
+    let transient = understudy::registry::SpawnOptions::default()
+        .restart(understudy::registry::Restart::Transient);
+    registries[1]
+        .spawn_named_with::<Work, _>(
+            "t",
+            Scope::Consistent,
+            Placement::Hash,
+            "worker",
+            &"t",
+            transient,
+        )
+        .await
+        .expect("spawn");
+    stop("t");
+    until("t released", || names0.owner("t").is_none()).await;
+    // Freed for good: a plain registration takes it.
+    let (mine, _) = worker(&nodes[0]).await;
+    names0
+        .register("t", &mine)
+        .await
+        .expect("a transient name that stopped normally is free");
+    assert_eq!(starts.lock().expect("starts").get("t"), Some(&1));
+}

@@ -44,6 +44,7 @@ pub use core::choose::Unplaceable;
 pub use core::command::Owner;
 pub use core::placement::{Intensity, Placement};
 pub use core::table::Change;
+pub use driver::placer::GAVE_UP_METRIC;
 pub use driver::{Registry, RegistryStatus, SERVICE, Scope, SpawnOptions};
 pub use error::RegistryError;
 pub use kernel::{NameWatch, WATCH_BACKLOG};

@@ -15,6 +15,7 @@
 pub(crate) mod feed;
 pub(crate) mod formation;
 pub(crate) mod leader;
+pub(crate) mod placer;
 pub(crate) mod serve;
 pub(crate) mod spawn;
 pub(crate) mod watcher;
@@ -641,6 +642,7 @@ impl Extension for Registry {
                 tokio::spawn(feed::serve(Arc::downgrade(&shared)));
                 tokio::spawn(formation::run(Arc::downgrade(&shared)));
                 tokio::spawn(leader::run(Arc::downgrade(&shared)));
+                tokio::spawn(placer::departures(Arc::downgrade(&shared)));
                 tokio::spawn(announce_changes(Arc::downgrade(&shared)));
             }
             Ok(())

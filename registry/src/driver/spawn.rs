@@ -73,7 +73,7 @@ fn kind_tag(shared: &Shared, kind: &str) -> Option<understudy_actor::Tag> {
         .map(|(_, tag)| *tag)
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -183,7 +183,13 @@ async fn wait_for(shared: &Shared, name: &str, deadline: Instant) -> Result<Owne
 }
 
 /// Asks `node` (this one or a peer) to start `name` for `epoch`.
-async fn start_on(shared: &Shared, node: &str, name: &str, epoch: u64, spec: &Spec) -> Started {
+pub(crate) async fn start_on(
+    shared: &Shared,
+    node: &str,
+    name: &str,
+    epoch: u64,
+    spec: &Spec,
+) -> Started {
     if node == shared.me.as_str() {
         return start_here(shared, name, epoch, spec).await;
     }
