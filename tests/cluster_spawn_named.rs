@@ -44,7 +44,13 @@ async fn cluster(registries: &[Registry]) -> Vec<Node> {
     })
     .await;
     let all: Vec<&Registry> = registries.iter().collect();
-    roles(&all, registries.len().min(5), 0).await;
+    let n = registries.len();
+    let voters = if n.min(5) % 2 == 1 {
+        n.min(5)
+    } else {
+        n.min(5) - 1
+    };
+    roles(&all, voters, (n - voters).min(4)).await;
     for r in registries {
         r.wait_ready(WAIT).await.expect("ready");
     }
@@ -323,4 +329,43 @@ async fn a_permanent_actor_that_stops_is_started_again_and_a_transient_one_is_no
         .await
         .expect("a transient name that stopped normally is free");
     assert_eq!(starts.lock().expect("starts").get("t"), Some(&1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaving_node_hands_its_named_actors_over_with_no_gap() {
+    let starts = Starts::default();
+    let registries = registries(4, &starts, |_| true);
+    let nodes = cluster(&registries).await;
+    let names: Vec<String> = (0..20).map(|i| format!("h-{i}")).collect();
+    let prefer = Placement::PreferNodes(vec!["n3".into()]);
+    for name in &names {
+        registries[1]
+            .spawn_named::<Work, _>(name, Scope::Consistent, prefer.clone(), "worker", name)
+            .await
+            .expect("spawn");
+    }
+    let n3 = nodes[3].runtime().node_id();
+    let names0 = registries[0].consistent().expect("started");
+    let (now, mut watch) = names0.watch_prefix("h-");
+    assert!(now.iter().all(|(_, o)| o.node() == n3));
+
+    nodes[3].leave().await;
+    // Every name moved: one change each, from the n3 holder straight to its successor.
+    let mut moved = std::collections::HashSet::new();
+    while moved.len() < names.len() {
+        let change = tokio::time::timeout(WAIT, watch.recv())
+            .await
+            .expect("a change in time")
+            .expect("the watch goes on");
+        let new = change
+            .new
+            .unwrap_or_else(|| panic!("{} had no holder for a moment", change.name));
+        assert_eq!(change.old.map(|o| o.node()), Some(n3));
+        assert_ne!(new.node(), n3);
+        moved.insert(change.name);
+    }
+    let counts = starts.lock().expect("starts").clone();
+    for name in &names {
+        assert_eq!(counts.get(name), Some(&2), "{name}: once on n3, once after");
+    }
 }

@@ -1,7 +1,8 @@
 //! Registry benchmarks (`understudy::registry`, cluster-wide names on Raft), side by side
 //! with etcd 3.4 in the same run: registrations per second with 64 concurrent writers, one
 //! writer's latency, lookups from the local copy, how long writes stop when the leader
-//! crashes, and the leader's idle CPU as the cluster grows. Beside them, for writes and
+//! crashes, and the leader's idle CPU as the cluster grows; and, understudy only,
+//! `spawn_named` and its failover (see [`spawn`]). Beside them, for writes and
 //! latency, plain openraft with a memory store and an in-process network (`openraft-mem`,
 //! see [`openraft`]): what openraft itself costs, without the registry around it.
 //!
@@ -26,6 +27,7 @@ mod http;
 mod load;
 mod openraft;
 mod ours;
+mod spawn;
 mod theirs;
 
 use std::collections::BTreeMap;
@@ -59,7 +61,11 @@ USAGE:
                                                    one measurement in this process
 
 OPTIONS:
-  --test T,..          write | latency | lookup | failover | idle       [all five]
+  --test T,..          write | latency | lookup | failover | idle | spawn     [all six]
+                       (spawn: understudy only; Registry::spawn_named of new names on 3
+                       voters beside node.spawn + register, of an existing name beside
+                       whereis, and 100 placed names' failover when their node crashes,
+                       on 5 voters)
   --framework F,..     understudy-mem | understudy-disk | openraft-mem | etcd-tmpfs |
                        etcd-disk                                           [all five]
                        (mem: Raft log in memory; tmpfs: etcd's data on /dev/shm; disk: a
@@ -71,6 +77,7 @@ OPTIONS:
   --quick              small sizes, 1 run, 3 kills
   --runs N             runs per cell of write, latency and lookup          [3; quick 1]
   --kills N            leader kills per framework (failover)              [10; quick 3]
+  --crashes N          node crashes per framework (spawn's failover)       [5; quick 2]
   --idle-runs N        runs per cell of idle                                [3; quick 1]
   --writers N          concurrent writers of the write test                [64]
   --secs S             length of a write run, after a fifth as long of warm-up [3; quick 1]
@@ -94,15 +101,17 @@ enum Test {
     Lookup,
     Failover,
     Idle,
+    Spawn,
 }
 
 impl Test {
-    const ALL: [Test; 5] = [
+    const ALL: [Test; 6] = [
         Test::Write,
         Test::Latency,
         Test::Lookup,
         Test::Failover,
         Test::Idle,
+        Test::Spawn,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -111,6 +120,7 @@ impl Test {
             Test::Lookup => "lookup",
             Test::Failover => "failover",
             Test::Idle => "idle",
+            Test::Spawn => "spawn",
         }
     }
     fn parse(s: &str) -> Option<Test> {
@@ -123,6 +133,7 @@ struct Opts {
     frameworks: Vec<String>,
     runs: usize,
     kills: usize,
+    crashes: usize,
     idle_runs: usize,
     writers: usize,
     secs: f64,
@@ -146,6 +157,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         frameworks: FRAMEWORKS.iter().map(|s| s.to_string()).collect(),
         runs: if quick { 1 } else { 3 },
         kills: if quick { 3 } else { 10 },
+        crashes: if quick { 2 } else { 5 },
         idle_runs: if quick { 1 } else { 3 },
         writers: 64,
         secs: if quick { 1.0 } else { 3.0 },
@@ -184,6 +196,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             }
             "--runs" => o.runs = list(&value()?)?[0],
             "--kills" => o.kills = list(&value()?)?[0],
+            "--crashes" => o.crashes = list(&value()?)?[0],
             "--idle-runs" => o.idle_runs = list(&value()?)?[0],
             "--writers" => o.writers = list(&value()?)?[0],
             "--secs" => o.secs = seconds(value()?)?,
@@ -224,7 +237,7 @@ pub fn main(args: &[String]) -> ExitCode {
     if args.iter().any(|a| a == "--registry-test") {
         let (test, fw) = (opts.tests[0], opts.frameworks[0].clone());
         if !measures(&fw, test) {
-            let e = format!("{fw} measures only write and latency, not {}", test.name());
+            let e = format!("{fw} does not measure {}", test.name());
             return crate::bench::usage_exit(&e, USAGE);
         }
         let m = measure(test, &fw, &opts);
@@ -278,6 +291,11 @@ fn measure(test: Test, fw: &str, o: &Opts) -> Metrics {
                 (Test::Failover, Err(s)) => theirs::failover(s, timing).await,
                 (Test::Idle, Ok(_)) => ours::idle(nodes, registry, settle, window).await,
                 (Test::Idle, Err(s)) => theirs::idle(s, timing, settle, window).await,
+                (Test::Spawn, Ok(s)) if nodes == spawn::FAILOVER_NODES => {
+                    spawn::failover(s).await
+                }
+                (Test::Spawn, Ok(s)) => spawn::calls(s, samples, lookups / 10).await,
+                (Test::Spawn, Err(_)) => unreachable!("etcd has no spawn_named"),
             }
         })
         .await
@@ -299,7 +317,10 @@ struct Job {
 
 /// Whether column `fw` has a figure for `test`.
 fn measures(fw: &str, test: Test) -> bool {
-    fw != OPENRAFT || OPENRAFT_TESTS.contains(&test)
+    match test {
+        Test::Spawn => fw.starts_with("understudy"),
+        _ => fw != OPENRAFT || OPENRAFT_TESTS.contains(&test),
+    }
 }
 
 /// The jobs of one round of `test`, the framework order rotated by `round`.
@@ -321,7 +342,18 @@ fn jobs(o: &Opts, test: Test, round: usize) -> Vec<Job> {
     let rotated = (0..n).map(|i| fws[(i + round) % n].clone());
     let mut out = Vec::new();
     for fw in rotated {
-        if test == Test::Idle && fw.starts_with("understudy") {
+        if test == Test::Spawn {
+            // The calls on 3 nodes for `runs` rounds, the failover on 5 for `crashes`.
+            for (nodes, rounds) in [(3, o.runs), (spawn::FAILOVER_NODES, o.crashes)] {
+                if round < rounds {
+                    out.push(Job {
+                        fw: fw.clone(),
+                        nodes,
+                        with_registry: true,
+                    });
+                }
+            }
+        } else if test == Test::Idle && fw.starts_with("understudy") {
             for &nodes in &o.idle_nodes {
                 for with_registry in [true, false] {
                     out.push(Job {
@@ -364,6 +396,7 @@ fn driver(o: &Opts) -> ExitCode {
         let rounds = match test {
             Test::Failover => o.kills,
             Test::Idle => o.idle_runs,
+            Test::Spawn => o.runs.max(o.crashes),
             _ => o.runs,
         };
         for round in 0..rounds {
@@ -634,6 +667,9 @@ fn rows(o: &Opts) -> Vec<Row> {
         false,
         vec![],
     );
+    if o.tests.contains(&Test::Spawn) {
+        rows.extend(spawn::rows());
+    }
     rows
 }
 
@@ -679,8 +715,9 @@ fn print_tables(o: &Opts, results: &Results) {
     ];
     for (title, pick) in picks {
         println!(
-            "\n### {title} of {} runs (failover: of {} kills; idle: of {} runs)\n",
-            o.runs, o.kills, o.idle_runs
+            "\n### {title} of {} runs (failover: of {} kills; spawn's failover: of {} crashes; \
+             idle: of {} runs)\n",
+            o.runs, o.kills, o.crashes, o.idle_runs
         );
         println!(
             "| measurement | {} | target | result |\n|---|{}---|---|",

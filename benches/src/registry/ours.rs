@@ -21,7 +21,7 @@ use crate::bench::Metrics;
 
 const CLUSTER: &str = "bench";
 /// Forming a cluster, or one step of a measurement, that takes longer fails the run.
-const LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const LIMIT: Duration = Duration::from_secs(30);
 
 /// What a registered actor takes.
 #[derive(Debug, Clone, Serialize, Deserialize, RemoteMessage)]
@@ -57,6 +57,17 @@ pub(crate) struct Cluster {
 
 impl Cluster {
     pub(crate) async fn start(store: Store) -> Cluster {
+        Cluster::start_with(store, 3, Registry::new).await
+    }
+
+    /// `n` nodes, each with the registry `registry()` makes; settled on min(n, 5) voters
+    /// (the default `max_voters`) and no standbys, so `n` is at most 5.
+    pub(crate) async fn start_with(
+        store: Store,
+        n: usize,
+        registry: impl Fn() -> Registry,
+    ) -> Cluster {
+        assert!((1..=5).contains(&n), "1 to 5 nodes: all of them voters");
         let ca = ClusterCa::ephemeral(CLUSTER);
         let dir = (store == Store::Disk).then(|| {
             tempfile::Builder::new()
@@ -66,8 +77,8 @@ impl Cluster {
         });
         let mut nodes: Vec<Node> = Vec::new();
         let mut registries = Vec::new();
-        for i in 0..3 {
-            let registry = Registry::new();
+        for i in 0..n {
+            let registry = registry();
             let mut b = Node::builder(CLUSTER, format!("n{i}"))
                 .ephemeral_certs(&ca)
                 .extension(registry.clone());
@@ -81,9 +92,9 @@ impl Cluster {
             registries.push(registry);
         }
         for node in &nodes {
-            node.wait_for_members(2, LIMIT).await.expect("full mesh");
+            node.wait_for_members(n - 1, LIMIT).await.expect("full mesh");
         }
-        let leader = settled(&registries, 3, 0).await;
+        let leader = settled(&registries, n, 0).await;
         let leader = nodes
             .iter()
             .position(|n| n.name().as_str() == leader)
@@ -200,6 +211,59 @@ pub(crate) async fn latency(store: Store, samples: usize) -> Metrics {
 /// Lookups per timed batch (the clock's own cost, ~25 ns, spread over the batch).
 const BATCH: u64 = 10_000;
 
+/// `n` calls of a synchronous operation on this thread, timed in batches of [`BATCH`].
+pub(crate) struct Batches {
+    /// ns per call, one figure per batch.
+    per_batch: Vec<f64>,
+    span: crate::bench::Span,
+    /// CPU time of the looping thread.
+    thread_ns: u64,
+}
+
+impl Batches {
+    /// A tenth of `n` calls of `call` to warm up, then `n` (at least a batch each) timed.
+    pub(crate) fn after_warm_up(n: u64, mut call: impl FnMut()) -> Batches {
+        let mut run = |n: u64| {
+            let mut per_batch = Vec::with_capacity((n / BATCH) as usize);
+            let clock = crate::pg::LoopClock::start();
+            for _ in 0..n / BATCH {
+                let t0 = Instant::now();
+                for _ in 0..BATCH {
+                    call();
+                }
+                per_batch.push(t0.elapsed().as_nanos() as f64 / BATCH as f64);
+            }
+            let (span, thread_ns) = clock.stop();
+            Batches {
+                per_batch,
+                span,
+                thread_ns,
+            }
+        };
+        run((n / 10).max(BATCH));
+        run(n.max(BATCH))
+    }
+
+    fn calls(&self) -> f64 {
+        (self.per_batch.len() as u64 * BATCH) as f64
+    }
+
+    /// The median over batches of ns per call.
+    pub(crate) fn median_ns(&self) -> f64 {
+        crate::cluster::median(&self.per_batch)
+    }
+
+    /// Calls per wall second.
+    pub(crate) fn per_wall_s(&self) -> f64 {
+        self.calls() / self.span.wall.as_secs_f64()
+    }
+
+    /// Calls per second of the looping thread's CPU.
+    pub(crate) fn per_cpu_s(&self) -> f64 {
+        self.calls() * 1e9 / self.thread_ns as f64
+    }
+}
+
 /// `whereis` from a follower's local copy, of a name held by an actor of another node and
 /// of one held by a local actor: `lookups` lookups of each in a tight loop on one thread, in
 /// batches of [`BATCH`]; the median over batches of ns per lookup, lookups per wall second,
@@ -237,25 +301,13 @@ pub(crate) async fn lookup(store: Store, lookups: u64, samples: usize) -> Metric
         ),
         ("local-holder", "local_ns", "local_per_s", "local_per_cpu_s"),
     ] {
-        let run = |n: u64| {
-            let mut per_batch = Vec::with_capacity((n / BATCH) as usize);
-            let clock = crate::pg::LoopClock::start();
-            for _ in 0..n / BATCH {
-                let t0 = Instant::now();
-                for _ in 0..BATCH {
-                    black_box(names.whereis::<Ping>(black_box(name)).expect("whereis"));
-                }
-                per_batch.push(t0.elapsed().as_nanos() as f64 / BATCH as f64);
-            }
-            let (span, thread_ns) = clock.stop();
-            (per_batch, span, thread_ns)
+        let lookup = || {
+            black_box(names.whereis::<Ping>(black_box(name)).expect("whereis"));
         };
-        run((lookups / 10).max(BATCH));
-        let (per_batch, span, thread_ns) = run(lookups.max(BATCH));
-        let n = (per_batch.len() as u64 * BATCH) as f64;
-        m.push((k_ns, crate::cluster::median(&per_batch)));
-        m.push((k_rate, n / span.wall.as_secs_f64()));
-        m.push((k_cpu, n * 1e9 / thread_ns as f64));
+        let timed = Batches::after_warm_up(lookups, lookup);
+        m.push((k_ns, timed.median_ns()));
+        m.push((k_rate, timed.per_wall_s()));
+        m.push((k_cpu, timed.per_cpu_s()));
     }
     let mut lat = Vec::with_capacity(samples);
     for i in 0..samples / 10 + samples {

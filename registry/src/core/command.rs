@@ -93,6 +93,16 @@ pub enum Command {
         /// The assignment it was started for.
         epoch: u64,
     },
+    /// Hand `name` over from its holder `owner` to `target` (a graceful leave): `owner`
+    /// keeps it until the successor's `Bind`.
+    Move {
+        /// The name.
+        name: String,
+        /// Its holder now.
+        owner: Owner,
+        /// The node to start the successor.
+        target: Target,
+    },
     /// The node assigned `name` under `epoch` could not start it.
     Abandon {
         /// The name.
@@ -124,6 +134,11 @@ impl std::fmt::Display for Command {
                 write!(f, "bind {name:?} to {} (epoch {epoch})", owner.addr)
             }
             Command::Abandon { name, epoch } => write!(f, "abandon {name:?} (epoch {epoch})"),
+            Command::Move {
+                name,
+                owner,
+                target,
+            } => write!(f, "move {name:?} from {} to {}", owner.addr, target.node),
         }
     }
 }

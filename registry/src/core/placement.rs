@@ -13,6 +13,9 @@
 //!   notice a failure at once exactly one re-place wins.
 //! - **Bind**: only the actor started for the current epoch, on the node assigned, takes the
 //!   name. Any other start is stale and its node stops it.
+//! - **Move** (a graceful leave): the holder keeps the name while the node it moves to starts
+//!   a successor, whose bind takes the name over in one step; if the successor's node fails
+//!   first the holder stays, and if the holder stops first the move goes on as a start.
 //! - **Abandon**: the node assigned could not start the actor (no such kind, bad arguments,
 //!   its factory failed). A first placement is dropped, so the caller gets the error and the
 //!   name is free; a restart is orphaned again.
@@ -104,6 +107,14 @@ pub enum Stage {
     Running {
         /// The actor.
         owner: Owner,
+    },
+    /// Being handed over: `owner` holds the name until the actor `target` starts binds
+    /// it, so the name never goes without a holder.
+    Moving {
+        /// The holder until the bind.
+        owner: Owner,
+        /// The node starting its successor.
+        target: Target,
     },
     /// Its actor or node is gone; waiting to be placed again.
     Orphaned {
@@ -220,13 +231,36 @@ impl Placements {
         }
     }
 
-    /// Whether `owner` may take `name` as the start of `epoch`: the record is starting under
-    /// that epoch, on the owner's node.
+    /// Whether `owner` may take `name` as the start of `epoch`: the record is starting (or
+    /// moving) under that epoch, to the owner's node.
     pub(crate) fn may_bind(&self, name: &str, owner: &Owner, epoch: u64) -> bool {
         self.records.get(name).is_some_and(|r| {
             r.epoch == epoch
-                && matches!(r.stage, Stage::Starting { target } if target.node == owner.node())
+                && matches!(r.stage,
+                    Stage::Starting { target } | Stage::Moving { target, .. }
+                        if target.node == owner.node())
         })
+    }
+
+    /// Starts handing `name` over from its holder `owner` to `target`. The new epoch, or
+    /// `None` if `owner` does not hold it as a running placed name.
+    pub(crate) fn begin_move(
+        &mut self,
+        name: &str,
+        owner: &Owner,
+        target: Target,
+        revision: u64,
+    ) -> Option<u64> {
+        let record = self.records.get_mut(name)?;
+        if !matches!(&record.stage, Stage::Running { owner: o } if o == owner) {
+            return None;
+        }
+        record.stage = Stage::Moving {
+            owner: *owner,
+            target,
+        };
+        record.epoch = revision;
+        Some(revision)
     }
 
     /// `owner` took `name` (after [`may_bind`](Self::may_bind)).
@@ -241,12 +275,18 @@ impl Placements {
         let Some(record) = self.records.get_mut(name) else {
             return false;
         };
-        let Stage::Starting { target } = record.stage else {
-            return false;
-        };
         if record.epoch != epoch {
             return false;
         }
+        let target = match record.stage {
+            Stage::Starting { target } => target,
+            // A move whose successor failed: the holder keeps the name.
+            Stage::Moving { owner, .. } => {
+                record.stage = Stage::Running { owner };
+                return true;
+            }
+            _ => return false,
+        };
         if record.restarts.is_empty() {
             self.records.remove(name);
         } else {
@@ -266,6 +306,13 @@ impl Placements {
         let Some(record) = self.records.get_mut(name) else {
             return;
         };
+        if let Stage::Moving { owner: o, target } = record.stage
+            && o == *owner
+        {
+            // The successor is on its way: it binds the name when it starts.
+            record.stage = Stage::Starting { target };
+            return;
+        }
         if !matches!(&record.stage, Stage::Running { owner: o } if o == owner) {
             return;
         }
@@ -283,6 +330,14 @@ impl Placements {
     pub(crate) fn node_gone(&mut self, node: NodeId, incarnation: u64) {
         let mut dropped = Vec::new();
         for (name, record) in &mut self.records {
+            if let Stage::Moving { owner, target } = record.stage
+                && target.node == node
+                && target.incarnation <= incarnation
+            {
+                // The successor's node is gone: the holder keeps the name.
+                record.stage = Stage::Running { owner };
+                continue;
+            }
             let Stage::Starting { target } = record.stage else {
                 continue;
             };

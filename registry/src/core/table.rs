@@ -325,21 +325,39 @@ impl<X: Default> NameTable<X> {
                     // A repeated bind (its answer was lost): as the first.
                     return Outcome::Registered;
                 }
-                if self.names.contains_key(name.as_str())
-                    || !self.placed.may_bind(name, owner, *epoch)
-                {
+                // A move's holder gives the name to its successor in this one step.
+                let moving_from = record.and_then(|r| match r.stage {
+                    Stage::Moving { owner, .. } => Some(owner),
+                    _ => None,
+                });
+                let held = self.names.get(name.as_str()).map(|s| s.owner);
+                if held != moving_from || !self.placed.may_bind(name, owner, *epoch) {
                     return Outcome::Stale;
+                }
+                if held.is_some() {
+                    self.remove(name);
                 }
                 self.insert(name, *owner);
                 self.placed.bound(name, *owner);
                 changes.push(Change {
                     revision,
                     name: name.clone(),
-                    old: None,
+                    old: held,
                     new: Some(*owner),
                 });
                 Outcome::Registered
             }
+            Command::Move {
+                name,
+                owner,
+                target,
+            } => match self.placed.begin_move(name, owner, *target, revision) {
+                Some(epoch) => Outcome::Placed {
+                    target: *target,
+                    epoch,
+                },
+                None => Outcome::Stale,
+            },
             Command::Abandon { name, epoch } => {
                 if self.placed.abandon(name, *epoch) {
                     Outcome::Abandoned
@@ -802,7 +820,10 @@ mod tests {
                 Command::ReleaseNode { node, incarnation } => {
                     self.release(|o| o.addr.node == *node && o.incarnation <= *incarnation)
                 }
-                Command::Place { .. } | Command::Bind { .. } | Command::Abandon { .. } => {
+                Command::Place { .. }
+                | Command::Bind { .. }
+                | Command::Abandon { .. }
+                | Command::Move { .. } => {
                     unreachable!("the model covers plain names; placements have their own tests")
                 }
             }

@@ -14,6 +14,7 @@
 
 pub(crate) mod feed;
 pub(crate) mod formation;
+pub(crate) mod handover;
 pub(crate) mod leader;
 pub(crate) mod placer;
 pub(crate) mod serve;
@@ -116,9 +117,9 @@ pub(crate) struct Shared {
     pub(crate) stopped: std::sync::atomic::AtomicBool,
     /// The kinds this node can start.
     pub(crate) kinds: Kinds,
-    /// The placed names this node started, by (name, epoch): a repeated `Start` answers
-    /// with the same actor.
-    pub(crate) started: Mutex<HashMap<(String, u64), crate::core::command::Owner>>,
+    /// The placed names this node started, by (name, epoch), with what was started: a
+    /// repeated `Start` answers with the same actor, and a leave hands them over.
+    pub(crate) started: Mutex<HashMap<(String, u64), (crate::core::command::Owner, Spec)>>,
     /// The switch that breaks this node's disk (tests only).
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) broken: Option<crate::raft::disk::Broken>,
@@ -542,11 +543,18 @@ impl Extension for Registry {
         SERVICE
     }
 
-    /// A leaving leader hands over to a caught-up voter, so the others need not wait for an
-    /// election timeout; then this node's Raft stops.
+    /// A leaving node first hands its placed names over to other nodes (each keeps its
+    /// holder until the successor binds it); a leaving leader then hands leadership to a
+    /// caught-up voter, so the others need not wait for an election timeout; then this
+    /// node's Raft stops.
     fn leaving(&self) -> understudy_cluster::extension::Leaving {
         let registry = self.clone();
-        Box::pin(async move { registry.shutdown().await })
+        Box::pin(async move {
+            if let Ok(shared) = registry.shared() {
+                handover::hand_over(shared).await;
+            }
+            registry.shutdown().await
+        })
     }
 
     fn start(&self, ctx: ExtensionContext) -> Starting {

@@ -90,7 +90,7 @@ impl Placer {
                     self.tried.insert(key, Instant::now());
                     replace(shared, &name, &record, &starts).await;
                 }
-                Stage::Starting { target } => {
+                Stage::Starting { target } | Stage::Moving { target, .. } => {
                     let first = *self.tried.entry(key.clone()).or_insert_with(Instant::now);
                     if first.elapsed() < START_RETRY {
                         continue;

@@ -217,7 +217,7 @@ pub(crate) async fn start_on(
 /// The assigned node's side: start `name`'s actor for `epoch` and bind it.
 pub(crate) async fn start_here(shared: &Shared, name: &str, epoch: u64, spec: &Spec) -> Started {
     let key = (name.to_owned(), epoch);
-    let known = lock(&shared.started).get(&key).copied();
+    let known = lock(&shared.started).get(&key).map(|(owner, _)| *owner);
     let owner = match known {
         Some(owner) => owner,
         None => {
@@ -244,7 +244,7 @@ pub(crate) async fn start_here(shared: &Shared, name: &str, epoch: u64, spec: &S
                 tag: kind.tag,
                 incarnation: shared.incarnation,
             };
-            lock(&shared.started).insert(key.clone(), owner);
+            lock(&shared.started).insert(key.clone(), (owner, spec.clone()));
             owner
         }
     };

@@ -289,3 +289,81 @@ fn records_travel_in_the_image() {
     assert_eq!(copy.placements(), t.table.placements());
     assert_eq!(copy.get("s").map(|s| s.owner), Some(owner(2, 1)));
 }
+
+#[test]
+fn a_move_keeps_the_name_held_until_the_successor_binds() {
+    let mut t = Table::new();
+    let epoch = placed_epoch(&t.place(2, Restart::Permanent, None, 0));
+    t.bind(owner(2, 1), epoch);
+    let move_to = |t: &mut Table, from: Owner, to: u64| {
+        t.apply(Command::Move {
+            name: "s".into(),
+            owner: from,
+            target: target(to),
+        })
+    };
+    assert_eq!(
+        move_to(&mut t, owner(9, 9), 3),
+        Outcome::Stale,
+        "not the holder"
+    );
+    let moving = placed_epoch(&move_to(&mut t, owner(2, 1), 3));
+    assert_eq!(t.table.get("s").map(|s| s.owner), Some(owner(2, 1)));
+    assert_eq!(t.bind(owner(4, 1), moving), Outcome::Stale, "another node");
+    t.revision += 1;
+    let mut changes = Vec::new();
+    let bind = Command::Bind {
+        name: "s".into(),
+        owner: owner(3, 1),
+        epoch: moving,
+    };
+    assert_eq!(
+        t.table.apply(&bind, t.revision, &mut changes),
+        Outcome::Registered
+    );
+    assert_eq!(changes.len(), 1, "one change: the holder replaced");
+    assert_eq!(changes[0].old, Some(owner(2, 1)));
+    assert_eq!(changes[0].new, Some(owner(3, 1)));
+    assert_eq!(t.stage(), Some(Stage::Running { owner: owner(3, 1) }));
+}
+
+#[test]
+fn a_move_that_fails_leaves_the_holder_and_one_whose_holder_stops_goes_on() {
+    let setup = || {
+        let mut t = Table::new();
+        let epoch = placed_epoch(&t.place(2, Restart::Permanent, None, 0));
+        t.bind(owner(2, 1), epoch);
+        let moving = placed_epoch(&t.apply(Command::Move {
+            name: "s".into(),
+            owner: owner(2, 1),
+            target: target(3),
+        }));
+        (t, moving)
+    };
+    let held = Some(Stage::Running { owner: owner(2, 1) });
+
+    let (mut t, _) = setup();
+    t.node_gone(3);
+    assert_eq!(t.stage(), held, "the successor's node died");
+
+    let (mut t, moving) = setup();
+    t.apply(Command::Abandon {
+        name: "s".into(),
+        epoch: moving,
+    });
+    assert_eq!(t.stage(), held, "the successor did not start");
+
+    let (mut t, moving) = setup();
+    t.apply(Command::ReleaseActor {
+        actor: owner(2, 1).addr,
+        incarnation: 1,
+        abnormal: false,
+    });
+    assert!(t.table.get("s").is_none());
+    assert_eq!(
+        t.stage(),
+        Some(Stage::Starting { target: target(3) }),
+        "the holder stopped first"
+    );
+    assert_eq!(t.bind(owner(3, 1), moving), Outcome::Registered);
+}
