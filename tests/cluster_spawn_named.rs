@@ -369,3 +369,75 @@ async fn a_leaving_node_hands_its_named_actors_over_with_no_gap() {
         assert_eq!(counts.get(name), Some(&2), "{name}: once on n3, once after");
     }
 }
+
+/// A named actor with typed methods.
+#[derive(understudy::prelude::Actor)]
+struct Counter {
+    n: u64,
+}
+
+#[understudy::prelude::messages(remote)]
+impl Counter {
+    /// Adds `by`.
+    #[message]
+    fn add(&mut self, by: u64) {
+        self.n += by;
+    }
+
+    /// The count.
+    #[message]
+    fn get(&self) -> u64 {
+        self.n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_addressed_ref_follows_its_actor_across_a_failover() {
+    use understudy::prelude::TellError;
+    let registries: Vec<Registry> = (0..5)
+        .map(|_| Registry::new().kind("counter", |n: u64| Ok::<_, String>(Counter { n })))
+        .collect();
+    let nodes = cluster(&registries).await;
+    let counter = registries[0]
+        .named::<CounterMsg>("c")
+        .expect("a valid name");
+
+    // Nobody holds it yet: a tell fails at once, an ask waits for a holder.
+    assert_eq!(
+        counter.add(1),
+        Err(TellError::NotRegistered { name: "c".into() })
+    );
+    let waiting = {
+        let counter = counter.clone();
+        tokio::spawn(async move { counter.get().timeout(WAIT).await })
+    };
+    registries[1]
+        .spawn_named::<CounterMsg, _>(
+            "c",
+            Scope::Consistent,
+            Placement::PreferNodes(vec!["n3".into()]),
+            "counter",
+            &40u64,
+        )
+        .await
+        .expect("spawn");
+    assert_eq!(
+        waiting.await.expect("task"),
+        Ok(40),
+        "the waiting ask was sent"
+    );
+    counter.add(2).expect("tell by name");
+    assert_eq!(counter.get().await, Ok(42));
+
+    // Its node crashes: the same handle reaches the new actor (a fresh count).
+    let n3 = nodes[3].runtime().node_id();
+    assert!(!counter.resolve().expect("held").get_id().is_local());
+    nodes[3].crash();
+    registries[3].shutdown().await;
+    let names0 = registries[0].consistent().expect("started");
+    until("c running off n3", || {
+        names0.owner("c").is_some_and(|o| o.node() != n3)
+    })
+    .await;
+    assert_eq!(counter.get().timeout(WAIT).await, Ok(40));
+}

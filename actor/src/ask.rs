@@ -58,6 +58,13 @@ pub enum TellError {
         /// The limit.
         max: usize,
     },
+    /// Sent by name, and no actor holds the name now (it is being restarted, or was never
+    /// registered). Nothing was sent; an ask waits for a holder instead, up to its timeout.
+    #[error("no actor holds {name:?} now; retry, or ask (an ask waits for a holder)")]
+    NotRegistered {
+        /// The name.
+        name: String,
+    },
 }
 
 /// Why an ask failed.
@@ -98,6 +105,12 @@ pub enum AskError {
         /// The limit.
         max: usize,
     },
+    /// Asked by name, and no actor held the name within the timeout. Nothing was sent.
+    #[error("no actor held {name:?} within the ask's timeout")]
+    NotRegistered {
+        /// The name.
+        name: String,
+    },
 }
 
 impl<T> From<MessagingErr<T>> for TellError {
@@ -116,6 +129,7 @@ impl From<TellError> for AskError {
             TellError::WrongActorType => AskError::WrongActorType,
             TellError::Overloaded => AskError::Overloaded,
             TellError::TooLarge { size, max } => AskError::TooLarge { size, max },
+            TellError::NotRegistered { name } => AskError::NotRegistered { name },
         }
     }
 }
@@ -228,17 +242,78 @@ where
     F: FnOnce(RpcReplyPort<R>) -> M,
 {
     Ask {
-        to: to.clone(),
+        to: AskTo::Ref(to.clone()),
         make,
         timeout: Some(DEFAULT_ASK_TIMEOUT),
         _reply: PhantomData,
     }
 }
 
+/// Finds the actor a name-addressed send goes to, at the moment of sending.
+pub trait Resolve<M: Message>: Send + Sync + 'static {
+    /// The actor holding the name now ([`TellError::NotRegistered`] if none).
+    fn now(&self) -> Result<ActorRef<M>, TellError>;
+
+    /// Waits until an actor holds the name, at most `within` (`None`: as long as it takes).
+    fn wait(
+        &self,
+        within: Option<Duration>,
+    ) -> Pin<Box<dyn Future<Output = Result<ActorRef<M>, TellError>> + Send>>;
+}
+
+/// Builds an ask to whichever actor `to` resolves to when it is sent: if none holds the
+/// name then, the ask waits for one (within its timeout) before sending.
+pub fn ask_resolved<M, R, F>(to: std::sync::Arc<dyn Resolve<M>>, make: F) -> Ask<M, R, F>
+where
+    M: Message,
+    F: FnOnce(RpcReplyPort<R>) -> M,
+{
+    Ask {
+        to: AskTo::Resolve(to),
+        make,
+        timeout: Some(DEFAULT_ASK_TIMEOUT),
+        _reply: PhantomData,
+    }
+}
+
+/// Where an ask goes.
+enum AskTo<M: Message> {
+    Ref(ActorRef<M>),
+    /// Resolved when sent.
+    Resolve(std::sync::Arc<dyn Resolve<M>>),
+}
+
+/// What messages can be sent to: an [`ActorRef`], or a handle that resolves one at each send
+/// (a name). The methods `#[messages]` generates work on every `Target`.
+pub trait Target<M: Message> {
+    /// Sends `message` without waiting ([`tell`]).
+    fn tell_to(&self, message: M) -> Result<(), TellError>;
+
+    /// Builds an ask ([`ask`]).
+    fn ask_to<R, F>(&self, make: F) -> Ask<M, R, F>
+    where
+        F: FnOnce(RpcReplyPort<R>) -> M;
+}
+
+impl<M: Message> Target<M> for ActorRef<M> {
+    #[inline]
+    fn tell_to(&self, message: M) -> Result<(), TellError> {
+        tell(self, message)
+    }
+
+    #[inline]
+    fn ask_to<R, F>(&self, make: F) -> Ask<M, R, F>
+    where
+        F: FnOnce(RpcReplyPort<R>) -> M,
+    {
+        ask(self, make)
+    }
+}
+
 /// A pending ask; await it (optionally after [`Ask::timeout`] or [`Ask::untimed`]).
 #[must_use = "an ask does nothing until it is awaited"]
 pub struct Ask<M: Message, R, F> {
-    to: ActorRef<M>,
+    to: AskTo<M>,
     make: F,
     /// `None`: untimed.
     timeout: Option<Duration>,
@@ -298,20 +373,46 @@ where
             Some(timeout) => RpcReplyPort::from((tx, timeout)),
             None => RpcReplyPort::from(tx),
         };
-        match tell(&self.to, (self.make)(port)) {
+        let message = (self.make)(port);
+        let sent = match self.to {
+            AskTo::Ref(to) => tell(&to, message),
+            AskTo::Resolve(to) => match to.now() {
+                Ok(actor) => tell(&actor, message),
+                // No holder now: send once there is one, within the ask's own deadline.
+                Err(TellError::NotRegistered { .. }) => {
+                    let within = self.timeout;
+                    return AskFuture {
+                        state: Some(Ok(rx)),
+                        deadline: self.timeout.map(Deadline::after),
+                        timer: None,
+                        sending: Some(Box::pin(async move {
+                            let actor = to.wait(within).await?;
+                            tell(&actor, message)
+                        })),
+                    };
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match sent {
             Ok(()) => AskFuture {
                 state: Some(Ok(rx)),
                 deadline: self.timeout.map(Deadline::after),
                 timer: None,
+                sending: None,
             },
             Err(e) => AskFuture {
                 state: Some(Err(e.into())),
                 deadline: None,
                 timer: None,
+                sending: None,
             },
         }
     }
 }
+
+/// A name-addressed ask's send, once a holder is found.
+type Sending = Pin<Box<dyn Future<Output = Result<(), TellError>> + Send>>;
 
 /// The future of an [`Ask`].
 pub struct AskFuture<R> {
@@ -320,6 +421,8 @@ pub struct AskFuture<R> {
     deadline: Option<Deadline>,
     // Armed only once the reply is not there at the first poll.
     timer: Option<Timer>,
+    // A name-addressed ask waiting for a holder before its message goes.
+    sending: Option<Sending>,
 }
 
 impl<R> Future for AskFuture<R> {
@@ -328,6 +431,17 @@ impl<R> Future for AskFuture<R> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // Every field is Unpin (the timer is boxed).
         let this = self.get_mut();
+        if let Some(sending) = &mut this.sending {
+            match sending.as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => this.sending = None,
+                Poll::Ready(Err(e)) => {
+                    this.sending = None;
+                    this.state = None;
+                    return Poll::Ready(Err(e.into()));
+                }
+                Poll::Pending => {}
+            }
+        }
         let rx = match &mut this.state {
             Some(Ok(rx)) => rx,
             Some(Err(_)) | None => {

@@ -49,7 +49,10 @@ mod weak_registry;
 pub mod wire_ref;
 
 pub use actor::{Actor, ActorError, Ctx, Handler};
-pub use ask::{Ask, AskError, AskFuture, DEFAULT_ASK_TIMEOUT, TellError, ask, send, tell};
+pub use ask::{
+    Ask, AskError, AskFuture, DEFAULT_ASK_TIMEOUT, Resolve, Target, TellError, ask, ask_resolved,
+    send, tell,
+};
 /// What `#[messages]` returns a handler's future in (a DOWN's, or the messages').
 #[doc(hidden)]
 pub use futures_util::future::Either as __Either;

@@ -35,6 +35,7 @@ pub mod fuzz;
 mod kernel;
 mod kinds;
 mod name;
+mod named;
 mod raft;
 mod wire;
 
@@ -50,6 +51,7 @@ pub use error::RegistryError;
 pub use kernel::{NameWatch, WATCH_BACKLOG};
 pub use kinds::{MAX_ARGS_BYTES, StartError};
 pub use name::{MAX_NAME_LEN, check_name};
+pub use named::Named;
 pub use understudy_actor::supervisor::Restart;
 pub use wire::REJECTED_METRIC;
 

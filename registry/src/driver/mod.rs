@@ -329,6 +329,35 @@ impl Registry {
         }
     }
 
+    /// A ref to whichever actor holds `name` at each send, from this node's copy: it
+    /// follows the name across restarts and failovers. A tell while nobody holds the name
+    /// fails with `TellError::NotRegistered`; an ask waits for a holder within its timeout.
+    /// The methods `#[messages]` generates work on it.
+    ///
+    /// ```
+    /// # use understudy_registry::__doc::*;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let ca = ClusterCa::ephemeral("docs");
+    /// # let registry = Registry::new();
+    /// # let node = Node::builder("docs", "a").ephemeral_certs(&ca).extension(registry.clone()).start().await?;
+    /// # registry.wait_ready(std::time::Duration::from_secs(10)).await?;
+    /// use understudy_actor::Target;
+    /// let billing = registry.named::<WorkerMsg>("billing")?;
+    /// assert!(billing.tell_to(WorkerMsg::Ping).is_err(), "nobody holds it yet");
+    /// let worker = node.spawn(Worker).await?;
+    /// registry.consistent()?.register("billing", &worker).await?;
+    /// billing.tell_to(WorkerMsg::Ping)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn named<M: understudy_actor::RemoteMessage>(
+        &self,
+        name: &str,
+    ) -> Result<crate::named::Named<M>, RegistryError> {
+        crate::name::check_name(name)?;
+        Ok(crate::named::Named::new(self.shared()?.clone(), name))
+    }
+
     /// Adds a kind this node can start when `spawn_named` places an actor here: `factory`
     /// makes the actor from the caller's argument (an error or a panic fails that spawn,
     /// and the name is freed). Add kinds before the node starts; every node that should
