@@ -441,3 +441,54 @@ async fn a_name_addressed_ref_follows_its_actor_across_a_failover() {
     .await;
     assert_eq!(counter.get().timeout(WAIT).await, Ok(40));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_placed_while_nodes_were_clients_fail_over_the_same_everywhere() {
+    // n1..n3 start as clients of the one-node registry n0 formed and are promoted later:
+    // their copies of the placement records came from n0's feed, and must decide every later
+    // bind exactly as n0 does.
+    let ca = ClusterCa::ephemeral("test");
+    let starts = Starts::default();
+    let registries = registries(4, &starts, |_| true);
+    let mut nodes: Vec<Node> = Vec::new();
+    for (i, registry) in registries.iter().enumerate() {
+        let b = builder(&ca, &format!("n{i}"), nodes.first(), registry);
+        nodes.push(b.start().await.expect("start"));
+        registry.wait_ready(WAIT).await.expect("ready");
+    }
+    let names: Vec<String> = (0..10).map(|i| format!("early-{i}")).collect();
+    for name in &names {
+        registries[1]
+            .spawn_named::<Work, _>(
+                name,
+                Scope::Consistent,
+                Placement::PreferNodes(vec!["n1".into()]),
+                "worker",
+                name,
+            )
+            .await
+            .expect("spawn");
+    }
+    let all: Vec<&Registry> = registries.iter().collect();
+    roles(&all, 3, 1).await;
+
+    let n1 = nodes[1].runtime().node_id();
+    nodes[1].crash();
+    registries[1].shutdown().await;
+    until("every copy has every name on a survivor", || {
+        [0, 2, 3].iter().all(|i| {
+            let copy = registries[*i].consistent().expect("started");
+            names
+                .iter()
+                .all(|n| copy.owner(n).is_some_and(|o| o.node() != n1))
+        })
+    })
+    .await;
+    let copy0 = registries[0].consistent().expect("started");
+    for i in [2, 3] {
+        let copy = registries[i].consistent().expect("started");
+        for name in &names {
+            assert_eq!(copy.owner(name), copy0.owner(name), "{name} on n{i}");
+        }
+    }
+}

@@ -214,3 +214,25 @@ pub(crate) fn whereis_in<M: RemoteMessage>(
         node.actor_cell_now(addr)
     })
 }
+
+/// As [`whereis_in`], connecting to the holder's node first if this node has no connection
+/// to it yet (a node that has not talked to it since joining).
+pub(crate) async fn whereis_connecting<M: RemoteMessage>(
+    shared: &Shared,
+    name: &str,
+) -> Result<ActorRef<M>, RegistryError> {
+    match whereis_in::<M>(shared, name) {
+        Err(RegistryError::Unreachable { owner, .. }) => {
+            let node = shared.node()?;
+            node.actor_cell(owner)
+                .await
+                .map_err(|source| RegistryError::Connect {
+                    name: name.to_owned(),
+                    owner,
+                    source,
+                })?;
+            whereis_in(shared, name)
+        }
+        other => other,
+    }
+}

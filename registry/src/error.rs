@@ -139,6 +139,17 @@ pub enum RegistryError {
         /// How long the call waited.
         waited: std::time::Duration,
     },
+    /// The holder's node could not be connected to.
+    #[error("the holder of {name:?} ({owner}) could not be reached")]
+    Connect {
+        /// The name.
+        name: String,
+        /// Its holder.
+        owner: ActorAddr,
+        /// Why.
+        #[source]
+        source: understudy_cluster::remote::ResolveError,
+    },
     /// The registry's configuration is invalid.
     #[error("invalid registry configuration: {0}")]
     Config(String),

@@ -30,19 +30,27 @@ pub fn check(bytes: &[u8]) -> bool {
             let again = table.apply_request(&request, 2, &mut changes);
             assert_eq!(first, again, "a repeated request answers as the first");
         }
-        PeerMessage::Feed(Feed::Changes { changes: batch, .. }) => {
-            for change in &batch {
-                table.apply_change(change);
-            }
+        PeerMessage::Feed(Feed::Changes {
+            from,
+            to,
+            changes: batch,
+            placed,
+        }) => {
+            // As a client takes it: checked whole against the limits, then applied.
+            let copy = crate::kernel::Kernel::new(64);
+            copy.follow(from, to, batch, placed);
         }
         PeerMessage::Feed(Feed::Image {
-            revision, names, ..
+            revision,
+            names,
+            placed,
+            ..
         }) => {
             let image = TableImage {
                 revision,
                 names,
                 requests: Vec::new(),
-                placed: Vec::new(),
+                placed,
             };
             table.restore(&image, &mut changes);
             assert_eq!(table.revision(), revision);
@@ -173,6 +181,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                         new: None,
                     },
                 ],
+                placed: vec![("p".into(), None)],
             }),
         ),
         (
@@ -180,6 +189,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
             PeerMessage::Feed(Feed::Image {
                 revision: 9,
                 names: vec![("a".into(), owner(1)), ("b".into(), owner(2))],
+                placed: Vec::new(),
                 last: true,
             }),
         ),

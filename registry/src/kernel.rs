@@ -15,6 +15,7 @@ use understudy_actor::wire_ref::RefError;
 use understudy_actor::{ActorAddr, RemoteMessage};
 
 use crate::core::command::{Outcome, Owner, Request};
+use crate::core::placement::Placed;
 use crate::core::table::{Change, NameTable, TableImage};
 use crate::error::RegistryError;
 
@@ -59,19 +60,60 @@ pub(crate) struct State {
     /// The latest changes, oldest first, for replicas resuming from a revision: every change
     /// made after revision `floor` is here.
     pub(crate) recent: VecDeque<Change>,
+    /// The latest placement records changed, `(revision, name)`, oldest first, kept under
+    /// the same `floor`.
+    recent_placed: VecDeque<(u64, String)>,
     pub(crate) floor: u64,
 }
 
+/// The most placement records one feed batch carries; a replica further behind gets the
+/// whole table instead.
+pub(crate) const MAX_PLACED_PER_BATCH: usize = 64;
+
+/// What a replica at some revision lacks: the name changes in order, and the placement
+/// records that changed, as they are now (`None`: gone).
+pub(crate) type Lacking = (Vec<Change>, Vec<(String, Option<Placed>)>);
+
 impl State {
-    /// The changes after `revision`, if all of them are still kept.
-    pub(crate) fn changes_after(&self, revision: u64) -> Option<Vec<Change>> {
-        (revision >= self.floor).then(|| {
-            self.recent
-                .iter()
-                .filter(|c| c.revision > revision)
-                .cloned()
-                .collect()
-        })
+    /// The changes after `revision`, if all of them are still kept (and the placement
+    /// records among them fit one batch).
+    pub(crate) fn changes_after(&self, revision: u64) -> Option<Lacking> {
+        if revision < self.floor {
+            return None;
+        }
+        let changes = self
+            .recent
+            .iter()
+            .filter(|c| c.revision > revision)
+            .cloned()
+            .collect();
+        let mut names: Vec<&str> = self
+            .recent_placed
+            .iter()
+            .filter(|(r, _)| *r > revision)
+            .map(|(_, n)| n.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.len() > MAX_PLACED_PER_BATCH {
+            return None;
+        }
+        let placed = names
+            .into_iter()
+            .map(|n| (n.to_owned(), self.table.placements().get(n).cloned()))
+            .collect();
+        Some((changes, placed))
+    }
+
+    fn note_placed(&mut self, revision: u64, names: Vec<String>) {
+        for name in names {
+            if self.recent_placed.len() == RECENT_CHANGES
+                && let Some((dropped, _)) = self.recent_placed.pop_front()
+            {
+                self.floor = self.floor.max(dropped);
+            }
+            self.recent_placed.push_back((revision, name));
+        }
     }
 }
 
@@ -90,6 +132,7 @@ impl Kernel {
                 table: NameTable::new(max_names),
                 watchers: Vec::new(),
                 recent: VecDeque::new(),
+                recent_placed: VecDeque::new(),
                 floor: 0,
             }),
             revision: watch::Sender::new(0),
@@ -133,6 +176,8 @@ impl Kernel {
             return Outcome::Repeated;
         }
         let outcome = state.table.apply_request(request, revision, &mut changes);
+        let touched = state.table.placements_mut().take_touched();
+        state.note_placed(revision, touched);
         self.publish(state, changes);
         outcome
     }
@@ -146,7 +191,13 @@ impl Kernel {
 
     /// Applies the changes a member made after revision `from`, up to revision `to` (a
     /// replica's feed). False if this table is not at `from` (a gap: resync).
-    pub(crate) fn follow(&self, from: u64, to: u64, changes: Vec<Change>) -> bool {
+    pub(crate) fn follow(
+        &self,
+        from: u64,
+        to: u64,
+        changes: Vec<Change>,
+        placed: Vec<(String, Option<Placed>)>,
+    ) -> bool {
         let mut state = self.write();
         if state.table.revision() != from || to < from {
             return false;
@@ -164,12 +215,25 @@ impl Kernel {
             .iter()
             .filter(|c| c.new.is_some() && state.table.get(&c.name).is_none())
             .count();
-        if !ordered || state.table.len() + new_names > state.table.max_names() {
+        let new_records = placed
+            .iter()
+            .filter(|(n, p)| p.is_some() && state.table.placements().get(n).is_none())
+            .count();
+        if !ordered
+            || state.table.len() + new_names > state.table.max_names()
+            || placed.len() > MAX_PLACED_PER_BATCH
+            || state.table.placements().len() + new_records > state.table.max_names()
+        {
             return false;
         }
         for change in &changes {
             state.table.apply_change(change);
         }
+        let names: Vec<String> = placed.iter().map(|(n, _)| n.clone()).collect();
+        for (name, record) in placed {
+            state.table.placements_mut().set(&name, record);
+        }
+        state.note_placed(to, names);
         state.table.skip(to);
         self.publish(state, changes);
         true
@@ -190,6 +254,7 @@ impl Kernel {
         }
         state.table.restore(image, &mut changes);
         state.recent.clear();
+        state.recent_placed.clear();
         state.floor = image.revision;
         self.publish(state, changes);
     }
@@ -419,13 +484,62 @@ mod tests {
         member.apply(&register(1, "a", 1), 1);
         member.apply(&register(2, "b", 2), 2);
         let copy = Kernel::new(100);
-        let changes = member.read().changes_after(0).expect("kept");
-        assert!(copy.follow(0, 2, changes));
+        let (changes, placed) = member.read().changes_after(0).expect("kept");
+        assert!(copy.follow(0, 2, changes, placed));
         assert_eq!(copy.owner("b"), Some(owner(2)));
         member.skip(3);
         member.apply(&register(4, "c", 3), 4);
-        let later = member.read().changes_after(3).expect("kept");
-        assert!(!copy.follow(3, 4, later), "the copy is at 2: a gap");
+        let (later, placed) = member.read().changes_after(3).expect("kept");
+        assert!(!copy.follow(3, 4, later, placed), "the copy is at 2: a gap");
+        assert_eq!(copy.revision(), 2);
+    }
+
+    #[tokio::test]
+    async fn placement_records_travel_with_the_changes_that_touched_them() {
+        use crate::core::placement::{Intensity, Placement, Spec, Target};
+        let member = Kernel::new(100);
+        let spec = Spec {
+            kind: "k".into(),
+            args: vec![1],
+            placement: Placement::Hash,
+            restart: understudy_actor::supervisor::Restart::Permanent,
+            intensity: Intensity::default(),
+        };
+        let place = Command::Place {
+            name: "p".into(),
+            spec,
+            target: Target {
+                node: owner(1).node(),
+                incarnation: 1,
+            },
+            replaces: None,
+            at_ms: 0,
+        };
+        member.apply(&request(1, place), 1);
+        member.apply(
+            &request(
+                2,
+                Command::Bind {
+                    name: "p".into(),
+                    owner: owner(1),
+                    epoch: 1,
+                },
+            ),
+            2,
+        );
+        let copy = Kernel::new(100);
+        let (changes, placed) = member.read().changes_after(0).expect("kept");
+        assert_eq!(placed.len(), 1, "one record, as it is now");
+        assert!(copy.follow(0, 2, changes, placed));
+        assert_eq!(
+            copy.read().table.placements(),
+            member.read().table.placements()
+        );
+        // More records than a batch carries: refused whole.
+        let too_many = (0..=MAX_PLACED_PER_BATCH)
+            .map(|i| (format!("q{i}"), None))
+            .collect();
+        assert!(!copy.follow(2, 3, Vec::new(), too_many));
         assert_eq!(copy.revision(), 2);
     }
 
@@ -439,12 +553,17 @@ mod tests {
             new: Some(owner(1)),
         };
         // A revision past `to` would put the copy ahead of the log.
-        assert!(!copy.follow(0, 2, vec![change(1, "a"), change(900, "b")]));
+        assert!(!copy.follow(0, 2, vec![change(1, "a"), change(900, "b")], Vec::new()));
         // Out of order.
-        assert!(!copy.follow(0, 3, vec![change(3, "a"), change(2, "b")]));
+        assert!(!copy.follow(0, 3, vec![change(3, "a"), change(2, "b")], Vec::new()));
         // More names than the table holds.
-        assert!(!copy.follow(0, 3, vec![change(1, "a"), change(2, "b"), change(3, "c")]));
+        assert!(!copy.follow(
+            0,
+            3,
+            vec![change(1, "a"), change(2, "b"), change(3, "c")],
+            Vec::new()
+        ));
         assert_eq!((copy.revision(), copy.read().table.len()), (0, 0));
-        assert!(copy.follow(0, 2, vec![change(1, "a"), change(2, "b")]));
+        assert!(copy.follow(0, 2, vec![change(1, "a"), change(2, "b")], Vec::new()));
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use understudy_actor::Tag;
 
 use crate::core::command::{Outcome, Owner, Request};
-use crate::core::placement::Spec;
+use crate::core::placement::{Placed, Spec};
 use crate::core::table::Change;
 use crate::raft::network::RaftRequest;
 
@@ -88,6 +88,8 @@ pub(crate) enum Feed {
         revision: u64,
         /// Some of its names, in order.
         names: Vec<(String, Owner)>,
+        /// Some of its placement records.
+        placed: Vec<(String, Placed)>,
         /// The last part.
         last: bool,
     },
@@ -100,6 +102,8 @@ pub(crate) enum Feed {
         to: u64,
         /// The changes, in order.
         changes: Vec<Change>,
+        /// The placement records these changes touched, as they are at `to` (`None`: gone).
+        placed: Vec<(String, Option<Placed>)>,
     },
 }
 

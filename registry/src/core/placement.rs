@@ -151,10 +151,20 @@ pub(crate) enum Placing {
 }
 
 /// Every placed name's record.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Placements {
     records: BTreeMap<String, Placed>,
+    /// Names whose record changed since [`take_touched`](Self::take_touched).
+    touched: Vec<String>,
 }
+
+impl PartialEq for Placements {
+    fn eq(&self, other: &Self) -> bool {
+        self.records == other.records
+    }
+}
+
+impl Eq for Placements {}
 
 impl Placements {
     /// The record of `name`.
@@ -177,6 +187,22 @@ impl Placements {
         self.records.is_empty()
     }
 
+    /// The names whose record changed (or went) since the last call, each once.
+    pub fn take_touched(&mut self) -> Vec<String> {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort();
+        touched.dedup();
+        touched
+    }
+
+    /// Sets `name`'s record as a member's copy has it (a replica following a feed).
+    pub(crate) fn set(&mut self, name: &str, record: Option<Placed>) {
+        match record {
+            Some(record) => self.records.insert(name.to_owned(), record),
+            None => self.records.remove(name),
+        };
+    }
+
     /// Assigns `name` (free of holders: the table checked) to `target`. `replaces` names the
     /// epoch of the orphaned record a failover re-places.
     pub(crate) fn place(
@@ -188,6 +214,7 @@ impl Placements {
         at_ms: u64,
         revision: u64,
     ) -> Placing {
+        self.touched.push(name.to_owned());
         match (self.records.get_mut(name), replaces) {
             (Some(record), None) => match record.stage {
                 Stage::Starting { target } => Placing::Starting {
@@ -251,6 +278,7 @@ impl Placements {
         target: Target,
         revision: u64,
     ) -> Option<u64> {
+        self.touched.push(name.to_owned());
         let record = self.records.get_mut(name)?;
         if !matches!(&record.stage, Stage::Running { owner: o } if o == owner) {
             return None;
@@ -265,6 +293,7 @@ impl Placements {
 
     /// `owner` took `name` (after [`may_bind`](Self::may_bind)).
     pub(crate) fn bound(&mut self, name: &str, owner: Owner) {
+        self.touched.push(name.to_owned());
         if let Some(record) = self.records.get_mut(name) {
             record.stage = Stage::Running { owner };
         }
@@ -272,6 +301,7 @@ impl Placements {
 
     /// The start of `epoch` failed on its node. True if the record was in that epoch.
     pub(crate) fn abandon(&mut self, name: &str, epoch: u64) -> bool {
+        self.touched.push(name.to_owned());
         let Some(record) = self.records.get_mut(name) else {
             return false;
         };
@@ -297,12 +327,14 @@ impl Placements {
 
     /// `name` was unregistered on purpose: it is no longer kept running.
     pub(crate) fn forget(&mut self, name: &str) {
+        self.touched.push(name.to_owned());
         self.records.remove(name);
     }
 
     /// `name`'s holder `owner` stopped (`abnormal`: it failed or its node is gone): the
     /// record is orphaned if its policy restarts it, dropped otherwise.
     pub(crate) fn holder_stopped(&mut self, name: &str, owner: &Owner, abnormal: bool) {
+        self.touched.push(name.to_owned());
         let Some(record) = self.records.get_mut(name) else {
             return;
         };
@@ -336,6 +368,7 @@ impl Placements {
             {
                 // The successor's node is gone: the holder keeps the name.
                 record.stage = Stage::Running { owner };
+                self.touched.push(name.clone());
                 continue;
             }
             let Stage::Starting { target } = record.stage else {
@@ -344,6 +377,7 @@ impl Placements {
             if target.node != node || target.incarnation > incarnation {
                 continue;
             }
+            self.touched.push(name.clone());
             if restarts(record.spec.restart, true) {
                 record.stage = Stage::Orphaned { last: node };
             } else {

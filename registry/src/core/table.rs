@@ -103,6 +103,12 @@ impl<X: Default> NameTable<X> {
         &self.placed
     }
 
+    /// The placed names' records, to change (a replica following a feed; the kernel's
+    /// record of which changed).
+    pub(crate) fn placements_mut(&mut self) -> &mut Placements {
+        &mut self.placed
+    }
+
     /// Applies `request` as the entry at `revision`: its command, unless the request was
     /// applied before (then its first outcome, and no change).
     pub fn apply_request(

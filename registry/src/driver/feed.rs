@@ -24,6 +24,7 @@ use understudy_cluster::identity::NodeName;
 
 use super::{Shared, lock};
 use crate::core::command::Owner;
+use crate::core::placement::Placed;
 use crate::core::table::TableImage;
 use crate::wire::{self, Feed, PeerMessage, Subscribed};
 
@@ -39,12 +40,23 @@ pub(crate) const MAX_SUBSCRIBERS: usize = 1024;
 /// Names per image part (well under a frame).
 const IMAGE_PART: usize = 4096;
 
+/// Placement records per image part (each carries its spawn argument, at most 64 KiB).
+const PLACED_PART: usize = 8;
+
+/// An image arriving in parts: its revision, names and placement records so far.
+#[derive(Debug, Default)]
+struct Assembling {
+    revision: u64,
+    names: Vec<(String, Owner)>,
+    placed: Vec<(String, Placed)>,
+}
+
 /// A client's side of its feed.
 #[derive(Debug, Default)]
 pub(crate) struct Following {
     source: Option<NodeName>,
     last_heard: Option<Instant>,
-    assembling: Option<(u64, Vec<(String, Owner)>)>,
+    assembling: Option<Assembling>,
 }
 
 /// How long ago this client last heard from its member (None: not following one).
@@ -111,11 +123,12 @@ pub(crate) async fn serve(shared: Weak<Shared>) {
                     continue;
                 }
                 match state.changes_after(sent) {
-                    Some(changes) => (
+                    Some((changes, placed)) => (
                         vec![Feed::Changes {
                             from: sent,
                             to: now,
                             changes,
+                            placed,
                         }],
                         now,
                     ),
@@ -141,22 +154,28 @@ pub(crate) async fn serve(shared: Weak<Shared>) {
 }
 
 fn image_parts(image: &TableImage) -> Vec<Feed> {
+    let part = |names: &[(String, Owner)], placed: &[(String, Placed)]| Feed::Image {
+        revision: image.revision,
+        names: names.to_vec(),
+        placed: placed.to_vec(),
+        last: false,
+    };
     let mut parts: Vec<Feed> = image
         .names
         .chunks(IMAGE_PART)
-        .map(|names| Feed::Image {
-            revision: image.revision,
-            names: names.to_vec(),
-            last: false,
-        })
+        .map(|names| part(names, &[]))
+        .chain(
+            image
+                .placed
+                .chunks(PLACED_PART)
+                .map(|placed| part(&[], placed)),
+        )
         .collect();
-    match parts.last_mut() {
-        Some(Feed::Image { last, .. }) => *last = true,
-        _ => parts.push(Feed::Image {
-            revision: image.revision,
-            names: Vec::new(),
-            last: true,
-        }),
+    if parts.is_empty() {
+        parts.push(part(&[], &[]));
+    }
+    if let Some(Feed::Image { last, .. }) = parts.last_mut() {
+        *last = true;
     }
     parts
 }
@@ -175,8 +194,9 @@ pub(crate) fn on_feed(shared: &Shared, from: &NodeName, feed: Feed) {
             from: at,
             to,
             changes,
+            placed,
         } => {
-            if !shared.kernel.follow(at, to, changes) {
+            if !shared.kernel.follow(at, to, changes, placed) {
                 // A gap: start over from where this copy is.
                 following.source = None;
             }
@@ -184,24 +204,29 @@ pub(crate) fn on_feed(shared: &Shared, from: &NodeName, feed: Feed) {
         Feed::Image {
             revision,
             names,
+            placed,
             last,
         } => {
-            let parts = following
-                .assembling
-                .get_or_insert_with(|| (revision, Vec::new()));
-            let too_many = parts.1.len() + names.len() > shared.config.max_names as usize;
-            if parts.0 != revision || too_many {
+            let parts = following.assembling.get_or_insert_with(|| Assembling {
+                revision,
+                ..Assembling::default()
+            });
+            let max = shared.config.max_names as usize;
+            let too_many =
+                parts.names.len() + names.len() > max || parts.placed.len() + placed.len() > max;
+            if parts.revision != revision || too_many {
                 following.assembling = None;
                 following.source = None;
                 return;
             }
-            parts.1.extend(names);
-            if last && let Some((revision, names)) = following.assembling.take() {
+            parts.names.extend(names);
+            parts.placed.extend(placed);
+            if last && let Some(image) = following.assembling.take() {
                 shared.kernel.restore(&TableImage {
-                    revision,
-                    names,
+                    revision: image.revision,
+                    names: image.names,
                     requests: Vec::new(),
-                    placed: Vec::new(),
+                    placed: image.placed,
                 });
             }
         }

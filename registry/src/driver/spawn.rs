@@ -86,7 +86,7 @@ pub(crate) async fn spawn_named<M: RemoteMessage>(
     spec: Spec,
     timeout: Duration,
 ) -> Result<ActorRef<M>, RegistryError> {
-    match crate::consistent::whereis_in::<M>(shared, name) {
+    match crate::consistent::whereis_connecting::<M>(shared, name).await {
         Err(RegistryError::NotRegistered { .. }) => {}
         found => return found,
     }
@@ -154,7 +154,7 @@ pub(crate) async fn spawn_named<M: RemoteMessage>(
         }
     }
     wait_for(shared, name, deadline).await?;
-    crate::consistent::whereis_in::<M>(shared, name)
+    crate::consistent::whereis_connecting::<M>(shared, name).await
 }
 
 /// Waits until `name` has a holder in this node's copy.
