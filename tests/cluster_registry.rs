@@ -665,3 +665,80 @@ async fn a_watch_on_one_node_sees_names_come_and_go_on_others() {
         .expect("a change");
     assert!(released.new.is_none() && released.revision > taken.revision);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strong_registration_waits_for_every_live_node_and_names_a_laggard() {
+    let ca = ClusterCa::ephemeral("test");
+    let config = RegistryConfig {
+        write_deadline: Duration::from_secs(60),
+        ..RegistryConfig::default()
+    };
+    let registries: Vec<Registry> = (0..4)
+        .map(|_| Registry::with_config(config.clone()))
+        .collect();
+    let nodes = common::cluster_with(&ca, 4, None, WAIT, |i, b| {
+        let mut b = b.extension(registries[i].clone());
+        // n3 is a client: its copy follows a member's feed.
+        b.config_mut().raft_eligible = i != 3;
+        b
+    })
+    .await;
+    let members: Vec<&Registry> = registries.iter().take(3).collect();
+    roles(&members, 3, 0).await;
+    registries[3]
+        .wait_ready(WAIT)
+        .await
+        .expect("the client follows");
+    let strong = registries[0].strong().expect("started");
+
+    // Every copy has the name the moment the call returns.
+    let (first, _) = worker(&nodes[0]).await;
+    strong
+        .register("s1", &first)
+        .await
+        .expect("strong register");
+    for r in &registries {
+        assert!(r.consistent().expect("started").owner("s1").is_some());
+    }
+
+    // n3 lags: the call waits for it, and returns once it has caught up.
+    registries[3].stall_replica(true);
+    let (second, _) = worker(&nodes[0]).await;
+    let waiting = {
+        let strong = strong.clone();
+        tokio::spawn(async move { strong.register("s2", &second).await })
+    };
+    let leader_copy = registries[0].consistent().expect("started");
+    until("s2 committed", || leader_copy.owner("s2").is_some()).await;
+    assert!(
+        !waiting.is_finished(),
+        "a strong registration returned before a live node had it"
+    );
+    registries[3].stall_replica(false);
+    waiting
+        .await
+        .expect("task")
+        .expect("acknowledged once n3 caught up");
+    assert!(
+        registries[3]
+            .consistent()
+            .expect("started")
+            .owner("s2")
+            .is_some()
+    );
+
+    // Past the deadline the laggard is named, and the registration is withdrawn.
+    registries[3].stall_replica(true);
+    let (third, _) = worker(&nodes[0]).await;
+    match strong
+        .clone()
+        .deadline(Duration::from_secs(1))
+        .register("s3", &third)
+        .await
+    {
+        Err(RegistryError::NotAcked { missing, .. }) => assert_eq!(missing, ["n3"]),
+        other => panic!("expected NotAcked naming n3, got {other:?}"),
+    }
+    until("s3 withdrawn", || leader_copy.owner("s3").is_none()).await;
+    registries[3].stall_replica(false);
+}

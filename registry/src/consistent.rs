@@ -58,6 +58,16 @@ impl Consistent {
         name: &str,
         actor: &ActorRef<M>,
     ) -> Result<(), RegistryError> {
+        self.register_at(name, actor).await.map(|_| ())
+    }
+
+    /// As [`register`](Self::register); the revision at which the name is `actor`'s (or a
+    /// later one).
+    pub(crate) async fn register_at<M: RemoteMessage>(
+        &self,
+        name: &str,
+        actor: &ActorRef<M>,
+    ) -> Result<u64, RegistryError> {
         check_name(name)?;
         let node = self.shared.node()?;
         if !actor.get_id().is_local() {
@@ -80,17 +90,18 @@ impl Consistent {
             name: name.to_owned(),
             owner,
         };
-        match write::write(&self.shared, command).await?.0 {
-            Outcome::Registered => Ok(()),
+        let (outcome, revision) = write::write(&self.shared, command).await?;
+        match outcome {
+            Outcome::Registered => Ok(revision),
             // Applied before, outcome not known to the leader that answered the retry: the
             // holder now says whether it took.
             Outcome::Repeated => match self.shared.kernel.owner(name) {
-                Some(holder) if holder == owner => Ok(()),
+                Some(holder) if holder == owner => Ok(revision),
                 Some(holder) => Err(RegistryError::AlreadyRegistered {
                     name: name.to_owned(),
                     owner: holder.addr,
                 }),
-                None => Ok(()),
+                None => Ok(revision),
             },
             Outcome::AlreadyRegistered(holder) => Err(RegistryError::AlreadyRegistered {
                 name: name.to_owned(),

@@ -139,6 +139,17 @@ pub enum RegistryError {
         /// How long the call waited.
         waited: std::time::Duration,
     },
+    /// A Strong registration was not acknowledged by every live node in time, and was
+    /// withdrawn.
+    #[error("{name:?} was not acknowledged by {missing:?} within {waited:?}, and was withdrawn")]
+    NotAcked {
+        /// The name.
+        name: String,
+        /// The live nodes that had not acknowledged it.
+        missing: Vec<String>,
+        /// How long the call waited.
+        waited: std::time::Duration,
+    },
     /// The holder's node could not be connected to.
     #[error("the holder of {name:?} ({owner}) could not be reached")]
     Connect {

@@ -37,6 +37,7 @@ mod kinds;
 mod name;
 mod named;
 mod raft;
+mod strong;
 mod wire;
 
 pub use config::RegistryConfig;
@@ -52,6 +53,7 @@ pub use kernel::{NameWatch, WATCH_BACKLOG};
 pub use kinds::{MAX_ARGS_BYTES, StartError};
 pub use name::{MAX_NAME_LEN, check_name};
 pub use named::Named;
+pub use strong::Strong;
 pub use understudy_actor::supervisor::Restart;
 pub use wire::REJECTED_METRIC;
 

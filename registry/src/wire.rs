@@ -46,6 +46,14 @@ pub(crate) enum PeerMessage {
     Unsubscribe,
     /// A member's names, for a client (notice).
     Feed(Feed),
+    /// Answer once this node's copy has reached `revision`, waiting at most `within_ms`
+    /// (request; answered with a `bool`: reached or not).
+    Ack {
+        /// The revision.
+        revision: u64,
+        /// How long the sender will wait.
+        within_ms: u64,
+    },
     /// Start the placed name's actor, assigned to this node under `epoch`, and bind it
     /// (request; answered with [`Started`]).
     Start {

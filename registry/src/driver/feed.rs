@@ -182,6 +182,9 @@ fn image_parts(image: &TableImage) -> Vec<Feed> {
 
 /// Client side: a feed message from `from`.
 pub(crate) fn on_feed(shared: &Shared, from: &NodeName, feed: Feed) {
+    if shared.stalled.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let mut following = lock(&shared.following);
     if following.source.as_ref() != Some(from) {
         drop(following);

@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) stopped: std::sync::atomic::AtomicBool,
     /// The kinds this node can start.
     pub(crate) kinds: Kinds,
+    /// This node's copy does not follow its feed (tests: a lagging replica).
+    pub(crate) stalled: std::sync::atomic::AtomicBool,
     /// The placed names this node started, by (name, epoch), with what was started: a
     /// repeated `Start` answers with the same actor, and a leave hands them over.
     pub(crate) started: Mutex<HashMap<(String, u64), (crate::core::command::Owner, Spec)>>,
@@ -237,6 +239,11 @@ impl Default for Registry {
 pub enum Scope {
     /// Linearizable, first-writer-wins, on the Raft core (see [`Consistent`]).
     Consistent,
+    /// As Consistent, and the call returns only once every live node's copy has the name
+    /// (see [`Strong`](crate::Strong)); if some node has not acknowledged it by the
+    /// timeout, the call fails with [`RegistryError::NotAcked`] (the actor runs, and keeps
+    /// the name).
+    Strong,
 }
 
 /// How [`Registry::spawn_named_with`] keeps a name running.
@@ -440,7 +447,6 @@ impl Registry {
         Args: serde::Serialize,
     {
         crate::name::check_name(name)?;
-        let Scope::Consistent = scope;
         let shared = self.shared()?;
         if shared.is_stopped() {
             return Err(RegistryError::Stopped);
@@ -457,11 +463,31 @@ impl Registry {
             intensity: options.intensity,
         };
         let timeout = options.timeout.unwrap_or(shared.config.write_deadline);
-        spawn::spawn_named(shared, name, spec, timeout).await
+        let started = tokio::time::Instant::now();
+        let actor = spawn::spawn_named(shared, name, spec, timeout).await?;
+        if scope == Scope::Strong {
+            // The copy here has the name at its current revision: every live node must too.
+            let revision = shared.kernel.revision();
+            if let Err(missing) = crate::strong::barrier(shared, revision, started + timeout).await
+            {
+                return Err(RegistryError::NotAcked {
+                    name: name.to_owned(),
+                    missing,
+                    waited: started.elapsed(),
+                });
+            }
+        }
+        Ok(actor)
     }
 
     pub(crate) fn shared(&self) -> Result<&Arc<Shared>, RegistryError> {
         self.inner.started.get().ok_or(RegistryError::Stopped)
+    }
+
+    /// The Strong scope: Consistent names whose registration returns only once every live
+    /// node's copy has it.
+    pub fn strong(&self) -> Result<crate::strong::Strong, RegistryError> {
+        Ok(crate::strong::Strong::new(self.shared()?.clone()))
     }
 
     /// The Consistent scope: linearizable, first-writer-wins names.
@@ -535,6 +561,17 @@ impl Registry {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Makes this node's copy stop following its member's feed (or follow it again), as a
+    /// replica that lags would (tests: a client node only; a member's copy follows its Raft).
+    #[cfg(feature = "testing")]
+    pub fn stall_replica(&self, stalled: bool) {
+        if let Ok(shared) = self.shared() {
+            shared
+                .stalled
+                .store(stalled, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -647,6 +684,7 @@ impl Extension for Registry {
                 next_seq: std::sync::atomic::AtomicU64::new(1),
                 stopped: std::sync::atomic::AtomicBool::new(false),
                 kinds: lock(&registry.inner.kinds).clone(),
+                stalled: std::sync::atomic::AtomicBool::new(false),
                 started: Mutex::new(HashMap::new()),
                 broken,
             });

@@ -94,6 +94,14 @@ async fn answer(shared: &Shared, from: NodeName, message: PeerMessage, reply: Re
             let answer = super::feed::subscribe(shared, from, revision);
             reply.respond(Ok(wire::encode(&answer)));
         }
+        PeerMessage::Ack {
+            revision,
+            within_ms,
+        } => {
+            let within = std::time::Duration::from_millis(within_ms);
+            let reached = crate::strong::ack(shared, revision, within).await;
+            reply.respond(Ok(wire::encode(&reached)));
+        }
         PeerMessage::Start { name, epoch, spec } => {
             let answer = super::spawn::start_here(shared, &name, epoch, &spec).await;
             reply.respond(Ok(wire::encode(&answer)));
