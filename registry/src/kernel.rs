@@ -15,7 +15,7 @@ use understudy_actor::wire_ref::RefError;
 use understudy_actor::{ActorAddr, RemoteMessage};
 
 use crate::core::command::{Outcome, Owner, Request};
-use crate::core::placement::Placed;
+use crate::core::placement::{MAX_RESTARTS, Placed};
 use crate::core::table::{Change, NameTable, TableImage};
 use crate::error::RegistryError;
 
@@ -219,7 +219,12 @@ impl Kernel {
             .iter()
             .filter(|(n, p)| p.is_some() && state.table.placements().get(n).is_none())
             .count();
+        let records_fit = placed.iter().all(|(_, p)| {
+            p.as_ref()
+                .is_none_or(|p| p.spec.fits() && p.restarts.len() <= MAX_RESTARTS as usize)
+        });
         if !ordered
+            || !records_fit
             || state.table.len() + new_names > state.table.max_names()
             || placed.len() > MAX_PLACED_PER_BATCH
             || state.table.placements().len() + new_records > state.table.max_names()

@@ -17,8 +17,7 @@ use serde::de::DeserializeOwned;
 use understudy_actor::{ActorAddr, Handler, RemoteMessage, Tag};
 use understudy_cluster::node::Node;
 
-/// The largest encoded argument a spawn carries.
-pub const MAX_ARGS_BYTES: usize = 64 * 1024;
+pub use crate::core::placement::MAX_ARGS_BYTES;
 
 /// Why a kind could not start an actor.
 #[derive(Debug, thiserror::Error)]

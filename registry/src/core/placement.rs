@@ -33,6 +33,15 @@ use understudy_actor::supervisor::Restart;
 
 use super::command::Owner;
 
+/// The largest encoded spawn argument a record carries.
+pub const MAX_ARGS_BYTES: usize = 64 * 1024;
+
+/// The most restarts one record remembers (an intensity above it counts as this).
+pub const MAX_RESTARTS: u32 = 1024;
+
+/// The longest kind name.
+pub const MAX_KIND_LEN: usize = 255;
+
 /// Where a named actor is started.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Placement {
@@ -54,7 +63,7 @@ pub enum Placement {
 /// How many restarts a placed name may have in a window before the registry gives up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Intensity {
-    /// Restarts allowed within the window (OTP's `intensity`).
+    /// Restarts allowed within the window (OTP's `intensity`; at most [`MAX_RESTARTS`]).
     pub max_restarts: u32,
     /// The window, in milliseconds (OTP's `period`).
     pub within_ms: u64,
@@ -121,6 +130,22 @@ pub enum Stage {
         /// Where it ran last (a re-place avoids it while it is down).
         last: NodeId,
     },
+}
+
+impl Spec {
+    /// Whether it is within the limits every node holds records to (a peer's records
+    /// beyond them are refused).
+    pub fn fits(&self) -> bool {
+        self.args.len() <= MAX_ARGS_BYTES
+            && self.kind.len() <= MAX_KIND_LEN
+            && match &self.placement {
+                Placement::Node(n) => n.len() <= MAX_KIND_LEN,
+                Placement::PreferNodes(ns) => {
+                    ns.len() <= 64 && ns.iter().all(|n| n.len() <= MAX_KIND_LEN)
+                }
+                _ => true,
+            }
+    }
 }
 
 /// A placed name's record.
@@ -233,7 +258,8 @@ impl Placements {
                 record
                     .restarts
                     .retain(|t| at_ms.saturating_sub(*t) < window);
-                if record.restarts.len() as u64 >= u64::from(record.spec.intensity.max_restarts) {
+                let allowed = record.spec.intensity.max_restarts.min(MAX_RESTARTS);
+                if record.restarts.len() as u64 >= u64::from(allowed) {
                     self.records.remove(name);
                     return Placing::GaveUp;
                 }

@@ -215,8 +215,9 @@ pub(crate) fn on_feed(shared: &Shared, from: &NodeName, feed: Feed) {
                 ..Assembling::default()
             });
             let max = shared.config.max_names as usize;
-            let too_many =
-                parts.names.len() + names.len() > max || parts.placed.len() + placed.len() > max;
+            let too_many = parts.names.len() + names.len() > max
+                || parts.placed.len() + placed.len() > max
+                || !placed.iter().all(|(_, p)| p.spec.fits());
             if parts.revision != revision || too_many {
                 following.assembling = None;
                 following.source = None;

@@ -20,8 +20,9 @@ use crate::wire::Started;
 pub(crate) async fn hand_over(shared: &Arc<Shared>) {
     let held: Vec<(String, Owner, Spec)> = lock(&shared.started)
         .iter()
-        .filter(|((name, _), (owner, _))| shared.kernel.owner(name) == Some(*owner))
-        .map(|((name, _), (owner, spec))| (name.clone(), *owner, spec.clone()))
+        .filter_map(|((name, _), entry)| entry.as_ref().map(|(o, s)| (name, *o, s)))
+        .filter(|(name, owner, _)| shared.kernel.owner(name) == Some(*owner))
+        .map(|(name, owner, spec)| (name.clone(), owner, spec.clone()))
         .collect();
     if held.is_empty() {
         return;

@@ -121,7 +121,7 @@ pub(crate) struct Shared {
     pub(crate) stalled: std::sync::atomic::AtomicBool,
     /// The placed names this node started, by (name, epoch), with what was started: a
     /// repeated `Start` answers with the same actor, and a leave hands them over.
-    pub(crate) started: Mutex<HashMap<(String, u64), (crate::core::command::Owner, Spec)>>,
+    pub(crate) started: Mutex<HashMap<(String, u64), Option<spawn::StartedHere>>>,
     /// The switch that breaks this node's disk (tests only).
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) broken: Option<crate::raft::disk::Broken>,

@@ -19,9 +19,12 @@ use understudy_cluster::identity::NodeName;
 use super::{Shared, lock, watcher, write};
 use crate::core::choose::{Candidate, choose};
 use crate::core::command::{Command, Outcome, Owner};
-use crate::core::placement::Spec;
+use crate::core::placement::{Spec, Stage};
 use crate::error::RegistryError;
 use crate::wire::{self, PeerMessage, Started};
+
+/// What this node started for a placed name: the actor, and what it was started from.
+pub(crate) type StartedHere = (Owner, Spec);
 
 /// How long one `Start` request may take (a factory and a bind).
 const START_TIMEOUT: Duration = Duration::from_secs(5);
@@ -214,14 +217,65 @@ pub(crate) async fn start_on(
     }
 }
 
+/// Whether this node's copy has `name` assigned to this node under `epoch` (waiting for the
+/// copy to reach that revision first, at most [`START_TIMEOUT`]). A `Start` from a peer is
+/// acted on only then: the log, not the peer, says what this node is to start.
+async fn assigned_here(shared: &Shared, name: &str, epoch: u64) -> bool {
+    let mut revisions = shared.kernel.revisions();
+    let reached = tokio::time::timeout(START_TIMEOUT, revisions.wait_for(|r| *r >= epoch)).await;
+    if !matches!(reached, Ok(Ok(_))) {
+        return false;
+    }
+    let Ok(node) = shared.node() else {
+        return false;
+    };
+    let me = node.runtime().node_id();
+    let state = shared.kernel.read();
+    state.table.placements().get(name).is_some_and(|r| {
+        r.epoch == epoch
+            && matches!(r.stage,
+                Stage::Starting { target } | Stage::Moving { target, .. } if target.node == me)
+    })
+}
+
+/// This node's starts: the actor started for (name, epoch), or `None` while it is being
+/// started. Entries for names this node no longer holds (and is not starting) are dropped
+/// as new ones come, so the map holds what this node runs or is about to.
+fn claim_start(shared: &Shared, name: &str, epoch: u64) -> Result<(), Option<Owner>> {
+    let mut started = lock(&shared.started);
+    if let Some(entry) = started.get(&(name.to_owned(), epoch)) {
+        return Err(entry.as_ref().map(|(owner, _)| *owner));
+    }
+    let state = shared.kernel.read();
+    started.retain(|(n, e), entry| {
+        let pending = state
+            .table
+            .placements()
+            .get(n)
+            .is_some_and(|r| r.epoch == *e);
+        let held = entry
+            .as_ref()
+            .is_some_and(|(owner, _)| state.table.get(n).map(|s| s.owner) == Some(*owner));
+        pending || held
+    });
+    drop(state);
+    started.insert((name.to_owned(), epoch), None);
+    Ok(())
+}
+
 /// The assigned node's side: start `name`'s actor for `epoch` and bind it.
 pub(crate) async fn start_here(shared: &Shared, name: &str, epoch: u64, spec: &Spec) -> Started {
     let key = (name.to_owned(), epoch);
-    let known = lock(&shared.started).get(&key).map(|(owner, _)| *owner);
-    let owner = match known {
-        Some(owner) => owner,
-        None => {
+    if !assigned_here(shared, name, epoch).await {
+        return Started::Stale;
+    }
+    let owner = match claim_start(shared, name, epoch) {
+        Err(Some(owner)) => owner,
+        // Being started by an earlier request: that one binds it.
+        Err(None) => return Started::Stale,
+        Ok(()) => {
             let Some(kind) = shared.kinds.get(&spec.kind) else {
+                lock(&shared.started).remove(&key);
                 return abandon(
                     shared,
                     name,
@@ -231,11 +285,15 @@ pub(crate) async fn start_here(shared: &Shared, name: &str, epoch: u64, spec: &S
                 .await;
             };
             let Ok(node) = shared.node() else {
+                lock(&shared.started).remove(&key);
                 return Started::Failed("the node is stopping".into());
             };
             let (cell, addr) = match kind.start(node, spec.args.clone()).await {
                 Ok(started) => started,
-                Err(e) => return abandon(shared, name, epoch, e.to_string()).await,
+                Err(e) => {
+                    lock(&shared.started).remove(&key);
+                    return abandon(shared, name, epoch, e.to_string()).await;
+                }
             };
             // Watched before the bind: if it stops at once its name still goes.
             watcher::watch(shared, &cell);
@@ -244,7 +302,7 @@ pub(crate) async fn start_here(shared: &Shared, name: &str, epoch: u64, spec: &S
                 tag: kind.tag,
                 incarnation: shared.incarnation,
             };
-            lock(&shared.started).insert(key.clone(), (owner, spec.clone()));
+            lock(&shared.started).insert(key.clone(), Some((owner, spec.clone())));
             owner
         }
     };
