@@ -60,7 +60,7 @@ extern crate self as understudy;
 pub use understudy_actor::{
     Actor, ActorAddr, ActorError, Ask, AskError, AskFuture, AskerGone, Ctx, DEFAULT_ASK_TIMEOUT,
     Down, ExitReason, Handler, Monitor, MonitorRef, NameTaken, NodeId, Reply, Runtime, Spawn,
-    SpawnError, TellError, ask, exit, monitor, names, send, supervisor, tell,
+    SpawnError, Target, TellError, ask, exit, monitor, names, send, supervisor, tell,
 };
 #[cfg(feature = "remote")]
 pub use understudy_actor::{DecodeError, DeliverError, EncodeError, RemoteMessage, Tag, remote};

@@ -946,3 +946,146 @@ fn the_checker_rejects_lost_misreported_and_repeated_writes() {
         (1, Op::Register(2), Some(Ret::HeldBy(1))),
     ]));
 }
+
+/// An actor that can hold Eventual names: it reports the revocation of any of them.
+#[derive(Actor)]
+struct Claimant {
+    revoked: tokio::sync::mpsc::UnboundedSender<understudy::registry::NameRevoked>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, RemoteMessage)]
+enum ClaimantMsg {
+    /// Its name went to another actor.
+    Revoked(understudy::registry::NameRevoked),
+    /// Nothing to do.
+    Poke,
+}
+
+impl From<understudy::registry::NameRevoked> for ClaimantMsg {
+    fn from(revoked: understudy::registry::NameRevoked) -> Self {
+        ClaimantMsg::Revoked(revoked)
+    }
+}
+
+impl Handler for Claimant {
+    type Msg = ClaimantMsg;
+    async fn handle(&mut self, _: &Ctx<Self>, message: ClaimantMsg) -> Result<(), ActorError> {
+        match message {
+            ClaimantMsg::Revoked(revoked) => {
+                let _ = self.revoked.send(revoked);
+            }
+            ClaimantMsg::Poke => {}
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eventual_name_taken_on_both_sides_of_a_partition_has_one_winner_after_the_heal() {
+    let c = Cluster::start(4, 11).await;
+    let eventual = |i: usize| c.registries[i].eventual().expect("started");
+    // Both sides take the same name while they cannot hear each other; each side's view
+    // has it, the other's claim unseen.
+    c.plan
+        .split(&[c.addr(0), c.addr(1)], &[c.addr(2), c.addr(3)]);
+    let (tx_a, mut revoked_a) = tokio::sync::mpsc::unbounded_channel();
+    let (tx_b, mut revoked_b) = tokio::sync::mpsc::unbounded_channel();
+    let a = c.nodes[0]
+        .spawn(Claimant { revoked: tx_a })
+        .await
+        .expect("spawn");
+    let b = c.nodes[2]
+        .spawn(Claimant { revoked: tx_b })
+        .await
+        .expect("spawn");
+    eventual(0).register("e", &a).expect("side A registers");
+    eventual(2)
+        .register("e", &b)
+        .expect("side B registers, in a minority of one side");
+    until("each side sees its own holder", || {
+        eventual(1).owner("e").map(|o| o.addr.node) == Some(c.nodes[0].runtime().node_id())
+            && eventual(3).owner("e").map(|o| o.addr.node) == Some(c.nodes[2].runtime().node_id())
+    })
+    .await;
+
+    c.heal(&[0, 1, 2, 3]).await;
+    until("one holder of e on every node", || {
+        let first = eventual(0).owner("e");
+        first.is_some() && (1..4).all(|i| eventual(i).owner("e") == first)
+    })
+    .await;
+    let winner = eventual(0).owner("e").expect("held").addr;
+    let (loser, revoked) = if winner.node == c.nodes[0].runtime().node_id() {
+        (b.clone(), &mut revoked_b)
+    } else {
+        (a.clone(), &mut revoked_a)
+    };
+    let notice = tokio::time::timeout(WAIT, revoked.recv())
+        .await
+        .expect("the loser is told in time")
+        .expect("a notice");
+    assert_eq!(notice.name, "e");
+    assert_eq!(notice.winner, winner);
+    // The loser keeps running (it is local to its node: the ref shows its status).
+    understudy::tell(&loser, ClaimantMsg::Poke).expect("the loser takes messages");
+    assert_eq!(loser.get_status(), ractor::ActorStatus::Running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_in_several_scopes_resolves_consistent_then_eventual_then_local() {
+    let c = Cluster::start(3, 12).await;
+    let claimant = |i: usize| {
+        let (tx, _) = tokio::sync::mpsc::unbounded_channel();
+        c.nodes[i].spawn(Claimant { revoked: tx })
+    };
+    // Pids count per node: spawn a few more on n2 so its holder's pid differs from n1's.
+    for _ in 0..3 {
+        claimant(2).await.expect("spawn");
+    }
+    let (local, eventual_holder, consistent_holder) = (
+        claimant(0).await.expect("spawn"),
+        claimant(1).await.expect("spawn"),
+        claimant(2).await.expect("spawn"),
+    );
+    assert_ne!(
+        eventual_holder.get_id().pid(),
+        consistent_holder.get_id().pid()
+    );
+    let _local_name = c.nodes[0]
+        .runtime()
+        .register("x", local.get_cell())
+        .expect("a free local name");
+    c.registries[1]
+        .eventual()
+        .expect("started")
+        .register("x", &eventual_holder)
+        .expect("eventual");
+    c.names(2)
+        .register("x", &consistent_holder)
+        .await
+        .expect("consistent");
+    // (whether n0 resolves it to a local actor, its pid)
+    let pid_on_n0 = |r: &Registry| {
+        r.whereis::<ClaimantMsg>("x")
+            .map(|a| (a.get_id().is_local(), a.get_id().pid()))
+            .unwrap_or((false, 0))
+    };
+    until("n0 resolves x to the Consistent holder", || {
+        pid_on_n0(&c.registries[0]) == (false, consistent_holder.get_id().pid())
+    })
+    .await;
+    c.names(2).unregister("x").await.expect("unregister");
+    until("then to the Eventual one", || {
+        pid_on_n0(&c.registries[0]) == (false, eventual_holder.get_id().pid())
+    })
+    .await;
+    c.registries[1]
+        .eventual()
+        .expect("started")
+        .unregister("x")
+        .expect("unregister");
+    until("then to n0's Local one", || {
+        pid_on_n0(&c.registries[0]) == (true, local.get_id().pid())
+    })
+    .await;
+}

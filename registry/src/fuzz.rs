@@ -6,6 +6,7 @@ use understudy_actor::{ActorAddr, NodeId, Tag};
 
 use crate::core::command::{Command, Owner, Request, RequestId};
 use crate::core::table::{Change, NameTable, TableImage};
+use crate::eventual::wire::{EventualMessage, Version, WireClaim};
 use crate::wire::{Claim, Feed, Hello, PeerMessage};
 
 /// Decodes `bytes` as a registry message. If it decodes, checks that its canonical encoding
@@ -55,6 +56,13 @@ pub fn check(bytes: &[u8]) -> bool {
             table.restore(&image, &mut changes);
             assert_eq!(table.revision(), revision);
         }
+        PeerMessage::Eventual(message) => {
+            // As a node takes it from an up peer: checked whole, then merged.
+            let mut core = crate::eventual::core::EventualCore::new(node(1), 1, 64);
+            core.peer_up(node(2));
+            core.receive(node(2), message);
+            let _ = core.take_outputs();
+        }
         _ => {}
     }
     true
@@ -80,6 +88,15 @@ fn owner(pid: u64) -> Owner {
 }
 
 /// Valid encodings of each message kind (the corpus seeds), and near misses.
+fn wire_claim() -> WireClaim {
+    WireClaim {
+        pid: 9,
+        tag: understudy_actor::Tag(7),
+        at_ms: 1_000,
+        seq: 2,
+    }
+}
+
 fn spec() -> crate::core::placement::Spec {
     crate::core::placement::Spec {
         kind: "worker".into(),
@@ -158,6 +175,38 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                 epoch: 4,
                 spec: spec(),
             },
+        ),
+        (
+            "eventual-sync",
+            PeerMessage::Eventual(EventualMessage::Sync {
+                version: Version {
+                    incarnation: 1,
+                    counter: 2,
+                },
+                entries: vec![("cache".into(), wire_claim())],
+                reply: true,
+            }),
+        ),
+        (
+            "eventual-put",
+            PeerMessage::Eventual(EventualMessage::Put {
+                version: Version {
+                    incarnation: 1,
+                    counter: 3,
+                },
+                name: "cache".into(),
+                claim: wire_claim(),
+            }),
+        ),
+        (
+            "eventual-digest",
+            PeerMessage::Eventual(EventualMessage::Digest {
+                version: Version {
+                    incarnation: 1,
+                    counter: 3,
+                },
+                hash: 77,
+            }),
         ),
         ("read-index", PeerMessage::ReadIndex),
         ("subscribe", PeerMessage::Subscribe { from: 4 }),

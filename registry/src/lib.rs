@@ -30,9 +30,6 @@ mod consistent;
 pub mod core;
 mod driver;
 mod error;
-// The Eventual scope's core; its driver is not written yet, so nothing calls it outside its
-// tests.
-#[allow(dead_code)]
 mod eventual;
 #[doc(hidden)]
 pub mod fuzz;
@@ -53,6 +50,7 @@ pub use core::table::Change;
 pub use driver::placer::GAVE_UP_METRIC;
 pub use driver::{Registry, RegistryStatus, SERVICE, Scope, SpawnOptions};
 pub use error::RegistryError;
+pub use eventual::scope::{Eventual, NameRevoked};
 pub use kernel::{NameWatch, WATCH_BACKLOG};
 pub use kinds::{MAX_ARGS_BYTES, StartError};
 pub use name::{MAX_NAME_LEN, check_name};
@@ -76,6 +74,14 @@ pub mod __doc {
     pub enum WorkerMsg {
         /// Are you there?
         Ping,
+        /// Its Eventual name went to another actor.
+        Revoked(crate::NameRevoked),
+    }
+
+    impl From<crate::NameRevoked> for WorkerMsg {
+        fn from(revoked: crate::NameRevoked) -> Self {
+            WorkerMsg::Revoked(revoked)
+        }
     }
 
     /// A worker that takes pings.

@@ -27,7 +27,11 @@ use crate::wire::{self, PeerMessage};
 /// The longest a peer's acknowledgement request may make this node wait.
 pub(crate) const MAX_ACK_WAIT: Duration = Duration::from_secs(30);
 
-/// The Strong scope (see the [module](self) docs): from [`Registry::strong`].
+/// The Strong scope, from [`Registry::strong`]: Consistent names whose writes return only
+/// once every node SWIM lists as live has acknowledged them. A registration not
+/// acknowledged by every live node within the [deadline](Self::deadline) is withdrawn and
+/// fails with [`RegistryError::NotAcked`], naming those nodes. Reads are the Consistent
+/// ones ([`consistent`](Self::consistent)): one table.
 ///
 /// [`Registry::strong`]: crate::Registry::strong
 #[derive(Clone, Debug)]

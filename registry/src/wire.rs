@@ -54,6 +54,8 @@ pub(crate) enum PeerMessage {
         /// How long the sender will wait.
         within_ms: u64,
     },
+    /// The Eventual scope's exchange (notice).
+    Eventual(crate::eventual::wire::EventualMessage),
     /// Start the placed name's actor, assigned to this node under `epoch`, and bind it
     /// (request; answered with [`Started`]).
     Start {

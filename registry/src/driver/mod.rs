@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) stopped: std::sync::atomic::AtomicBool,
     /// The kinds this node can start.
     pub(crate) kinds: Kinds,
+    /// The Eventual scope.
+    pub(crate) eventual: Mutex<crate::eventual::driver::EventualState>,
     /// This node's copy does not follow its feed (tests: a lagging replica).
     pub(crate) stalled: std::sync::atomic::AtomicBool,
     /// The placed names this node started, by (name, epoch), with what was started: a
@@ -484,6 +486,64 @@ impl Registry {
         self.inner.started.get().ok_or(RegistryError::Stopped)
     }
 
+    /// `name` resolved in every scope, in a fixed order, the same on every node: the
+    /// Strong and Consistent names first (one linearizable table), then the Eventual ones,
+    /// then this node's Local names (`Runtime::register`). The first scope that has the
+    /// name answers; a name held with another message type there is
+    /// [`RegistryError::TypeMismatch`], not a reason to look further.
+    ///
+    /// ```
+    /// # use understudy_registry::__doc::*;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let ca = ClusterCa::ephemeral("docs");
+    /// # let registry = Registry::new();
+    /// # let node = Node::builder("docs", "a").ephemeral_certs(&ca).extension(registry.clone()).start().await?;
+    /// # registry.wait_ready(std::time::Duration::from_secs(10)).await?;
+    /// let local = node.spawn(Worker).await?;
+    /// node.runtime().register("billing", local.get_cell()).expect("free");
+    /// let global = node.spawn(Worker).await?;
+    /// registry.consistent()?.register("billing", &global).await?;
+    /// // The Consistent name comes before the Local one.
+    /// assert_eq!(registry.whereis::<WorkerMsg>("billing")?.get_id(), global.get_id());
+    /// # Ok(()) }
+    /// ```
+    pub fn whereis<M: understudy_actor::RemoteMessage>(
+        &self,
+        name: &str,
+    ) -> Result<ractor::ActorRef<M>, RegistryError> {
+        let shared = self.shared()?;
+        match crate::consistent::whereis_in::<M>(shared, name) {
+            Err(RegistryError::NotRegistered { .. }) => {}
+            found => return found,
+        }
+        match crate::eventual::scope::Eventual::new(shared.clone()).whereis::<M>(name) {
+            Err(RegistryError::NotRegistered { .. }) => {}
+            found => return found,
+        }
+        let node = shared.node()?;
+        match node.runtime().whereis_cell(name) {
+            Some(cell) => match cell.is_message_type_of::<M>() {
+                Some(false) => Err(RegistryError::TypeMismatch {
+                    name: name.to_owned(),
+                    expected: M::TAG,
+                    found: understudy_actor::Tag(0),
+                }),
+                _ => Ok(ractor::ActorRef::from(cell)),
+            },
+            None => Err(RegistryError::NotRegistered {
+                name: name.to_owned(),
+            }),
+        }
+    }
+
+    /// The Eventual scope: gossip-replicated names that need no quorum.
+    pub fn eventual(&self) -> Result<crate::eventual::scope::Eventual, RegistryError> {
+        Ok(crate::eventual::scope::Eventual::new(
+            self.shared()?.clone(),
+        ))
+    }
+
     /// The Strong scope: Consistent names whose registration returns only once every live
     /// node's copy has it.
     pub fn strong(&self) -> Result<crate::strong::Strong, RegistryError> {
@@ -685,6 +745,11 @@ impl Extension for Registry {
                 stopped: std::sync::atomic::AtomicBool::new(false),
                 kinds: lock(&registry.inner.kinds).clone(),
                 stalled: std::sync::atomic::AtomicBool::new(false),
+                eventual: crate::eventual::driver::EventualState::new(
+                    node.runtime().node_id(),
+                    node.identity().incarnation().get(),
+                    crate::eventual::core::DEFAULT_MAX_NAMES,
+                ),
                 started: Mutex::new(HashMap::new()),
                 broken,
             });
@@ -713,6 +778,7 @@ impl Extension for Registry {
             }
             tokio::spawn(serve::run(shared.clone(), inbox));
             tokio::spawn(feed::follow(Arc::downgrade(&shared)));
+            tokio::spawn(crate::eventual::driver::tick(Arc::downgrade(&shared)));
             if shared.raft.is_some() {
                 tokio::spawn(feed::serve(Arc::downgrade(&shared)));
                 tokio::spawn(formation::run(Arc::downgrade(&shared)));

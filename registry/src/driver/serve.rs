@@ -19,10 +19,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: ExtensionInbox) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(message) = inbox.recv().await {
         match message {
-            ExtensionMessage::PeerUp { node, .. } => shared.announce(Some(&node)),
-            ExtensionMessage::PeerDown { node, .. } => {
+            ExtensionMessage::PeerUp { node, id } => {
+                shared.announce(Some(&node));
+                crate::eventual::driver::peer_up(&shared, &node, id);
+            }
+            ExtensionMessage::PeerDown { node, id } => {
                 lock(&shared.peers).remove(&node);
                 lock(&shared.subscribers).remove(&node);
+                crate::eventual::driver::peer_down(&shared, id);
             }
             ExtensionMessage::Notice { from, body } => match PeerMessage::decode(&body) {
                 Ok(PeerMessage::Hello(hello)) => {
@@ -32,6 +36,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: ExtensionInbox) {
                     lock(&shared.peers).insert(from, hello);
                 }
                 Ok(PeerMessage::Feed(feed)) => super::feed::on_feed(&shared, &from, feed),
+                Ok(PeerMessage::Eventual(message)) => {
+                    crate::eventual::driver::receive(&shared, &from, message)
+                }
                 Ok(PeerMessage::Unsubscribe) => {
                     lock(&shared.subscribers).remove(&from);
                 }
@@ -106,7 +113,10 @@ async fn answer(shared: &Shared, from: NodeName, message: PeerMessage, reply: Re
             let answer = super::spawn::start_here(shared, &name, epoch, &spec).await;
             reply.respond(Ok(wire::encode(&answer)));
         }
-        PeerMessage::Hello(_) | PeerMessage::Unsubscribe | PeerMessage::Feed(_) => {
+        PeerMessage::Hello(_)
+        | PeerMessage::Unsubscribe
+        | PeerMessage::Feed(_)
+        | PeerMessage::Eventual(_) => {
             rejected(&from);
             reply.respond(Err("a notice sent as a request".into()));
         }

@@ -60,6 +60,7 @@ impl ractor::Actor for Watcher {
             pid: cell.get_id().pid(),
         };
         drop(node);
+        crate::eventual::driver::actor_stopped(&shared, actor);
         // Off the watcher's loop: a write may wait for a quorum.
         tokio::spawn(async move {
             if let Err(e) = write::write(

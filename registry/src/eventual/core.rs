@@ -209,11 +209,6 @@ impl EventualCore {
         }
     }
 
-    /// This node.
-    pub(crate) fn me(&self) -> NodeId {
-        self.me
-    }
-
     /// Takes what the driver must do, in order.
     pub(crate) fn take_outputs(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.outputs)
@@ -239,6 +234,7 @@ impl EventualCore {
     }
 
     /// Every held name with its winning claim, in no particular order.
+    #[cfg_attr(not(test), allow(dead_code, reason = "the tests read it"))]
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Claim)> {
         self.view
             .iter()
@@ -246,6 +242,7 @@ impl EventualCore {
     }
 
     /// This node's own claims, sorted by name (each is the winner of its name).
+    #[cfg_attr(not(test), allow(dead_code, reason = "the tests read it"))]
     pub(crate) fn local(&self) -> impl Iterator<Item = (&str, &Claim)> {
         self.local
             .iter()
@@ -253,6 +250,7 @@ impl EventualCore {
     }
 
     /// The peers that are up, sorted.
+    #[cfg_attr(not(test), allow(dead_code, reason = "the tests read it"))]
     pub(crate) fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.peers.keys().copied()
     }

@@ -11,7 +11,9 @@
 //! - [`wire`]: the messages, the claims they carry and the stamps that rank them.
 
 pub(crate) mod core;
+pub(crate) mod driver;
 mod peer;
+pub(crate) mod scope;
 pub(crate) mod wire;
 
 #[cfg(test)]

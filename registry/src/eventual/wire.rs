@@ -170,12 +170,20 @@ pub(crate) enum EventualMessage {
 
 impl EventualMessage {
     /// Encodes the message.
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "the registry's peer message carries it")
+    )]
     pub(crate) fn encode(&self) -> Vec<u8> {
         // Plain data (strings, integers, vectors): postcard cannot fail on it.
         postcard::to_allocvec(self).unwrap_or_default()
     }
 
     /// Decodes a peer's bytes; trailing bytes are an error too.
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "the registry's peer message carries it")
+    )]
     pub(crate) fn decode(bytes: &[u8]) -> Result<EventualMessage, postcard::Error> {
         let (message, rest) = postcard::take_from_bytes(bytes)?;
         if rest.is_empty() {
