@@ -359,7 +359,7 @@ async fn a_leaving_node_hands_its_named_actors_over_with_no_gap() {
             .expect("the watch goes on");
         let new = change
             .new
-            .unwrap_or_else(|| panic!("{} had no holder for a moment", change.name));
+            .unwrap_or_else(|| panic!("{} had no holder for a moment: {change:?}", change.name));
         assert_eq!(change.old.map(|o| o.node()), Some(n3));
         assert_ne!(new.node(), n3);
         moved.insert(change.name);

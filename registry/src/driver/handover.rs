@@ -18,6 +18,11 @@ use crate::wire::Started;
 
 /// Hands every placed name this node's actors hold over to other nodes.
 pub(crate) async fn hand_over(shared: &Arc<Shared>) {
+    // This node's copy may not have applied its latest binds yet (a standby or a client):
+    // bring it up to date first, so every name it holds is seen.
+    if let Err(e) = write::linearize(shared).await {
+        tracing::warn!(error = %e, "registry: leaving without a current copy; some placed names may not move");
+    }
     let held: Vec<(String, Owner, Spec)> = lock(&shared.started)
         .iter()
         .filter_map(|((name, _), entry)| entry.as_ref().map(|(o, s)| (name, *o, s)))

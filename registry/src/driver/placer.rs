@@ -26,7 +26,7 @@ use super::{Shared, spawn, write};
 use crate::core::choose::choose;
 use crate::core::command::{Command, Outcome};
 use crate::core::placement::{Placed, Stage};
-use crate::raft::handle::RaftHandle;
+use crate::raft::handle::{RaftHandle, Written};
 
 /// How long an assignment may go without a bind before its `Start` is sent again.
 pub(crate) const START_RETRY: Duration = Duration::from_secs(3);
@@ -223,17 +223,19 @@ pub(crate) async fn departures(shared: Weak<Shared>) {
         if !holds {
             continue;
         }
-        let release = Command::ReleaseNode {
+        // Through this node's own Raft only: a leader deposed meanwhile (cut off, its view
+        // of who departed wrong) must not hand its view to the new leader.
+        let release = s.request(Command::ReleaseNode {
             node: member.node_id(),
             incarnation: member.incarnation().get(),
-        };
-        match write::write(&s, release).await {
-            Ok((outcome, _)) => {
+        });
+        match tokio::time::timeout(s.config.write_deadline, raft.write(release)).await {
+            Ok(Written::Done { outcome, .. }) => {
                 tracing::info!(node = %member.name(), ?outcome, "registry: released a departed node's names");
             }
-            // The periodic release of absent nodes retries.
-            Err(e) => {
-                tracing::debug!(node = %member.name(), error = %e, "registry: release failed")
+            // Not committed here: the periodic release of absent nodes retries.
+            other => {
+                tracing::debug!(node = %member.name(), ?other, "registry: release not committed")
             }
         }
     }
