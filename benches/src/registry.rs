@@ -65,7 +65,8 @@ OPTIONS:
                        (spawn: understudy only; Registry::spawn_named of new names on 3
                        voters beside node.spawn + register, of an existing name beside
                        whereis, and 100 placed names' failover when their node crashes,
-                       on 5 voters)
+                       on 5 voters; --registry-test spawn measures the calls, with
+                       --nodes 5 one crash)
   --framework F,..     understudy-mem | understudy-disk | openraft-mem | etcd-tmpfs |
                        etcd-disk                                           [all five]
                        (mem: Raft log in memory; tmpfs: etcd's data on /dev/shm; disk: a
@@ -291,9 +292,7 @@ fn measure(test: Test, fw: &str, o: &Opts) -> Metrics {
                 (Test::Failover, Err(s)) => theirs::failover(s, timing).await,
                 (Test::Idle, Ok(_)) => ours::idle(nodes, registry, settle, window).await,
                 (Test::Idle, Err(s)) => theirs::idle(s, timing, settle, window).await,
-                (Test::Spawn, Ok(s)) if nodes == spawn::FAILOVER_NODES => {
-                    spawn::failover(s).await
-                }
+                (Test::Spawn, Ok(s)) if nodes == spawn::FAILOVER_NODES => spawn::failover(s).await,
                 (Test::Spawn, Ok(s)) => spawn::calls(s, samples, lookups / 10).await,
                 (Test::Spawn, Err(_)) => unreachable!("etcd has no spawn_named"),
             }

@@ -92,7 +92,9 @@ impl Cluster {
             registries.push(registry);
         }
         for node in &nodes {
-            node.wait_for_members(n - 1, LIMIT).await.expect("full mesh");
+            node.wait_for_members(n - 1, LIMIT)
+                .await
+                .expect("full mesh");
         }
         let leader = settled(&registries, n, 0).await;
         let leader = nodes
@@ -223,14 +225,17 @@ pub(crate) struct Batches {
 impl Batches {
     /// A tenth of `n` calls of `call` to warm up, then `n` (at least a batch each) timed.
     pub(crate) fn after_warm_up(n: u64, mut call: impl FnMut()) -> Batches {
+        Batches::of_batches(n, |k| (0..k).for_each(|_| call()))
+    }
+
+    /// As [`after_warm_up`](Self::after_warm_up), `batch(k)` making `k` calls.
+    pub(crate) fn of_batches(n: u64, mut batch: impl FnMut(u64)) -> Batches {
         let mut run = |n: u64| {
             let mut per_batch = Vec::with_capacity((n / BATCH) as usize);
             let clock = crate::pg::LoopClock::start();
             for _ in 0..n / BATCH {
                 let t0 = Instant::now();
-                for _ in 0..BATCH {
-                    call();
-                }
+                batch(BATCH);
                 per_batch.push(t0.elapsed().as_nanos() as f64 / BATCH as f64);
             }
             let (span, thread_ns) = clock.stop();
