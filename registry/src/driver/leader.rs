@@ -56,7 +56,6 @@ pub(crate) async fn run(shared: Weak<Shared>) {
     let mut absent: HashMap<NodeId, Instant> = HashMap::new();
     let mut changing_since: Option<Instant> = None;
     let mut quiet = 0u32;
-    let mut placer = super::placer::Placer::default();
     loop {
         tokio::time::sleep(TICK).await;
         let Some(s) = shared.upgrade() else { return };
@@ -97,7 +96,6 @@ pub(crate) async fn run(shared: Weak<Shared>) {
             last_release = Instant::now();
             release_gone(&s, &raft, &mut absent).await;
         }
-        placer.tick(&s, &raft).await;
     }
 }
 

@@ -235,6 +235,31 @@ impl Default for Registry {
     }
 }
 
+/// `spawn_named`'s way when the name is not held here yet: place, start, bind, and for the
+/// Strong scope wait for every live node's copy.
+async fn spawn_placed<M: understudy_actor::RemoteMessage>(
+    shared: Arc<Shared>,
+    name: String,
+    scope: Scope,
+    spec: Spec,
+    timeout: Duration,
+) -> Result<ractor::ActorRef<M>, RegistryError> {
+    let started = tokio::time::Instant::now();
+    let actor = spawn::spawn_named(&shared, &name, spec, timeout).await?;
+    if scope == Scope::Strong {
+        // The copy here has the name at its current revision: every live node must too.
+        let revision = shared.kernel.revision();
+        if let Err(missing) = crate::strong::barrier(&shared, revision, started + timeout).await {
+            return Err(RegistryError::NotAcked {
+                name,
+                missing,
+                waited: started.elapsed(),
+            });
+        }
+    }
+    Ok(actor)
+}
+
 /// The scope a spawned name lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -448,8 +473,16 @@ impl Registry {
         M: understudy_actor::RemoteMessage,
         Args: serde::Serialize,
     {
-        crate::name::check_name(name)?;
         let shared = self.shared()?;
+        if scope == Scope::Consistent {
+            // A held name answers from this node's copy at `whereis`'s cost: nothing else is
+            // built (the slow path below is boxed, so this future stays small).
+            match crate::consistent::whereis_in::<M>(shared, name) {
+                Err(RegistryError::NotRegistered { .. } | RegistryError::Unreachable { .. }) => {}
+                found => return found,
+            }
+        }
+        crate::name::check_name(name)?;
         if shared.is_stopped() {
             return Err(RegistryError::Stopped);
         }
@@ -465,21 +498,14 @@ impl Registry {
             intensity: options.intensity,
         };
         let timeout = options.timeout.unwrap_or(shared.config.write_deadline);
-        let started = tokio::time::Instant::now();
-        let actor = spawn::spawn_named(shared, name, spec, timeout).await?;
-        if scope == Scope::Strong {
-            // The copy here has the name at its current revision: every live node must too.
-            let revision = shared.kernel.revision();
-            if let Err(missing) = crate::strong::barrier(shared, revision, started + timeout).await
-            {
-                return Err(RegistryError::NotAcked {
-                    name: name.to_owned(),
-                    missing,
-                    waited: started.elapsed(),
-                });
-            }
-        }
-        Ok(actor)
+        Box::pin(spawn_placed::<M>(
+            shared.clone(),
+            name.to_owned(),
+            scope,
+            spec,
+            timeout,
+        ))
+        .await
     }
 
     pub(crate) fn shared(&self) -> Result<&Arc<Shared>, RegistryError> {
@@ -784,6 +810,7 @@ impl Extension for Registry {
                 tokio::spawn(formation::run(Arc::downgrade(&shared)));
                 tokio::spawn(leader::run(Arc::downgrade(&shared)));
                 tokio::spawn(placer::departures(Arc::downgrade(&shared)));
+                tokio::spawn(placer::run(Arc::downgrade(&shared)));
                 tokio::spawn(announce_changes(Arc::downgrade(&shared)));
             }
             Ok(())

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use understudy_cluster::membership::MembershipEvent;
@@ -73,10 +74,11 @@ impl Placer {
             .starts
             .get_or_insert_with(|| Arc::new(Semaphore::new(MAX_STARTS)))
             .clone();
+        if !raft.view().leading {
+            return;
+        }
+        let mut orphans = Vec::new();
         for (name, record) in waiting {
-            if !raft.view().leading {
-                return;
-            }
             let key = (name.clone(), record.epoch);
             match record.stage {
                 Stage::Orphaned { .. } => {
@@ -88,7 +90,7 @@ impl Placer {
                         continue;
                     }
                     self.tried.insert(key, Instant::now());
-                    replace(shared, &name, &record, &starts).await;
+                    orphans.push((name, record));
                 }
                 Stage::Starting { target } | Stage::Moving { target, .. } => {
                     let first = *self.tried.entry(key.clone()).or_insert_with(Instant::now);
@@ -105,8 +107,46 @@ impl Placer {
                 Stage::Running { .. } => {}
             }
         }
+        // A crashed node's names are placed again together: each re-place is a log round
+        // trip (and an fsync on disk), and one at a time they would add up.
+        futures_util::stream::iter(orphans)
+            .for_each_concurrent(MAX_STARTS, |(name, record)| {
+                let starts = starts.clone();
+                async move { replace(shared, &name, &record, &starts).await }
+            })
+            .await;
     }
 }
+
+/// Runs the leader's placement duties: after every change to the table (at most every
+/// [`COALESCE`]) and every [`IDLE_TICK`], while this node leads.
+pub(crate) async fn run(shared: Weak<Shared>) {
+    let mut placer = Placer::default();
+    let mut changes = {
+        let Some(s) = shared.upgrade() else { return };
+        s.kernel.changes()
+    };
+    loop {
+        tokio::select! {
+            _ = changes.recv() => {}
+            () = tokio::time::sleep(IDLE_TICK) => {}
+        }
+        tokio::time::sleep(COALESCE).await;
+        let Some(s) = shared.upgrade() else { return };
+        if s.ctx.node().is_none() {
+            return;
+        }
+        let Some(raft) = s.raft.clone() else { return };
+        placer.tick(&s, &raft).await;
+    }
+}
+
+/// The longest a table change waits before the placer looks at it (changes in between are
+/// handled together).
+const COALESCE: Duration = Duration::from_millis(10);
+
+/// How often the placer looks when nothing changes (for starts to send again).
+const IDLE_TICK: Duration = Duration::from_millis(500);
 
 /// Places an orphaned record again and asks its new node to start it.
 async fn replace(shared: &Arc<Shared>, name: &str, record: &Placed, starts: &Arc<Semaphore>) {

@@ -240,11 +240,17 @@ async fn assigned_here(shared: &Shared, name: &str, epoch: u64) -> bool {
 
 /// This node's starts: the actor started for (name, epoch), or `None` while it is being
 /// started. Entries for names this node no longer holds (and is not starting) are dropped
-/// as new ones come, so the map holds what this node runs or is about to.
+/// as the map grows, so it holds about what this node runs or is about to.
 fn claim_start(shared: &Shared, name: &str, epoch: u64) -> Result<(), Option<Owner>> {
     let mut started = lock(&shared.started);
     if let Some(entry) = started.get(&(name.to_owned(), epoch)) {
         return Err(entry.as_ref().map(|(owner, _)| *owner));
+    }
+    // Pruned when the map doubles (at 128, 256, ... entries), so starting n names costs
+    // O(n) in all, not O(n) each.
+    if started.len() < 128 || !started.len().is_power_of_two() {
+        started.insert((name.to_owned(), epoch), None);
+        return Ok(());
     }
     let state = shared.kernel.read();
     started.retain(|(n, e), entry| {
