@@ -23,6 +23,7 @@
 //! fresh temporary directory.
 
 mod etcd;
+mod eventual;
 mod http;
 mod load;
 mod openraft;
@@ -61,12 +62,15 @@ USAGE:
                                                    one measurement in this process
 
 OPTIONS:
-  --test T,..          write | latency | lookup | failover | idle | spawn     [all six]
+  --test T,..          write | latency | lookup | failover | idle | spawn | eventual
+                                                                         [all seven]
                        (spawn: understudy only; Registry::spawn_named of new names on 3
                        voters beside node.spawn + register, of an existing name beside
                        whereis, and 100 placed names' failover when their node crashes,
                        on 5 voters; --registry-test spawn measures the calls, with
-                       --nodes 5 one crash)
+                       --nodes 5 one crash. eventual: understudy-mem only; how long an
+                       Eventual registration takes to reach all of 10 nodes, beside a
+                       Consistent one's, --samples / 2 of each)
   --framework F,..     understudy-mem | understudy-disk | openraft-mem | etcd-tmpfs |
                        etcd-disk                                           [all five]
                        (mem: Raft log in memory; tmpfs: etcd's data on /dev/shm; disk: a
@@ -103,16 +107,18 @@ enum Test {
     Failover,
     Idle,
     Spawn,
+    Eventual,
 }
 
 impl Test {
-    const ALL: [Test; 6] = [
+    const ALL: [Test; 7] = [
         Test::Write,
         Test::Latency,
         Test::Lookup,
         Test::Failover,
         Test::Idle,
         Test::Spawn,
+        Test::Eventual,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -122,6 +128,7 @@ impl Test {
             Test::Failover => "failover",
             Test::Idle => "idle",
             Test::Spawn => "spawn",
+            Test::Eventual => "eventual",
         }
     }
     fn parse(s: &str) -> Option<Test> {
@@ -295,6 +302,8 @@ fn measure(test: Test, fw: &str, o: &Opts) -> Metrics {
                 (Test::Spawn, Ok(s)) if nodes == spawn::FAILOVER_NODES => spawn::failover(s).await,
                 (Test::Spawn, Ok(s)) => spawn::calls(s, samples, lookups / 10).await,
                 (Test::Spawn, Err(_)) => unreachable!("etcd has no spawn_named"),
+                (Test::Eventual, Ok(_)) => eventual::visibility(samples / 2).await,
+                (Test::Eventual, Err(_)) => unreachable!("etcd has no Eventual names"),
             }
         })
         .await
@@ -318,6 +327,8 @@ struct Job {
 fn measures(fw: &str, test: Test) -> bool {
     match test {
         Test::Spawn => fw.starts_with("understudy"),
+        // No Raft store in it to speak of: the memory column only.
+        Test::Eventual => fw == "understudy-mem",
         _ => fw != OPENRAFT || OPENRAFT_TESTS.contains(&test),
     }
 }
@@ -668,6 +679,9 @@ fn rows(o: &Opts) -> Vec<Row> {
     );
     if o.tests.contains(&Test::Spawn) {
         rows.extend(spawn::rows());
+    }
+    if o.tests.contains(&Test::Eventual) {
+        rows.extend(eventual::rows());
     }
     rows
 }
