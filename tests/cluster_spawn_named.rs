@@ -492,3 +492,109 @@ async fn names_placed_while_nodes_were_clients_fail_over_the_same_everywhere() {
         }
     }
 }
+
+/// An actor that fails right after it starts: a kind that keeps crashing.
+struct Crasher {
+    starts: Starts,
+}
+
+impl understudy::prelude::Actor for Crasher {
+    async fn on_start(
+        &mut self,
+        ctx: &understudy::prelude::Ctx<Self>,
+    ) -> Result<(), understudy::prelude::ActorError> {
+        *self
+            .starts
+            .lock()
+            .expect("starts")
+            .entry("crasher".into())
+            .or_insert(0) += 1;
+        understudy::tell(&ctx.myself(), Work::Job(0)).expect("to itself");
+        Ok(())
+    }
+}
+
+impl understudy::prelude::Handler for Crasher {
+    type Msg = Work;
+    async fn handle(
+        &mut self,
+        _: &understudy::prelude::Ctx<Self>,
+        _: Work,
+    ) -> Result<(), understudy::prelude::ActorError> {
+        Err("this kind crashes on its first message".into())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_that_keeps_crashing_is_given_up_cluster_wide_and_a_panicking_factory_fails_the_call()
+ {
+    let starts = Starts::default();
+    let registries: Vec<Registry> = (0..3)
+        .map(|_| {
+            let starts = starts.clone();
+            Registry::new()
+                .kind("crasher", move |_: ()| {
+                    Ok::<_, String>(Crasher {
+                        starts: starts.clone(),
+                    })
+                })
+                .kind("panicky", |_: ()| -> Result<Worker, String> {
+                    panic!("the factory panics")
+                })
+        })
+        .collect();
+    let _nodes = cluster(&registries).await;
+
+    match registries[0]
+        .spawn_named::<Work, _>(
+            "p",
+            Scope::Consistent,
+            Placement::Node("n2".into()),
+            "panicky",
+            &(),
+        )
+        .await
+    {
+        Err(RegistryError::StartFailed { reason, .. }) => {
+            assert!(reason.contains("the factory panics"), "{reason}")
+        }
+        other => panic!("expected StartFailed, got {other:?}"),
+    }
+    let names0 = registries[0].consistent().expect("started");
+    assert!(names0.owner("p").is_none(), "the name is free");
+
+    // Two restarts in a minute at most, cluster-wide: the first start and two restarts,
+    // each crashing at once, and then the name is released.
+    let options =
+        understudy::registry::SpawnOptions::default().intensity(understudy::registry::Intensity {
+            max_restarts: 2,
+            within_ms: 60_000,
+        });
+    let _ = registries[1]
+        .spawn_named_with::<Work, _>(
+            "c",
+            Scope::Consistent,
+            Placement::Random,
+            "crasher",
+            &(),
+            options,
+        )
+        .await;
+    until("three starts of the crashing kind", || {
+        starts.lock().expect("starts").get("crasher") == Some(&3)
+    })
+    .await;
+    // The next re-place finds the intensity spent: the name is released, for good.
+    let (mine, _) = worker(&_nodes[0]).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match names0.register("c", &mine).await {
+            Ok(()) => break,
+            Err(RegistryError::Reserved { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the crashing name was not released: {e}"),
+        }
+    }
+    assert_eq!(starts.lock().expect("starts").get("crasher"), Some(&3));
+}

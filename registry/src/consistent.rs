@@ -108,6 +108,9 @@ impl Consistent {
                 owner: holder.addr,
             }),
             Outcome::Full(limit) => Err(RegistryError::Full { limit }),
+            Outcome::Starting { .. } | Outcome::Reserved => Err(RegistryError::Reserved {
+                name: name.to_owned(),
+            }),
             other => Err(unexpected(other)),
         }
     }

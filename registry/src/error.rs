@@ -97,6 +97,13 @@ pub enum RegistryError {
         #[source]
         source: understudy_actor::wire_ref::RefError,
     },
+    /// The name is kept for a placed actor (`spawn_named`) that is being started or started
+    /// again elsewhere; it cannot be registered by hand meanwhile.
+    #[error("{name:?} is kept for a placed actor being (re)started; use spawn_named, or wait")]
+    Reserved {
+        /// The name.
+        name: String,
+    },
     /// A spawn's argument does not encode, or is too large.
     #[error("the argument for {name:?} cannot be sent")]
     BadArgs {

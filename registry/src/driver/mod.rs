@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) stopped: std::sync::atomic::AtomicBool,
     /// The kinds this node can start.
     pub(crate) kinds: Kinds,
+    /// This node's actors that stopped lately, and whether they failed (the watcher's).
+    pub(crate) exits: Mutex<HashMap<understudy_actor::ActorAddr, bool>>,
     /// The Eventual scope.
     pub(crate) eventual: Mutex<crate::eventual::driver::EventualState>,
     /// This node's copy does not follow its feed (tests: a lagging replica).
@@ -771,6 +773,7 @@ impl Extension for Registry {
                 stopped: std::sync::atomic::AtomicBool::new(false),
                 kinds: lock(&registry.inner.kinds).clone(),
                 stalled: std::sync::atomic::AtomicBool::new(false),
+                exits: Mutex::new(HashMap::new()),
                 eventual: crate::eventual::driver::EventualState::new(
                     node.runtime().node_id(),
                     node.identity().incarnation().get(),

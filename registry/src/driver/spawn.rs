@@ -318,7 +318,10 @@ pub(crate) async fn start_here(shared: &Shared, name: &str, epoch: u64, spec: &S
         epoch,
     };
     match write::write(shared, bind).await {
-        Ok((Outcome::Registered, _)) => Started::Bound(owner),
+        Ok((Outcome::Registered, _)) => {
+            released_if_gone(shared, owner).await;
+            Started::Bound(owner)
+        }
         Ok(_) => {
             // Another start holds the name: this one must not run beside it.
             lock(&shared.started).remove(&key);
@@ -330,6 +333,29 @@ pub(crate) async fn start_here(shared: &Shared, name: &str, epoch: u64, spec: &S
             Started::Stale
         }
         Err(e) => Started::Failed(e.to_string()),
+    }
+}
+
+/// An actor that stopped before its bind was applied had its release come first (a
+/// no-op), so the bind gave the name to a stopped actor: release it again now, as its exit
+/// was (a failure restarts a `Transient` name).
+async fn released_if_gone(shared: &Shared, owner: Owner) {
+    let alive = shared
+        .node()
+        .ok()
+        .and_then(|n| n.actor_cell_now(owner.addr).ok())
+        .is_some_and(|cell| cell.get_status() < ractor::ActorStatus::Stopping);
+    if alive {
+        return;
+    }
+    let abnormal = watcher::exit_of(shared, owner.addr).unwrap_or(true);
+    let release = Command::ReleaseActor {
+        actor: owner.addr,
+        incarnation: owner.incarnation,
+        abnormal,
+    };
+    if let Err(e) = write::write(shared, release).await {
+        tracing::warn!(actor = %owner.addr, error = %e, "registry: could not release a placed actor that stopped at once");
     }
 }
 

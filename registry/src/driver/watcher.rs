@@ -25,6 +25,23 @@ pub(crate) fn watch(shared: &Shared, actor: &ActorCell) {
     }
 }
 
+/// How many recent exits a node remembers (for a placed actor that stops before its bind).
+const RECENT_EXITS: usize = 1024;
+
+fn remember_exit(shared: &Shared, actor: ActorAddr, abnormal: bool) {
+    let mut exits = super::lock(&shared.exits);
+    if exits.len() >= RECENT_EXITS {
+        exits.clear();
+    }
+    exits.insert(actor, abnormal);
+}
+
+/// Whether `actor` of this node failed (true) or stopped normally (false), if it stopped
+/// lately.
+pub(crate) fn exit_of(shared: &Shared, actor: ActorAddr) -> Option<bool> {
+    super::lock(&shared.exits).get(&actor).copied()
+}
+
 struct Watcher {
     shared: Weak<Shared>,
 }
@@ -60,6 +77,7 @@ impl ractor::Actor for Watcher {
             pid: cell.get_id().pid(),
         };
         drop(node);
+        remember_exit(&shared, actor, abnormal);
         crate::eventual::driver::actor_stopped(&shared, actor);
         // Off the watcher's loop: a write may wait for a quorum.
         tokio::spawn(async move {
