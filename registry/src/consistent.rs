@@ -69,23 +69,7 @@ impl Consistent {
         actor: &ActorRef<M>,
     ) -> Result<u64, RegistryError> {
         check_name(name)?;
-        let node = self.shared.node()?;
-        if !actor.get_id().is_local() {
-            return Err(RegistryError::InvalidName {
-                name: name.chars().take(64).collect(),
-                reason: "only actors of this node can be registered here; register it on its own node",
-            });
-        }
-        let addr = node.runtime().export(actor);
-        drop(node);
-        let owner = Owner {
-            addr,
-            tag: M::TAG,
-            incarnation: self.shared.incarnation,
-        };
-        // Watch before the write: an actor that stops right after registering still has its
-        // name released.
-        watcher::watch(&self.shared, &actor.get_cell());
+        let owner = local_owner(&self.shared, name, actor)?;
         let command = Command::Register {
             name: name.to_owned(),
             owner,
@@ -249,4 +233,28 @@ pub(crate) async fn whereis_connecting<M: RemoteMessage>(
         }
         other => other,
     }
+}
+
+/// `actor` (which must be an actor of this node) as a holder of `name`, exported for
+/// peers and watched, so that its names go when it stops, even right after they are taken.
+pub(crate) fn local_owner<M: RemoteMessage>(
+    shared: &Shared,
+    name: &str,
+    actor: &ActorRef<M>,
+) -> Result<Owner, RegistryError> {
+    let node = shared.node()?;
+    if !actor.get_id().is_local() {
+        return Err(RegistryError::InvalidName {
+            name: name.chars().take(64).collect(),
+            reason: "only actors of this node can be registered here; register it on its own node",
+        });
+    }
+    let addr = node.runtime().export(actor);
+    drop(node);
+    watcher::watch(shared, &actor.get_cell());
+    Ok(Owner {
+        addr,
+        tag: M::TAG,
+        incarnation: shared.incarnation,
+    })
 }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::{Shared, lock, spawn, write};
-use crate::core::choose::choose;
 use crate::core::command::{Command, Outcome, Owner};
 use crate::core::placement::Spec;
 use crate::wire::Started;
@@ -49,32 +48,13 @@ pub(crate) async fn hand_over(shared: &Arc<Shared>) {
 
 /// Moves one name; true once its successor holds it and the local actor is stopped.
 async fn move_one(shared: &Shared, name: &str, owner: Owner, spec: &Spec) -> bool {
-    let Ok(candidates) = spawn::candidates(shared, &spec.kind) else {
-        return false;
-    };
-    let others: Vec<_> = candidates
-        .into_iter()
-        .filter(|c| c.node != owner.node())
-        .collect();
-    let target = match choose(
-        &spec.placement,
-        name,
-        &spec.kind,
-        None,
-        &others,
-        rand::random(),
-    ) {
-        Ok(target) => target,
+    let (target, node) = match spawn::place(shared, name, spec, None, Some(owner.node())) {
+        Ok(placed) => placed,
         Err(why) => {
             tracing::warn!(name, %why, "registry: a placed name cannot move before the leave");
             return false;
         }
     };
-    let node = others
-        .iter()
-        .find(|c| c.node == target.node)
-        .map(|c| c.name.clone())
-        .expect("chosen among the candidates");
     let begin = Command::Move {
         name: name.to_owned(),
         owner,

@@ -24,7 +24,6 @@ use tokio::time::Instant;
 use understudy_cluster::membership::MembershipEvent;
 
 use super::{Shared, spawn, write};
-use crate::core::choose::choose;
 use crate::core::command::{Command, Outcome};
 use crate::core::placement::{Placed, Stage};
 use crate::raft::handle::{RaftHandle, Written};
@@ -151,28 +150,13 @@ const IDLE_TICK: Duration = Duration::from_millis(500);
 /// Places an orphaned record again and asks its new node to start it.
 async fn replace(shared: &Arc<Shared>, name: &str, record: &Placed, starts: &Arc<Semaphore>) {
     let spec = &record.spec;
-    let Ok(candidates) = spawn::candidates(shared, &spec.kind) else {
-        return;
-    };
-    let target = match choose(
-        &spec.placement,
-        name,
-        &spec.kind,
-        None,
-        &candidates,
-        rand::random(),
-    ) {
-        Ok(target) => target,
+    let (target, node) = match spawn::place(shared, name, spec, None, None) {
+        Ok(placed) => placed,
         Err(why) => {
             tracing::warn!(name, %why, "registry: a placed name has no node to run on; retrying");
             return;
         }
     };
-    let node = candidates
-        .iter()
-        .find(|c| c.node == target.node)
-        .map(|c| c.name.clone())
-        .expect("chosen among the candidates");
     let place = Command::Place {
         name: name.to_owned(),
         spec: spec.clone(),
@@ -247,36 +231,57 @@ pub(crate) async fn departures(shared: Weak<Shared>) {
         let MembershipEvent::NodeLeft { member, .. } = event else {
             continue;
         };
-        let Some(s) = shared.upgrade() else { return };
-        let Some(raft) = s.raft.clone() else { return };
-        if !raft.view().leading {
-            continue;
+        tokio::spawn(release_departed(shared.clone(), member));
+    }
+}
+
+/// How long a departure must stand before the leader releases the node's names: a view
+/// that flaps as a partition heals (a rejoining node's stale gossip declaring members
+/// failed, refuted a moment later) must not take live nodes' names.
+pub(crate) const DEPARTURE_GRACE: Duration = Duration::from_millis(750);
+
+/// Releases `member`'s names if it is still gone after [`DEPARTURE_GRACE`] and this node
+/// still leads.
+async fn release_departed(shared: Weak<Shared>, member: understudy_cluster::membership::Member) {
+    tokio::time::sleep(DEPARTURE_GRACE).await;
+    let Some(s) = shared.upgrade() else { return };
+    let Ok(node) = s.node() else { return };
+    if node
+        .members()
+        .iter()
+        .any(|m| m.node_id() == member.node_id())
+    {
+        return;
+    }
+    drop(node);
+    let Some(raft) = s.raft.clone() else { return };
+    if !raft.view().leading {
+        return;
+    }
+    let holds = {
+        let state = s.kernel.read();
+        state.table.holder_nodes().contains_key(&member.node_id())
+            || state.table.placements().iter().any(|(_, p)| match p.stage {
+                Stage::Starting { target } => target.node == member.node_id(),
+                _ => false,
+            })
+    };
+    if !holds {
+        return;
+    }
+    // Through this node's own Raft only: a leader deposed meanwhile (cut off, its view
+    // of who departed wrong) must not hand its view to the new leader.
+    let release = s.request(Command::ReleaseNode {
+        node: member.node_id(),
+        incarnation: member.incarnation().get(),
+    });
+    match tokio::time::timeout(s.config.write_deadline, raft.write(release)).await {
+        Ok(Written::Done { outcome, .. }) => {
+            tracing::info!(node = %member.name(), ?outcome, "registry: released a departed node's names");
         }
-        let holds = {
-            let state = s.kernel.read();
-            state.table.holder_nodes().contains_key(&member.node_id())
-                || state.table.placements().iter().any(|(_, p)| match p.stage {
-                    Stage::Starting { target } => target.node == member.node_id(),
-                    _ => false,
-                })
-        };
-        if !holds {
-            continue;
-        }
-        // Through this node's own Raft only: a leader deposed meanwhile (cut off, its view
-        // of who departed wrong) must not hand its view to the new leader.
-        let release = s.request(Command::ReleaseNode {
-            node: member.node_id(),
-            incarnation: member.incarnation().get(),
-        });
-        match tokio::time::timeout(s.config.write_deadline, raft.write(release)).await {
-            Ok(Written::Done { outcome, .. }) => {
-                tracing::info!(node = %member.name(), ?outcome, "registry: released a departed node's names");
-            }
-            // Not committed here: the periodic release of absent nodes retries.
-            other => {
-                tracing::debug!(node = %member.name(), ?other, "registry: release not committed")
-            }
+        // Not committed here: the periodic release of absent nodes retries.
+        other => {
+            tracing::debug!(node = %member.name(), ?other, "registry: release not committed")
         }
     }
 }

@@ -64,6 +64,38 @@ pub(crate) fn candidates(shared: &Shared, kind: &str) -> Result<Vec<Candidate>, 
     Ok(out)
 }
 
+/// Where `spec` puts `name` now: the target and its node's name, chosen by the placement
+/// rule among the live nodes with the kind, `except` one node (a leaving one); `me` is the
+/// calling node for `Local` (`None`: any node).
+pub(crate) fn place(
+    shared: &Shared,
+    name: &str,
+    spec: &Spec,
+    me: Option<&str>,
+    except: Option<understudy_actor::NodeId>,
+) -> Result<(crate::core::placement::Target, String), RegistryError> {
+    let mut candidates = candidates(shared, &spec.kind)?;
+    candidates.retain(|c| Some(c.node) != except);
+    let target = choose(
+        &spec.placement,
+        name,
+        &spec.kind,
+        me,
+        &candidates,
+        rand::random(),
+    )
+    .map_err(|source| RegistryError::Unplaceable {
+        name: name.to_owned(),
+        source,
+    })?;
+    let node = candidates
+        .iter()
+        .find(|c| c.node == target.node)
+        .map(|c| c.name.clone())
+        .expect("chosen among the candidates");
+    Ok((target, node))
+}
+
 /// The message type `kind`'s actors take, as this node or its peers announced it.
 fn kind_tag(shared: &Shared, kind: &str) -> Option<understudy_actor::Tag> {
     if let Some(k) = shared.kinds.get(kind) {
@@ -103,24 +135,7 @@ pub(crate) async fn spawn_named<M: RemoteMessage>(
         });
     }
     let deadline = Instant::now() + timeout;
-    let candidates = candidates(shared, &spec.kind)?;
-    let target = choose(
-        &spec.placement,
-        name,
-        &spec.kind,
-        Some(shared.me.as_str()),
-        &candidates,
-        rand::random(),
-    )
-    .map_err(|source| RegistryError::Unplaceable {
-        name: name.to_owned(),
-        source,
-    })?;
-    let target_name = candidates
-        .iter()
-        .find(|c| c.node == target.node)
-        .map(|c| c.name.clone())
-        .expect("chosen among the candidates");
+    let (target, target_name) = place(shared, name, &spec, Some(shared.me.as_str()), None)?;
     let (outcome, _) = write::write(
         shared,
         Command::Place {

@@ -1,7 +1,6 @@
 //! The Eventual scope's public face.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ractor::ActorRef;
 use serde::{Deserialize, Serialize};
@@ -10,7 +9,7 @@ use understudy_actor::{ActorAddr, RemoteMessage, tell};
 use super::core::EventualError;
 use super::driver;
 use crate::core::command::Owner;
-use crate::driver::{Shared, lock, watcher};
+use crate::driver::{Shared, lock};
 use crate::error::RegistryError;
 
 /// Sent to an actor whose Eventual name went to another actor when two sides of a partition
@@ -84,24 +83,9 @@ impl Eventual {
     where
         M: RemoteMessage + From<NameRevoked>,
     {
-        let node = self.shared.node()?;
-        if !actor.get_id().is_local() {
-            return Err(RegistryError::InvalidName {
-                name: name.chars().take(64).collect(),
-                reason: "only actors of this node can be registered here; register it on its own node",
-            });
-        }
-        let addr = node.runtime().export(actor);
-        drop(node);
-        let owner = Owner {
-            addr,
-            tag: M::TAG,
-            incarnation: self.shared.incarnation,
-        };
-        watcher::watch(&self.shared, &actor.get_cell());
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let owner = crate::consistent::local_owner(&self.shared, name, actor)?;
+        let addr = owner.addr;
+        let now_ms = crate::driver::spawn::now_ms();
         {
             let mut state = lock(&self.shared.eventual);
             state.core.register(name, owner, now_ms).map_err(error)?;
