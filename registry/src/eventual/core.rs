@@ -181,6 +181,8 @@ pub(crate) struct EventualCore {
     pub(super) local_hash: u64,
     /// The peers that are up, and what they told us.
     pub(super) peers: BTreeMap<NodeId, PeerView>,
+    /// The last peer a digest went to (digests go round the peers a few at a time).
+    pub(super) digest_cursor: Option<NodeId>,
     /// Every claim per name, local and peers', sorted: the winner first. One node holds at
     /// most one claim per name, so a name has a claim per node at most (usually one).
     pub(super) view: HashMap<String, Vec<Claim>>,
@@ -203,6 +205,7 @@ impl EventualCore {
             local: BTreeMap::new(),
             local_hash: 0,
             peers: BTreeMap::new(),
+            digest_cursor: None,
             view: HashMap::new(),
             outputs: Vec::new(),
             rejected: 0,

@@ -14,8 +14,11 @@ use super::wire::EventualMessage;
 use crate::driver::{Shared, lock};
 use crate::wire::PeerMessage;
 
-/// How often digests go to every peer (anti-entropy).
+/// How often an anti-entropy round goes out.
 pub(crate) const TICK: Duration = Duration::from_secs(1);
+
+/// How many peers each round's digest goes to (in turn).
+pub(crate) const DIGEST_FANOUT: usize = 3;
 
 /// Tells a losing actor its name was revoked.
 pub(crate) type Revoker = Box<dyn Fn(crate::NameRevoked) + Send + Sync>;
@@ -141,7 +144,7 @@ pub(crate) fn actor_stopped(shared: &Shared, actor: ActorAddr) {
     flush(shared);
 }
 
-/// Sends digests every [`TICK`] while the registry runs.
+/// Sends digests every [`TICK`] to [`DIGEST_FANOUT`] peers in turn, while the registry runs.
 pub(crate) async fn tick(shared: Weak<Shared>) {
     loop {
         tokio::time::sleep(TICK).await;
@@ -149,7 +152,7 @@ pub(crate) async fn tick(shared: Weak<Shared>) {
         if s.ctx.node().is_none() {
             return;
         }
-        lock(&s.eventual).core.tick();
+        lock(&s.eventual).core.tick_fanout(DIGEST_FANOUT);
         flush(&s);
     }
 }

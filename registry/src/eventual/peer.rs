@@ -31,7 +31,19 @@ impl EventualCore {
 
     /// The periodic anti-entropy round: a digest to every peer. A `Sync` asked for in the
     /// last period and not received may have been lost: it may be asked for again.
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "the driver goes round a few at a time")
+    )]
     pub(crate) fn tick(&mut self) {
+        self.tick_fanout(usize::MAX);
+    }
+
+    /// An anti-entropy round that sends the digest to the next `fanout` peers only, in
+    /// turn: the deltas travel on an ordered, reliable channel and a lost connection is
+    /// resynced when it comes back, so the digest is a safety net, and sending it to every
+    /// peer every round would make each node's idle work grow with the cluster.
+    pub(crate) fn tick_fanout(&mut self, fanout: usize) {
         if self.peers.is_empty() {
             return;
         }
@@ -39,7 +51,26 @@ impl EventualCore {
             view.asked = false;
         }
         let (version, hash) = self.digest();
-        self.broadcast(EventualMessage::Digest { version, hash });
+        if fanout >= self.peers.len() {
+            self.broadcast(EventualMessage::Digest { version, hash });
+            return;
+        }
+        let after = self.digest_cursor;
+        let next: Vec<NodeId> = self
+            .peers
+            .keys()
+            .filter(|p| after.is_none_or(|a| **p > a))
+            .chain(self.peers.keys())
+            .take(fanout)
+            .copied()
+            .collect();
+        self.digest_cursor = next.last().copied();
+        for to in next {
+            self.outputs.push(Output::Send {
+                to,
+                message: EventualMessage::Digest { version, hash },
+            });
+        }
     }
 
     /// A message from the peer `from`. Ignored unless `from` is up; applied only if valid

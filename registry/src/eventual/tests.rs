@@ -401,3 +401,44 @@ fn a_full_sync_fits_a_frame() {
     assert!(bytes.len() < 6 << 20, "{} bytes", bytes.len());
     assert!(bytes.len() < understudy_cluster::wire::DEFAULT_MAX_FRAME);
 }
+
+#[test]
+fn digests_go_round_the_peers_a_few_at_a_time() {
+    let mut core = EventualCore::new(node(0), RUN, DEFAULT_MAX_NAMES);
+    for p in 1..=5 {
+        core.peer_up(node(p));
+    }
+    core.take_outputs();
+    let round = |core: &mut EventualCore| -> Vec<u64> {
+        core.tick_fanout(2);
+        core.take_outputs()
+            .into_iter()
+            .map(|o| match o {
+                Output::Send {
+                    to,
+                    message: EventualMessage::Digest { .. },
+                } => to.get(),
+                other => panic!("only digests: {other:?}"),
+            })
+            .collect()
+    };
+    let ids: Vec<u64> = (1..=5).map(|p| node(p).get()).collect();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let sent = round(&mut core);
+        assert_eq!(sent.len(), 2, "two peers a round");
+        seen.extend(sent);
+    }
+    // Three rounds of two cover all five peers, in turn.
+    let mut covered = seen[..5].to_vec();
+    covered.sort();
+    let mut all = ids.clone();
+    all.sort();
+    assert_eq!(covered, all);
+    // A fan-out as large as the peers is every peer at once.
+    core.tick_fanout(5);
+    assert!(matches!(
+        core.take_outputs().as_slice(),
+        [Output::Broadcast(EventualMessage::Digest { .. })]
+    ));
+}
