@@ -113,9 +113,10 @@ pub enum RegistryError {
         #[source]
         source: crate::kinds::StartError,
     },
-    /// No node can take a placed name.
-    #[error("{name:?} cannot be placed")]
-    Unplaceable {
+    /// No node can take a placed name: why is the source (no live node has the kind, or the
+    /// node the placement names is not up or lacks it, with the nodes that have it).
+    #[error("no eligible node for {name:?}")]
+    NoEligibleNode {
         /// The name.
         name: String,
         /// Why.

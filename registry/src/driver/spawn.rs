@@ -84,7 +84,7 @@ pub(crate) fn place(
         &candidates,
         rand::random(),
     )
-    .map_err(|source| RegistryError::Unplaceable {
+    .map_err(|source| RegistryError::NoEligibleNode {
         name: name.to_owned(),
         source,
     })?;
