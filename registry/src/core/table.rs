@@ -303,6 +303,11 @@ impl<X: Default> NameTable<X> {
                 if let Some(slot) = self.names.get(name.as_str()) {
                     return Outcome::AlreadyRegistered(slot.owner);
                 }
+                // A record beyond the limits every copy holds records to (a peer may forward
+                // any bytes) would be refused by every client's feed: it never enters.
+                if !spec.fits() {
+                    return Outcome::Stale;
+                }
                 if replaces.is_none()
                     && self.placed.get(name).is_none()
                     && self.names.len() as u64 >= self.max_names

@@ -499,6 +499,12 @@ impl Registry {
             restart: options.restart,
             intensity: options.intensity,
         };
+        if !spec.fits() {
+            return Err(RegistryError::InvalidName {
+                name: spec.kind.chars().take(64).collect(),
+                reason: "a kind name is at most 255 bytes, and a placement names at most 64 nodes of at most 255 bytes",
+            });
+        }
         let timeout = options.timeout.unwrap_or(shared.config.write_deadline);
         Box::pin(spawn_placed::<M>(
             shared.clone(),

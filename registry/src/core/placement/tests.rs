@@ -367,3 +367,19 @@ fn a_move_that_fails_leaves_the_holder_and_one_whose_holder_stops_goes_on() {
     );
     assert_eq!(t.bind(owner(3, 1), moving), Outcome::Registered);
 }
+
+#[test]
+fn a_spec_beyond_the_limits_is_refused_and_leaves_nothing() {
+    let mut t = Table::new();
+    let mut big = spec(Restart::Permanent);
+    big.args = vec![0; MAX_ARGS_BYTES + 1];
+    let place = Command::Place {
+        name: "s".into(),
+        spec: big,
+        target: target(2),
+        replaces: None,
+        at_ms: 0,
+    };
+    assert_eq!(t.apply(place), Outcome::Stale);
+    assert_eq!(t.stage(), None);
+}
